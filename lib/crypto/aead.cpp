@@ -1,0 +1,124 @@
+#include "towns/crypto/aead.h"
+
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "towns/error.h"
+
+namespace towns::crypto {
+namespace {
+
+struct CtxFree {
+  void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
+
+CipherCtx new_ctx() {
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) throw Error(ErrorCode::INTERNAL, "EVP_CIPHER_CTX_new failed");
+  return ctx;
+}
+
+void check_iv(std::span<const uint8_t> iv) {
+  if (iv.size() != kAesGcmIvSize) {
+    throw Error(ErrorCode::INVALID_ARGUMENT,
+                "AES-GCM IV must be 12 bytes, got " + std::to_string(iv.size()));
+  }
+}
+
+void ossl(int ok, const char* what) {
+  if (ok != 1) throw Error(ErrorCode::INTERNAL, std::string("OpenSSL ") + what + " failed");
+}
+
+int as_int(size_t n) {
+  if (n > static_cast<size_t>(INT32_MAX)) throw Error(ErrorCode::INVALID_ARGUMENT, "input too large");
+  return static_cast<int>(n);
+}
+
+}  // namespace
+
+AesGcm AesGcm::New(SecretView key) {
+  if (key.size() != kAesGcmKeySize) {
+    throw Error(ErrorCode::INVALID_ARGUMENT,
+                "AES-256-GCM key must be 32 bytes, got " + std::to_string(key.size()));
+  }
+  return AesGcm(SecretBytes(key.span()));
+}
+
+std::vector<uint8_t> AesGcm::encrypt(std::span<const uint8_t> iv, std::span<const uint8_t> plaintext,
+                                     std::span<const uint8_t> aad) const {
+  check_iv(iv);
+  auto ctx = new_ctx();
+  ossl(EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), iv.data()), "EncryptInit");
+  int len = 0;
+  if (!aad.empty()) ossl(EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad.data(), as_int(aad.size())), "aad");
+  std::vector<uint8_t> out(plaintext.size() + kAesGcmTagSize);
+  if (!plaintext.empty()) {
+    ossl(EVP_EncryptUpdate(ctx.get(), out.data(), &len, plaintext.data(), as_int(plaintext.size())), "EncryptUpdate");
+  }
+  int fin = 0;
+  ossl(EVP_EncryptFinal_ex(ctx.get(), out.data() + plaintext.size(), &fin), "EncryptFinal");
+  ossl(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kAesGcmTagSize, out.data() + plaintext.size()),
+       "GET_TAG");
+  return out;
+}
+
+SecretBytes AesGcm::decrypt(std::span<const uint8_t> iv, std::span<const uint8_t> ciphertext_and_tag,
+                            std::span<const uint8_t> aad) const {
+  check_iv(iv);
+  if (ciphertext_and_tag.size() < kAesGcmTagSize) {
+    throw Error(ErrorCode::INVALID_ARGUMENT, "AES-GCM input shorter than its 16-byte tag");
+  }
+  size_t ct_len = ciphertext_and_tag.size() - kAesGcmTagSize;
+  auto ctx = new_ctx();
+  ossl(EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), iv.data()), "DecryptInit");
+  int len = 0;
+  if (!aad.empty()) ossl(EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), as_int(aad.size())), "aad");
+  SecretBytes out(ct_len);
+  if (ct_len > 0) {
+    ossl(EVP_DecryptUpdate(ctx.get(), out.data(), &len, ciphertext_and_tag.data(), as_int(ct_len)), "DecryptUpdate");
+  }
+  // OpenSSL takes a non-const tag pointer for SET_TAG but only reads it.
+  uint8_t tag[kAesGcmTagSize];
+  std::copy_n(ciphertext_and_tag.data() + ct_len, kAesGcmTagSize, tag);
+  ossl(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kAesGcmTagSize, tag), "SET_TAG");
+  int fin = 0;
+  if (EVP_DecryptFinal_ex(ctx.get(), out.data() + ct_len, &fin) != 1) {
+    out.clear();
+    throw Error(ErrorCode::DECRYPTION_FAILED, "AES-GCM authentication tag mismatch");
+  }
+  return out;
+}
+
+std::array<uint8_t, 32> sha256(std::span<const uint8_t> data) {
+  std::array<uint8_t, 32> out{};
+  unsigned int n = 0;
+  ossl(EVP_Digest(data.data(), data.size(), out.data(), &n, EVP_sha256(), nullptr), "SHA-256");
+  return out;
+}
+
+SecretBytes hkdf_sha256(SecretView ikm, std::span<const uint8_t> salt, std::span<const uint8_t> info,
+                        size_t out_len) {
+  std::unique_ptr<EVP_KDF, decltype(&EVP_KDF_free)> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr), EVP_KDF_free);
+  if (!kdf) throw Error(ErrorCode::INTERNAL, "HKDF unavailable");
+  std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)> ctx(EVP_KDF_CTX_new(kdf.get()), EVP_KDF_CTX_free);
+  if (!ctx) throw Error(ErrorCode::INTERNAL, "HKDF context");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.data()), ikm.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()), info.size()),
+      OSSL_PARAM_construct_end(),
+  };
+  SecretBytes out(out_len);
+  ossl(EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) > 0 ? 1 : 0, "HKDF");
+  return out;
+}
+
+}  // namespace towns::crypto
