@@ -1,0 +1,485 @@
+#include "towns/store/sqlite_crypto_store.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+
+#include "towns/crypto/aead.h"
+#include "towns/crypto/encoding.h"
+#include "towns/error.h"
+
+namespace towns {
+namespace {
+
+// Migration N brings the schema from version N to N+1. Never edit a released
+// entry; append a new one.
+const char* const kMigrations[] = {
+    R"sql(
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE account (id INTEGER PRIMARY KEY CHECK (id = 0), pickle TEXT NOT NULL);
+    CREATE TABLE outbound_sessions (
+      stream_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, pickle TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE inbound_sessions (
+      stream_id TEXT NOT NULL, session_id TEXT NOT NULL, pickle TEXT NOT NULL,
+      PRIMARY KEY (stream_id, session_id)) WITHOUT ROWID;
+    CREATE TABLE hybrid_sessions (
+      stream_id TEXT NOT NULL, session_id TEXT NOT NULL, miniblock_num INTEGER NOT NULL,
+      sealed_key BLOB NOT NULL, PRIMARY KEY (stream_id, session_id)) WITHOUT ROWID;
+    CREATE INDEX hybrid_sessions_latest ON hybrid_sessions (stream_id, miniblock_num, session_id);
+    CREATE TABLE user_devices (
+      user_id TEXT NOT NULL, device_key TEXT NOT NULL, fallback_key TEXT NOT NULL,
+      expiration_ms INTEGER NOT NULL, PRIMARY KEY (user_id, device_key)) WITHOUT ROWID;
+    CREATE INDEX user_devices_expiry ON user_devices (expiration_ms);
+    )sql",
+};
+constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
+static_assert(kMigrationCount == SqliteCryptoStore::kSchemaVersion);
+
+constexpr std::string_view kKdfSalt = "towns-e2ee sqlite store v1";
+constexpr std::string_view kKeyCheckPlaintext = "towns-e2ee key check v1";
+constexpr uint8_t kSealVersion = 1;
+
+[[noreturn]] void throw_sqlite(sqlite3* db, int rc, const std::string& what) {
+  int primary = rc & 0xff;
+  ErrorCode code = ErrorCode::STORE_ERROR;
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) code = ErrorCode::STORE_BUSY;
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) code = ErrorCode::STORE_CORRUPT;
+  std::string msg = what + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  if (code == ErrorCode::STORE_CORRUPT) msg += " (the file is not a usable towns-e2ee store)";
+  throw Error(code, msg);
+}
+
+// A cached prepared statement, reset and unbound when the guard goes.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  ~Stmt() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, std::string_view v) {
+    check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& bind(int i, std::span<const uint8_t> v) {
+    check(sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    check(sqlite3_bind_int64(s_, i, v));
+    return *this;
+  }
+  // True when a row is available.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw_sqlite(db_, rc, "sqlite3_step");
+  }
+  void run() { (void)step(); }
+  std::string text(int i) const {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, i));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, i))) : std::string();
+  }
+  std::vector<uint8_t> blob(int i) const {
+    auto p = static_cast<const uint8_t*>(sqlite3_column_blob(s_, i));
+    return p ? std::vector<uint8_t>(p, p + sqlite3_column_bytes(s_, i)) : std::vector<uint8_t>();
+  }
+  int64_t int64(int i) const { return sqlite3_column_int64(s_, i); }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) throw_sqlite(db_, rc, "sqlite3_bind");
+  }
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+};
+
+int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::vector<uint8_t> hybrid_aad(std::string_view stream_id, std::string_view session_id) {
+  std::string aad = "towns-e2ee hybrid session key";
+  aad.push_back('\0');
+  aad += stream_id;
+  aad.push_back('\0');
+  aad += session_id;
+  return {aad.begin(), aad.end()};
+}
+
+}  // namespace
+
+struct SqliteCryptoStore::Impl {
+  sqlite3* db = nullptr;
+  std::recursive_mutex mu;
+  std::map<std::string, sqlite3_stmt*, std::less<>> statements;
+  int depth = 0;
+  crypto::RandomSource* rng = nullptr;
+  std::optional<crypto::AesGcm> hybrid_key;
+  std::optional<crypto::AesGcm> check_key;
+
+  ~Impl() {
+    for (auto& [sql, s] : statements) sqlite3_finalize(s);
+    if (db != nullptr) sqlite3_close_v2(db);
+  }
+
+  Stmt stmt(std::string_view sql) {
+    auto it = statements.find(sql);
+    if (it == statements.end()) {
+      sqlite3_stmt* s = nullptr;
+      int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s,
+                                  nullptr);
+      if (rc != SQLITE_OK) throw_sqlite(db, rc, "sqlite3_prepare");
+      it = statements.emplace(std::string(sql), s).first;
+    }
+    return Stmt(db, it->second);
+  }
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+    sqlite3_free(err);  // sqlite3_errmsg below says the same
+    if (rc != SQLITE_OK) throw_sqlite(db, rc, "sqlite3_exec");
+  }
+
+  int64_t pragma_int(const char* sql) {
+    auto s = stmt(sql);
+    return s.step() ? s.int64(0) : 0;
+  }
+
+  // Runs fn in a write transaction (joining an outer one).
+  template <typename Fn>
+  void write_txn(Fn&& fn) {
+    std::lock_guard l(mu);
+    if (depth > 0) {
+      fn();
+      return;
+    }
+    exec("BEGIN IMMEDIATE");
+    depth = 1;
+    try {
+      fn();
+      exec("COMMIT");
+      depth = 0;
+    } catch (...) {
+      depth = 0;
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  std::vector<uint8_t> seal(const crypto::AesGcm& key, std::span<const uint8_t> plaintext,
+                            std::span<const uint8_t> aad) {
+    auto iv = rng->bytes(crypto::kAesGcmIvSize);
+    auto ct = key.encrypt(iv.span(), plaintext, aad);
+    std::vector<uint8_t> out;
+    out.reserve(1 + iv.size() + ct.size());
+    out.push_back(kSealVersion);
+    out.insert(out.end(), iv.data(), iv.data() + iv.size());
+    out.insert(out.end(), ct.begin(), ct.end());
+    return out;
+  }
+
+  // Error(DECRYPTION_FAILED) for a wrong key or a damaged value.
+  crypto::SecretBytes unseal(const crypto::AesGcm& key, std::span<const uint8_t> sealed,
+                             std::span<const uint8_t> aad) {
+    if (sealed.size() < 1 + crypto::kAesGcmIvSize + crypto::kAesGcmTagSize || sealed[0] != kSealVersion) {
+      throw Error(ErrorCode::DECRYPTION_FAILED, "sealed value has an unknown format");
+    }
+    return key.decrypt(sealed.subspan(1, crypto::kAesGcmIvSize), sealed.subspan(1 + crypto::kAesGcmIvSize), aad);
+  }
+
+  HybridSessionRecord hybrid_from_row(const Stmt& s) {
+    HybridSessionRecord r;
+    r.stream_id = s.text(0);
+    r.session_id = s.text(1);
+    r.miniblock_num = s.int64(2);
+    auto sealed = s.blob(3);
+    try {
+      r.session_key = unseal(*hybrid_key, sealed, hybrid_aad(r.stream_id, r.session_id));
+    } catch (const Error&) {
+      throw Error(ErrorCode::STORE_CORRUPT, "a sealed hybrid session key does not open (damaged row)");
+    }
+    return r;
+  }
+
+  std::vector<GroupSessionRecord> group_rows(std::string_view sql) {
+    std::lock_guard l(mu);
+    auto s = stmt(sql);
+    std::vector<GroupSessionRecord> out;
+    while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2)});
+    return out;
+  }
+
+  void open_and_check(const std::string& path, crypto::SecretView pickle_key, const SqliteStoreOptions& opts);
+};
+
+void SqliteCryptoStore::Impl::open_and_check(const std::string& path, crypto::SecretView pickle_key,
+                                             const SqliteStoreOptions& opts) {
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(db, rc, "cannot open " + path);
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, opts.busy_timeout_ms);
+
+  hybrid_key = crypto::AesGcm::New(
+      crypto::hkdf_sha256(pickle_key, crypto::as_bytes(kKdfSalt), crypto::as_bytes("hybrid session keys"), 32));
+  check_key = crypto::AesGcm::New(
+      crypto::hkdf_sha256(pickle_key, crypto::as_bytes(kKdfSalt), crypto::as_bytes("pickle key check"), 32));
+
+  // Read-only checks first: nothing is written to a file we refuse.
+  int64_t app_id = pragma_int("PRAGMA application_id");  // fails with NOTADB on a foreign file
+  int64_t version = pragma_int("PRAGMA user_version");
+  int64_t objects = pragma_int("SELECT count(*) FROM sqlite_schema");
+  if (app_id != kApplicationId && !(app_id == 0 && version == 0 && objects == 0)) {
+    throw Error(ErrorCode::STORE_CORRUPT, "the file is an SQLite database of another application");
+  }
+  if (version > kSchemaVersion) {
+    throw Error(ErrorCode::STORE_NEWER_SCHEMA, "the store has schema version " + std::to_string(version) +
+                                                   ", newer than this library's " +
+                                                   std::to_string(kSchemaVersion));
+  }
+  auto verify_key = [&] {
+    auto s = stmt("SELECT value FROM meta WHERE key = 'key_check'");
+    if (!s.step()) return false;
+    auto sealed = s.blob(0);
+    try {
+      auto pt = unseal(*check_key, sealed, crypto::as_bytes("key_check"));
+      if (pt.view() == kKeyCheckPlaintext) return true;
+    } catch (const Error&) {
+    }
+    throw Error(ErrorCode::STORE_WRONG_PICKLE_KEY, "the pickle key does not open this store");
+  };
+  if (version >= 1) verify_key();
+
+  // WAL before the first write transaction; it persists in the file.
+  exec("PRAGMA journal_mode=WAL");
+  exec(opts.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  exec("PRAGMA foreign_keys=ON");
+
+  for (int v = static_cast<int>(version); v < kSchemaVersion; ++v) {
+    write_txn([&] {
+      // Another process may have migrated while we waited for the lock.
+      if (pragma_int("PRAGMA user_version") > v) return;
+      exec(kMigrations[v]);
+      exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
+      exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
+    });
+  }
+  write_txn([&] {
+    if (verify_key()) return;
+    stmt("INSERT INTO meta (key, value) VALUES ('key_check', ?)")
+        .bind(1, seal(*check_key, crypto::as_bytes(kKeyCheckPlaintext), crypto::as_bytes("key_check")))
+        .run();
+  });
+  // Drop statements prepared against the pre-migration schema.
+  for (auto& [sql, s] : statements) sqlite3_finalize(s);
+  statements.clear();
+  int64_t now = opts.now_ms ? opts.now_ms() : system_now_ms();
+  write_txn([&] { stmt("DELETE FROM user_devices WHERE expiration_ms <= ?").bind(1, now).run(); });
+}
+
+std::unique_ptr<SqliteCryptoStore> SqliteCryptoStore::open(const std::string& path, crypto::SecretView pickle_key,
+                                                           SqliteStoreOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->rng = options.rng != nullptr ? options.rng : &crypto::os_random();
+  impl->open_and_check(path, pickle_key, options);
+  return std::unique_ptr<SqliteCryptoStore>(new SqliteCryptoStore(std::move(impl)));
+}
+
+SqliteCryptoStore::SqliteCryptoStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteCryptoStore::~SqliteCryptoStore() = default;
+
+using Lock = std::lock_guard<std::recursive_mutex>;
+
+std::optional<std::string> SqliteCryptoStore::get_account() {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt("SELECT pickle FROM account WHERE id = 0");
+  if (!s.step()) return std::nullopt;
+  return s.text(0);
+}
+void SqliteCryptoStore::store_account(std::string_view pickle) {
+  impl_->write_txn([&] { impl_->stmt("INSERT OR REPLACE INTO account (id, pickle) VALUES (0, ?)").bind(1, pickle).run(); });
+}
+void SqliteCryptoStore::delete_account() {
+  impl_->write_txn([&] { impl_->stmt("DELETE FROM account").run(); });
+}
+
+std::optional<GroupSessionRecord> SqliteCryptoStore::get_outbound_session(std::string_view stream_id) {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt("SELECT stream_id, session_id, pickle FROM outbound_sessions WHERE stream_id = ?");
+  s.bind(1, stream_id);
+  if (!s.step()) return std::nullopt;
+  return GroupSessionRecord{s.text(0), s.text(1), s.text(2)};
+}
+void SqliteCryptoStore::store_outbound_session(const GroupSessionRecord& r) {
+  impl_->write_txn([&] {
+    impl_->stmt("INSERT OR REPLACE INTO outbound_sessions (stream_id, session_id, pickle) VALUES (?, ?, ?)")
+        .bind(1, r.stream_id)
+        .bind(2, r.session_id)
+        .bind(3, r.pickle)
+        .run();
+  });
+}
+void SqliteCryptoStore::delete_outbound_session(std::string_view stream_id) {
+  impl_->write_txn([&] { impl_->stmt("DELETE FROM outbound_sessions WHERE stream_id = ?").bind(1, stream_id).run(); });
+}
+std::vector<GroupSessionRecord> SqliteCryptoStore::all_outbound_sessions() {
+  return impl_->group_rows("SELECT stream_id, session_id, pickle FROM outbound_sessions ORDER BY stream_id");
+}
+
+std::optional<GroupSessionRecord> SqliteCryptoStore::get_inbound_session(std::string_view stream_id,
+                                                                         std::string_view session_id) {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt(
+      "SELECT stream_id, session_id, pickle FROM inbound_sessions WHERE stream_id = ? AND session_id = ?");
+  s.bind(1, stream_id).bind(2, session_id);
+  if (!s.step()) return std::nullopt;
+  return GroupSessionRecord{s.text(0), s.text(1), s.text(2)};
+}
+void SqliteCryptoStore::store_inbound_session(const GroupSessionRecord& r) {
+  impl_->write_txn([&] {
+    impl_->stmt("INSERT OR REPLACE INTO inbound_sessions (stream_id, session_id, pickle) VALUES (?, ?, ?)")
+        .bind(1, r.stream_id)
+        .bind(2, r.session_id)
+        .bind(3, r.pickle)
+        .run();
+  });
+}
+void SqliteCryptoStore::delete_inbound_session(std::string_view stream_id, std::string_view session_id) {
+  impl_->write_txn([&] {
+    impl_->stmt("DELETE FROM inbound_sessions WHERE stream_id = ? AND session_id = ?")
+        .bind(1, stream_id)
+        .bind(2, session_id)
+        .run();
+  });
+}
+std::vector<std::string> SqliteCryptoStore::inbound_session_ids(std::string_view stream_id) {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt("SELECT session_id FROM inbound_sessions WHERE stream_id = ? ORDER BY session_id");
+  s.bind(1, stream_id);
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+std::vector<GroupSessionRecord> SqliteCryptoStore::all_inbound_sessions() {
+  return impl_->group_rows(
+      "SELECT stream_id, session_id, pickle FROM inbound_sessions ORDER BY stream_id, session_id");
+}
+
+std::optional<HybridSessionRecord> SqliteCryptoStore::get_hybrid_session(std::string_view stream_id,
+                                                                         std::string_view session_id) {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt(
+      "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions "
+      "WHERE stream_id = ? AND session_id = ?");
+  s.bind(1, stream_id).bind(2, session_id);
+  if (!s.step()) return std::nullopt;
+  return impl_->hybrid_from_row(s);
+}
+std::optional<HybridSessionRecord> SqliteCryptoStore::latest_hybrid_session(std::string_view stream_id) {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt(
+      "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions WHERE stream_id = ? "
+      "ORDER BY miniblock_num DESC, session_id DESC LIMIT 1");
+  s.bind(1, stream_id);
+  if (!s.step()) return std::nullopt;
+  return impl_->hybrid_from_row(s);
+}
+void SqliteCryptoStore::store_hybrid_session(const HybridSessionRecord& r) {
+  auto sealed = impl_->seal(*impl_->hybrid_key, r.session_key.span(), hybrid_aad(r.stream_id, r.session_id));
+  impl_->write_txn([&] {
+    impl_->stmt(
+              "INSERT OR REPLACE INTO hybrid_sessions (stream_id, session_id, miniblock_num, sealed_key) "
+              "VALUES (?, ?, ?, ?)")
+        .bind(1, r.stream_id)
+        .bind(2, r.session_id)
+        .bind(3, r.miniblock_num)
+        .bind(4, std::span<const uint8_t>(sealed))
+        .run();
+  });
+}
+void SqliteCryptoStore::delete_hybrid_session(std::string_view stream_id, std::string_view session_id) {
+  impl_->write_txn([&] {
+    impl_->stmt("DELETE FROM hybrid_sessions WHERE stream_id = ? AND session_id = ?")
+        .bind(1, stream_id)
+        .bind(2, session_id)
+        .run();
+  });
+}
+std::vector<std::string> SqliteCryptoStore::hybrid_session_ids(std::string_view stream_id) {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt("SELECT session_id FROM hybrid_sessions WHERE stream_id = ? ORDER BY session_id");
+  s.bind(1, stream_id);
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+std::vector<HybridSessionRecord> SqliteCryptoStore::all_hybrid_sessions() {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt(
+      "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions "
+      "ORDER BY stream_id, session_id");
+  std::vector<HybridSessionRecord> out;
+  while (s.step()) out.push_back(impl_->hybrid_from_row(s));
+  return out;
+}
+
+void SqliteCryptoStore::save_user_devices(std::string_view user_id, const std::vector<UserDevice>& devices,
+                                          int64_t expiration_ms) {
+  impl_->write_txn([&] {
+    for (const auto& d : devices) {
+      impl_->stmt(
+                "INSERT OR REPLACE INTO user_devices (user_id, device_key, fallback_key, expiration_ms) "
+                "VALUES (?, ?, ?, ?)")
+          .bind(1, user_id)
+          .bind(2, d.device_key)
+          .bind(3, d.fallback_key)
+          .bind(4, expiration_ms)
+          .run();
+    }
+  });
+}
+std::vector<UserDevice> SqliteCryptoStore::get_user_devices(std::string_view user_id, int64_t now_ms) {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt(
+      "SELECT device_key, fallback_key FROM user_devices WHERE user_id = ? AND expiration_ms > ? "
+      "ORDER BY device_key");
+  s.bind(1, user_id).bind(2, now_ms);
+  std::vector<UserDevice> out;
+  while (s.step()) out.push_back({s.text(0), s.text(1)});
+  return out;
+}
+void SqliteCryptoStore::delete_user_devices(std::string_view user_id) {
+  impl_->write_txn([&] { impl_->stmt("DELETE FROM user_devices WHERE user_id = ?").bind(1, user_id).run(); });
+}
+void SqliteCryptoStore::purge_expired_devices(int64_t now_ms) {
+  impl_->write_txn([&] { impl_->stmt("DELETE FROM user_devices WHERE expiration_ms <= ?").bind(1, now_ms).run(); });
+}
+
+void SqliteCryptoStore::delete_all() {
+  impl_->write_txn([&] {
+    for (const char* sql : {"DELETE FROM account", "DELETE FROM outbound_sessions", "DELETE FROM inbound_sessions",
+                            "DELETE FROM hybrid_sessions", "DELETE FROM user_devices"}) {
+      impl_->stmt(sql).run();
+    }
+  });
+}
+
+void SqliteCryptoStore::transaction(const std::function<void()>& fn) { impl_->write_txn(fn); }
+
+bool SqliteCryptoStore::integrity_ok() {
+  Lock l(impl_->mu);
+  auto s = impl_->stmt("PRAGMA integrity_check");
+  return s.step() && s.text(0) == "ok";
+}
+
+}  // namespace towns
