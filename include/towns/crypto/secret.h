@@ -105,6 +105,7 @@ class SecretView {
   SecretView(std::string_view s) noexcept                                  // NOLINT
       : p_(reinterpret_cast<const uint8_t*>(s.data())), n_(s.size()) {}
   SecretView(const char* s) noexcept : SecretView(std::string_view(s)) {}  // NOLINT
+  SecretView(const std::string& s) noexcept : SecretView(std::string_view(s)) {}  // NOLINT
   SecretView(std::span<const uint8_t> s) noexcept : p_(s.data()), n_(s.size()) {}  // NOLINT
   const uint8_t* data() const noexcept { return p_; }
   size_t size() const noexcept { return n_; }

@@ -1,0 +1,122 @@
+// The two group algorithms (protocol.md sections 5 and 6), each as an
+// encryption and a decryption class named as in the canonical client.
+//
+// GroupEncryption / GroupDecryption: megolm ("r.group-encryption.v1.aes-sha2").
+// HybridGroupEncryption / HybridGroupDecryption: AES-256-GCM keys shared over
+// olm ("grpaes").
+//
+// Decryption errors: GROUP_DECRYPTION_MISSING_FIELDS /
+// HYBRID_GROUP_DECRYPTION_MISSING_FIELDS for an incomplete EncryptedData;
+// SESSION_NOT_FOUND (message contains "Session not found" / "session not
+// found") when no session is held, the error that starts a key solicitation;
+// GROUP_DECRYPTION_INVALID_VERSION; DECRYPTION_FAILED when the ciphertext does
+// not authenticate or is damaged (the olm error's name is in the message).
+// Thread-safe as far as the EncryptionDevice they use is.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "towns/protocol/encryption_device.h"
+#include "towns/proto/protocol.pb.h"
+
+namespace towns {
+
+struct MiniblockInfo {
+  int64_t miniblock_num = 0;
+  std::vector<uint8_t> miniblock_hash;
+};
+
+// What the algorithms need from the host client (the client's
+// IGroupEncryptionClient): sharing new sessions with the stream's devices, and
+// the latest miniblock for a new hybrid session.
+class TOWNS_API GroupEncryptionClient {
+ public:
+  virtual ~GroupEncryptionClient() = default;
+  virtual void encrypt_and_share_group_sessions_to_stream(std::string_view stream_id,
+                                                          const std::vector<GroupEncryptionSession>& sessions,
+                                                          GroupEncryptionAlgorithm algorithm,
+                                                          const std::vector<std::string>& priority_user_ids) = 0;
+  virtual MiniblockInfo get_miniblock_info(std::string_view stream_id) = 0;
+};
+
+struct EnsureOutboundSessionOptions {
+  // For grpaes: use this instead of asking the client.
+  std::optional<MiniblockInfo> miniblock_info;
+  std::vector<std::string> priority_user_ids;
+};
+
+// A decrypted event: the payload bytes (for version 0, the UTF-8 text) and, for
+// megolm, the message index (for replay checks).
+struct DecryptedPayload {
+  crypto::SecretBytes plaintext;
+  std::optional<uint32_t> message_index;
+};
+
+class TOWNS_API GroupEncryption {
+ public:
+  GroupEncryption(EncryptionDevice& device, GroupEncryptionClient* client) : device_(device), client_(client) {}
+  // Returns the stream's outbound session id, creating and sharing a session
+  // when there is none (sharing is skipped when there is no client).
+  std::string ensure_outbound_session(std::string_view stream_id, const EnsureOutboundSessionOptions& opts = {});
+  bool has_outbound_session(std::string_view stream_id);
+  river::EncryptedData encrypt(std::string_view stream_id, std::span<const uint8_t> payload);
+  // Deprecated version 0: the text is encrypted as is.
+  river::EncryptedData encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload);
+
+ private:
+  void share_session(std::string_view stream_id, std::string_view session_id,
+                     const std::vector<std::string>& priority_user_ids);
+  EncryptionDevice& device_;
+  GroupEncryptionClient* client_;
+};
+
+class TOWNS_API GroupDecryption {
+ public:
+  explicit GroupDecryption(EncryptionDevice& device) : device_(device) {}
+  DecryptedPayload decrypt(std::string_view stream_id, const river::EncryptedData& content);
+  void import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session);
+  std::optional<GroupEncryptionSession> export_group_session(std::string_view stream_id, std::string_view session_id);
+  std::vector<GroupEncryptionSession> export_group_sessions();
+  std::vector<std::string> export_group_session_ids(std::string_view stream_id);
+  bool has_session_key(std::string_view stream_id, std::string_view session_id);
+
+ private:
+  EncryptionDevice& device_;
+};
+
+class TOWNS_API HybridGroupEncryption {
+ public:
+  HybridGroupEncryption(EncryptionDevice& device, GroupEncryptionClient* client) : device_(device), client_(client) {}
+  // The session id (hex) of the stream's latest hybrid session, creating and
+  // sharing one when there is none. INVALID_ARGUMENT when a session must be
+  // created and neither opts nor a client gives the miniblock.
+  std::string ensure_outbound_session(std::string_view stream_id, const EnsureOutboundSessionOptions& opts = {});
+  bool has_outbound_session(std::string_view stream_id);
+  // EMPTY_PAYLOAD for an empty payload.
+  river::EncryptedData encrypt(std::string_view stream_id, std::span<const uint8_t> payload);
+  river::EncryptedData encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload);
+
+ private:
+  river::HybridGroupSessionKey ensure_key(std::string_view stream_id, const EnsureOutboundSessionOptions& opts);
+  river::EncryptedData seal(std::string_view stream_id, std::span<const uint8_t> payload, int version);
+  EncryptionDevice& device_;
+  GroupEncryptionClient* client_;
+};
+
+class TOWNS_API HybridGroupDecryption {
+ public:
+  explicit HybridGroupDecryption(EncryptionDevice& device) : device_(device) {}
+  DecryptedPayload decrypt(std::string_view stream_id, const river::EncryptedData& content);
+  void import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session);
+  std::optional<GroupEncryptionSession> export_group_session(std::string_view stream_id, std::string_view session_id);
+  std::vector<GroupEncryptionSession> export_group_sessions();
+  std::vector<std::string> export_group_session_ids(std::string_view stream_id);
+  bool has_session_key(std::string_view stream_id, std::string_view session_id);
+
+ private:
+  EncryptionDevice& device_;
+};
+
+}  // namespace towns

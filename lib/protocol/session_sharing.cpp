@@ -1,0 +1,111 @@
+#include "towns/protocol/session_sharing.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+
+#include "towns/crypto/encoding.h"
+#include "towns/error.h"
+
+namespace towns {
+
+std::string session_keys_json(const std::vector<std::string>& keys) {
+  river::SessionKeys message;
+  for (const auto& k : keys) message.add_keys(k);
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(message, &out).ok()) {
+    throw Error(ErrorCode::INTERNAL, "SessionKeys to JSON failed");
+  }
+  for (auto& k : *message.mutable_keys()) crypto::wipe(k.data(), k.size());
+  return out;
+}
+
+std::vector<std::string> parse_session_keys_json(std::string_view text) {
+  river::SessionKeys message;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  if (!google::protobuf::util::JsonStringToMessage(std::string(text), &message, options).ok()) {
+    throw Error(ErrorCode::INVALID_ARGUMENT, "session keys are not SessionKeys JSON");
+  }
+  return {message.keys().begin(), message.keys().end()};
+}
+
+SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::string_view stream_id,
+                                          GroupEncryptionAlgorithm algorithm,
+                                          const std::vector<GroupEncryptionSession>& sessions,
+                                          const std::vector<UserDevice>& devices) {
+  std::vector<uint8_t> stream_bytes;
+  try {
+    stream_bytes = crypto::hex_decode(stream_id);
+  } catch (const Error&) {
+    throw Error(ErrorCode::INVALID_ARGUMENT, "stream id is not hex");
+  }
+  std::vector<std::string> keys;
+  SharePlan plan;
+  auto& m = plan.message;
+  m.set_stream_id(std::string(stream_bytes.begin(), stream_bytes.end()));
+  m.set_sender_key(crypto.get_user_device().device_key);
+  m.set_algorithm(std::string(algorithm_id(algorithm)));
+  for (const auto& s : sessions) {
+    m.add_session_ids(s.session_id);
+    keys.push_back(s.session_key);
+  }
+  crypto::SecretBytes cleartext(session_keys_json(keys));
+  for (auto& k : keys) crypto::wipe(k.data(), k.size());
+  auto own = crypto.get_user_device().device_key;
+  for (const auto& d : devices) {
+    if (d.device_key == own) continue;
+    try {
+      (*m.mutable_ciphertexts())[d.device_key] =
+          crypto.encrypt_with_device_keys(cleartext.view(), {d}).at(d.device_key);
+    } catch (const Error& e) {
+      if (!is_olm_error(e.code())) throw;
+      plan.skipped_devices.push_back(d.device_key);
+    }
+  }
+  return plan;
+}
+
+ReceiveResult receive_group_encryption_sessions(GroupEncryptionCrypto& crypto,
+                                                const river::UserInboxPayload::GroupEncryptionSessions& message) {
+  ReceiveResult result;
+  result.stream_id = crypto::hex_encode(crypto::as_bytes(message.stream_id()));
+  auto own = crypto.get_user_device().device_key;
+  auto it = message.ciphertexts().find(own);
+  if (it == message.ciphertexts().end()) {
+    result.status = ReceiveStatus::kNotForThisDevice;
+    return result;
+  }
+  auto algorithm = parse_group_encryption_algorithm(message.algorithm(), GroupEncryptionAlgorithm::kGroupEncryption);
+  if (!algorithm) {
+    result.status = ReceiveStatus::kUnknownAlgorithm;
+    return result;
+  }
+  result.algorithm = *algorithm;
+  std::vector<int> missing;
+  for (int i = 0; i < message.session_ids_size(); ++i) {
+    if (!crypto.has_session_key(result.stream_id, message.session_ids(i), *algorithm)) missing.push_back(i);
+  }
+  if (missing.empty()) return result;
+
+  auto cleartext = crypto.decrypt_with_device_key(it->second, message.sender_key());
+  auto keys = parse_session_keys_json(cleartext.view());
+  if (keys.size() != static_cast<size_t>(message.session_ids_size())) {
+    for (auto& k : keys) crypto::wipe(k.data(), k.size());
+    throw Error(ErrorCode::INVALID_ARGUMENT, "the number of session keys differs from the number of session ids");
+  }
+  std::vector<GroupEncryptionSession> to_import;
+  for (int i : missing) {
+    to_import.push_back({result.stream_id, message.session_ids(i), keys[static_cast<size_t>(i)],
+                         std::string(algorithm_id(*algorithm))});
+  }
+  for (auto& k : keys) crypto::wipe(k.data(), k.size());
+  auto imported = crypto.import_session_keys(result.stream_id, to_import);
+  for (auto& s : to_import) crypto::wipe(s.session_key.data(), s.session_key.size());
+  result.imported = std::move(imported.imported);
+  result.failed = std::move(imported.failed);
+  result.status = result.imported.empty() ? ReceiveStatus::kNothingMissing : ReceiveStatus::kImported;
+  return result;
+}
+
+}  // namespace towns
