@@ -33,7 +33,7 @@ namespace towns {
 
 struct DeviceInitOptions {
   // The key that protects every pickle; kDefaultPickleKey when not given.
-  std::optional<crypto::SecretBytes> pickle_key;
+  std::optional<crypto::SecretBytes> pickle_key = std::nullopt;
   // Recreate the device from an export (its pickles are read with its own
   // pickleKey and stored under pickle_key).
   const river::ExportedDevice* from_exported_device = nullptr;
