@@ -43,8 +43,8 @@ class TOWNS_API GroupEncryptionClient {
 
 struct EnsureOutboundSessionOptions {
   // For grpaes: use this instead of asking the client.
-  std::optional<MiniblockInfo> miniblock_info;
-  std::vector<std::string> priority_user_ids;
+  std::optional<MiniblockInfo> miniblock_info = std::nullopt;
+  std::vector<std::string> priority_user_ids = {};
 };
 
 // A decrypted event: the payload bytes (for version 0, the UTF-8 text) and, for

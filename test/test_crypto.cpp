@@ -1,0 +1,523 @@
+// EncryptionDevice, the algorithms and GroupEncryptionCrypto: every operation
+// and every error code, on the memory store and (where it matters) SQLite.
+#include "helpers.h"
+#include "store_fixtures.h"
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "towns/crypto/encoding.h"
+#include "towns/protocol/session_sharing.h"
+
+using namespace towns;
+using crypto::SecretBytes;
+
+namespace {
+
+const std::string kStream = "20" + std::string(62, '1');
+const std::string kOtherStream = "20" + std::string(62, '2');
+constexpr auto kMegolm = GroupEncryptionAlgorithm::kGroupEncryption;
+constexpr auto kHybrid = GroupEncryptionAlgorithm::kHybridGroupEncryption;
+
+MiniblockInfo miniblock(int64_t n) { return {n, std::vector<uint8_t>(32, static_cast<uint8_t>(n))}; }
+
+// A client that records shares and answers the miniblock question.
+class RecordingClient final : public GroupEncryptionClient {
+ public:
+  void encrypt_and_share_group_sessions_to_stream(std::string_view stream_id,
+                                                  const std::vector<GroupEncryptionSession>& sessions,
+                                                  GroupEncryptionAlgorithm algorithm,
+                                                  const std::vector<std::string>&) override {
+    for (const auto& s : sessions) shared.push_back({std::string(stream_id), s, algorithm});
+  }
+  MiniblockInfo get_miniblock_info(std::string_view) override { return miniblock(next_miniblock); }
+  struct Share {
+    std::string stream;
+    GroupEncryptionSession session;
+    GroupEncryptionAlgorithm algorithm;
+  };
+  std::vector<Share> shared;
+  int64_t next_miniblock = 10;
+};
+
+struct Device {
+  MemoryCryptoStore store;
+  RecordingClient client;
+  GroupEncryptionCrypto crypto{&client, store};
+  Device() { crypto.init(); }
+};
+
+std::string text(const SecretBytes& b) { return std::string(b.view()); }
+
+river::EncryptedData megolm_event(Device& d, const std::string& s) {
+  return d.crypto.encrypt_group_event(kStream, test::bytes(s), kMegolm);
+}
+
+}  // namespace
+
+TEST_CASE("device: created once, reloaded with the same keys, default pickle key") {
+  MemoryCryptoStore store;
+  std::string device_key, fallback_key;
+  {
+    GroupEncryptionCrypto c(nullptr, store);
+    REQUIRE_ERROR(c.get_user_device(), NOT_INITIALIZED);
+    c.init();
+    device_key = c.get_user_device().device_key;
+    fallback_key = c.get_user_device().fallback_key;
+    CHECK(device_key.size() == 43);
+    CHECK(fallback_key.size() == 43);
+    CHECK(c.encryption_device().pickle_key().view() == kDefaultPickleKey);
+  }
+  GroupEncryptionCrypto again(nullptr, store);
+  again.init();
+  CHECK(again.get_user_device().device_key == device_key);
+  CHECK(again.get_user_device().fallback_key == fallback_key);
+
+  // Once published, the next init generates a fresh fallback key (as the client does).
+  again.encryption_device().mark_keys_as_published();
+  GroupEncryptionCrypto third(nullptr, store);
+  third.init();
+  CHECK(third.get_user_device().fallback_key != fallback_key);
+}
+
+TEST_CASE("device: a wrong pickle key is an error and changes nothing") {
+  MemoryCryptoStore store;
+  GroupEncryptionCrypto c(nullptr, store);
+  c.init({.pickle_key = SecretBytes(std::string_view("right"))});
+  auto pickle = store.get_account();
+  GroupEncryptionCrypto other(nullptr, store);
+  REQUIRE_ERROR(other.init({.pickle_key = SecretBytes(std::string_view("wrong"))}), OLM_BAD_ACCOUNT_KEY);
+  CHECK(store.get_account() == pickle);
+  REQUIRE_ERROR(other.init({.pickle_key = SecretBytes()}), INVALID_ARGUMENT);
+}
+
+TEST_CASE("device: sign and verify") {
+  Device d;
+  auto& dev = d.crypto.encryption_device();
+  auto sig = dev.sign("hello");
+  dev.verify_signature(dev.ed25519_key(), "hello", sig);
+  REQUIRE_ERROR(dev.verify_signature(dev.ed25519_key(), "hellO", sig), OLM_BAD_MESSAGE_MAC);
+}
+
+TEST_CASE("olm to-device: encrypt to a device's fallback key, decrypt, refuse bad input") {
+  Device a, b;
+  auto bob = b.crypto.get_user_device();
+  auto out = a.crypto.encrypt_with_device_keys("payload for bob", {bob});
+  REQUIRE(out.size() == 1);
+  auto sender = a.crypto.get_user_device().device_key;
+  CHECK(text(b.crypto.decrypt_with_device_key(out.at(bob.device_key), sender)) == "payload for bob");
+  // Each message uses a fresh session: decrypting it again works too.
+  CHECK(text(b.crypto.decrypt_with_device_key(out.at(bob.device_key), sender)) == "payload for bob");
+
+  REQUIRE_ERROR(b.crypto.decrypt_with_device_key(out.at(bob.device_key), bob.device_key), DECRYPTION_FAILED);
+  REQUIRE_ERROR(b.crypto.decrypt_with_device_key("garbage", sender), DECRYPTION_FAILED);
+  REQUIRE_ERROR(b.crypto.encryption_device().decrypt_message(out.at(bob.device_key), sender, 1), INVALID_ARGUMENT);
+  // A message for another device.
+  Device c;
+  REQUIRE_ERROR(c.crypto.decrypt_with_device_key(out.at(bob.device_key), sender), DECRYPTION_FAILED);
+  REQUIRE_ERROR(a.crypto.encrypt_with_device_keys("x", {{"not a key", "also not"}}), OLM_INVALID_BASE64);
+}
+
+TEST_CASE("payload limit: 49152 UTF-16 units, counted as the client counts") {
+  Device a, b;
+  auto bob = b.crypto.get_user_device();
+  std::string max(kMaxPlaintextLength, 'x');
+  CHECK_NOTHROW(a.crypto.encrypt_with_device_keys(max, {bob}));
+  REQUIRE_ERROR(a.crypto.encrypt_with_device_keys(max + "x", {bob}), PAYLOAD_TOO_LARGE);
+  // U+00E9 is two UTF-8 bytes but one UTF-16 unit; U+1F600 is four bytes, two units.
+  CHECK(utf16_length("\xc3\xa9") == 1);
+  CHECK(utf16_length("\xf0\x9f\x98\x80") == 2);
+  CHECK(utf16_length("\xff") == 1);
+  std::string accents;
+  for (size_t i = 0; i < kMaxPlaintextLength; ++i) accents += "\xc3\xa9";
+  CHECK_NOTHROW(a.crypto.encrypt_group_event_deprecated_v0(kStream, accents, kMegolm));
+  REQUIRE_ERROR(a.crypto.encrypt_group_event_deprecated_v0(kStream, accents + "a", kMegolm), PAYLOAD_TOO_LARGE);
+  // Version 1 encrypts base64 of the bytes: 36864 bytes make exactly 49152 characters.
+  CHECK_NOTHROW(a.crypto.encrypt_group_event(kStream, std::vector<uint8_t>(36864, 1), kMegolm));
+  REQUIRE_ERROR(a.crypto.encrypt_group_event(kStream, std::vector<uint8_t>(36865, 1), kMegolm), PAYLOAD_TOO_LARGE);
+  REQUIRE_ERROR(b.crypto.decrypt_with_device_key(std::string(kMaxPlaintextLength + 1, 'A'), "k"), PAYLOAD_TOO_LARGE);
+}
+
+TEST_CASE("megolm: outbound session created, inbound counterpart stored, shared once") {
+  Device a;
+  CHECK_FALSE(a.crypto.has_outbound_session(kStream, kMegolm));
+  auto id = a.crypto.ensure_outbound_session(kStream, kMegolm);
+  CHECK(a.crypto.has_outbound_session(kStream, kMegolm));
+  CHECK(a.crypto.ensure_outbound_session(kStream, kMegolm) == id);
+  REQUIRE(a.client.shared.size() == 1);
+  CHECK(a.client.shared[0].session.session_id == id);
+  CHECK(a.client.shared[0].algorithm == kMegolm);
+  CHECK(a.crypto.has_session_key(kStream, id, kMegolm));
+  CHECK(a.crypto.get_group_session_ids(kStream) == std::vector<std::string>{id});
+
+  auto e = megolm_event(a, "first");
+  CHECK(e.algorithm() == kGroupEncryptionAlgorithmId);
+  CHECK(e.sender_key() == a.crypto.get_user_device().device_key);
+  CHECK(e.session_id() == id);
+  CHECK(e.version() == river::ENCRYPTED_DATA_VERSION_1);
+  auto d = a.crypto.decrypt_group_event(kStream, e);  // the sender reads its own messages
+  CHECK(text(d.plaintext) == "first");
+  CHECK(d.message_index == 0u);
+  CHECK(a.crypto.decrypt_group_event(kStream, megolm_event(a, "second")).message_index == 1u);
+}
+
+TEST_CASE("megolm: receiver imports the shared key and decrypts both versions") {
+  Device a, b;
+  auto e1 = megolm_event(a, "v1 payload");
+  auto e0 = a.crypto.encrypt_group_event_deprecated_v0(kStream, "v0 text", kMegolm);
+  CHECK(e0.version() == river::ENCRYPTED_DATA_VERSION_0);
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, e1), SESSION_NOT_FOUND);
+  try {
+    b.crypto.decrypt_group_event(kStream, e1);
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("Session not found") != std::string::npos);
+  }
+  auto result = b.crypto.import_session_keys(kStream, {a.client.shared[0].session});
+  CHECK(result.imported.size() == 1);
+  CHECK(text(b.crypto.decrypt_group_event(kStream, e1).plaintext) == "v1 payload");
+  CHECK(text(b.crypto.decrypt_group_event(kStream, e0).plaintext) == "v0 text");
+  // The session is held for that stream only.
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kOtherStream, e1), SESSION_NOT_FOUND);
+}
+
+TEST_CASE("megolm: refused events carry the client's codes") {
+  Device a;
+  auto e = megolm_event(a, "x");
+  for (auto clear : {&river::EncryptedData::clear_sender_key, &river::EncryptedData::clear_session_id,
+                     &river::EncryptedData::clear_ciphertext}) {
+    auto bad = e;
+    (bad.*clear)();
+    REQUIRE_ERROR(a.crypto.decrypt_group_event(kStream, bad), GROUP_DECRYPTION_MISSING_FIELDS);
+  }
+  auto unset = e;
+  unset.clear_algorithm();
+  REQUIRE_ERROR(a.crypto.decrypt_group_event(kStream, unset), GROUP_DECRYPTION_UNSET_ALGORITHM);
+  auto unknown = e;
+  unknown.set_algorithm("m.megolm.v1.aes-sha2");
+  REQUIRE_ERROR(a.crypto.decrypt_group_event(kStream, unknown), GROUP_DECRYPTION_UNKNOWN_ALGORITHM);
+  auto version = e;
+  version.set_version(static_cast<river::EncryptedDataVersion>(7));
+  REQUIRE_ERROR(a.crypto.decrypt_group_event(kStream, version), GROUP_DECRYPTION_INVALID_VERSION);
+  auto tampered = e;
+  auto& ct = *tampered.mutable_ciphertext();
+  ct[ct.size() / 2] = ct[ct.size() / 2] == 'A' ? 'B' : 'A';
+  REQUIRE_ERROR(a.crypto.decrypt_group_event(kStream, tampered), DECRYPTION_FAILED);
+  auto garbage = e;
+  garbage.set_ciphertext("%%%");
+  REQUIRE_ERROR(a.crypto.decrypt_group_event(kStream, garbage), DECRYPTION_FAILED);
+}
+
+TEST_CASE("megolm import: id check, first-known-index rule, failures change nothing") {
+  Device a, b;
+  auto id = a.crypto.ensure_outbound_session(kStream, kMegolm);
+  std::vector<river::EncryptedData> events;
+  for (int i = 0; i < 4; ++i) events.push_back(megolm_event(a, "m" + std::to_string(i)));
+  auto session = a.crypto.encryption_device().inbound_group_session(kStream, id);
+  REQUIRE(session.has_value());
+  auto at = [&](uint32_t index) {
+    return GroupEncryptionSession{kStream, id, session->export_session(index).str(),
+                                  std::string(kGroupEncryptionAlgorithmId)};
+  };
+
+  auto wrong_id = at(0);
+  wrong_id.session_id = "not" + id;
+  auto r = b.crypto.import_session_keys(kStream, {wrong_id});
+  CHECK(r.failed == std::vector<std::string>{"not" + id});
+  CHECK_FALSE(b.crypto.has_session_key(kStream, id, kMegolm));
+  CHECK(b.crypto.get_group_session_ids(kStream).empty());
+
+  auto garbage = at(0);
+  garbage.session_key = "definitely not a key";
+  CHECK(b.crypto.import_session_keys(kStream, {garbage}).failed.size() == 1);
+  CHECK(b.store.all_inbound_sessions().empty());
+
+  b.crypto.import_session_keys(kStream, {at(2)});
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, events[1]), DECRYPTION_FAILED);  // before index 2
+  CHECK(text(b.crypto.decrypt_group_event(kStream, events[2]).plaintext) == "m2");
+  b.crypto.import_session_keys(kStream, {at(3)});  // later index: existing kept
+  CHECK(text(b.crypto.decrypt_group_event(kStream, events[2]).plaintext) == "m2");
+  b.crypto.import_session_keys(kStream, {at(0)});  // earlier index: replaces
+  CHECK(text(b.crypto.decrypt_group_event(kStream, events[0]).plaintext) == "m0");
+  CHECK(b.crypto.encryption_device().add_inbound_group_session(kStream, id, at(1).session_key) ==
+        ImportOutcome::kKeptExisting);
+
+  // The session-key (signed) format is accepted too.
+  Device c;
+  auto key = a.crypto.encryption_device().outbound_group_session_key(kStream);
+  REQUIRE(key.has_value());
+  CHECK(c.crypto.encryption_device().add_inbound_group_session(kStream, id, key->key) == ImportOutcome::kImported);
+  CHECK(text(c.crypto.decrypt_group_event(kStream, megolm_event(a, "later")).plaintext) == "later");
+}
+
+TEST_CASE("grpaes: session from the latest miniblock, shared, encrypt and decrypt both versions") {
+  Device a, b;
+  CHECK_FALSE(a.crypto.has_hybrid_session(kStream));
+  auto id = a.crypto.ensure_outbound_session(kStream, kHybrid);
+  CHECK(id.size() == 64);
+  CHECK(a.crypto.has_hybrid_session(kStream));
+  REQUIRE(a.client.shared.size() == 1);
+  auto shared = a.client.shared[0].session;
+  CHECK(shared.algorithm == kHybridGroupEncryptionAlgorithmId);
+  auto key = a.crypto.encryption_device().hybrid_group_session_key(kStream, id);
+  REQUIRE(key.has_value());
+  CHECK(key->miniblock_num() == 10);
+  CHECK(crypto::hex_encode(crypto::as_bytes(key->session_id())) == id);
+
+  auto e1 = a.crypto.encrypt_group_event(kStream, test::bytes("hybrid v1"), kHybrid);
+  CHECK(e1.algorithm() == "grpaes");
+  CHECK(e1.iv_bytes().size() == 12);
+  CHECK(e1.ciphertext_bytes().size() == 9 + 16);
+  CHECK(crypto::hex_encode(crypto::as_bytes(e1.session_id_bytes())) == id);
+  auto e0 = a.crypto.encrypt_group_event_deprecated_v0(kStream, "hybrid v0", kHybrid);
+  CHECK(e0.version() == river::ENCRYPTED_DATA_VERSION_0);
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, e1), SESSION_NOT_FOUND);
+  CHECK(b.crypto.import_session_keys(kStream, {shared}).imported.size() == 1);
+  CHECK(text(b.crypto.decrypt_group_event(kStream, e1).plaintext) == "hybrid v1");
+  CHECK(text(b.crypto.decrypt_group_event(kStream, e0).plaintext) == "hybrid v0");
+  CHECK_FALSE(b.crypto.decrypt_group_event(kStream, e1).message_index.has_value());
+
+  // A newer miniblock's session becomes the outbound one.
+  a.crypto.encryption_device().create_hybrid_group_session(kStream, 20, std::vector<uint8_t>(32, 2));
+  auto newer = a.crypto.ensure_outbound_session(kStream, kHybrid);
+  CHECK(newer != id);
+  CHECK(a.crypto.get_group_session_ids(kStream).size() == 2);
+  REQUIRE_ERROR(a.crypto.encrypt_group_event(kStream, {}, kHybrid), EMPTY_PAYLOAD);
+}
+
+TEST_CASE("grpaes: refused events and refused imports") {
+  Device a, b;
+  auto e = a.crypto.encrypt_group_event(kStream, test::bytes("secret"), kHybrid);
+  auto shared = a.client.shared[0].session;
+  b.crypto.import_session_keys(kStream, {shared});
+  for (auto clear : {&river::EncryptedData::clear_sender_key, &river::EncryptedData::clear_session_id_bytes,
+                     &river::EncryptedData::clear_ciphertext_bytes, &river::EncryptedData::clear_iv_bytes}) {
+    auto bad = e;
+    (bad.*clear)();
+    REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, bad), HYBRID_GROUP_DECRYPTION_MISSING_FIELDS);
+  }
+  auto iv = e;
+  iv.set_iv_bytes(std::string(16, 'x'));
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, iv), DECRYPTION_FAILED);
+  auto shortct = e;
+  shortct.set_ciphertext_bytes(std::string(16, 'x'));
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, shortct), DECRYPTION_FAILED);
+  for (size_t i = 0; i < e.ciphertext_bytes().size(); ++i) {
+    auto flipped = e;
+    (*flipped.mutable_ciphertext_bytes())[i] ^= 0x01;
+    REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, flipped), DECRYPTION_FAILED);
+  }
+  auto version = e;
+  version.set_version(static_cast<river::EncryptedDataVersion>(2));
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, version), GROUP_DECRYPTION_INVALID_VERSION);
+
+  Device c;
+  auto& dev = c.crypto.encryption_device();
+  REQUIRE_ERROR(dev.add_hybrid_group_session(kOtherStream, shared.session_id, shared.session_key), IMPORT_FAILED);
+  REQUIRE_ERROR(dev.add_hybrid_group_session(kStream, std::string(64, 'a'), shared.session_key), IMPORT_FAILED);
+  REQUIRE_ERROR(dev.add_hybrid_group_session(kStream, shared.session_id, "zz"), IMPORT_FAILED);
+  REQUIRE_ERROR(dev.add_hybrid_group_session(kStream, shared.session_id, "ffff"), IMPORT_FAILED);
+  // A key whose id is not its hash (key bytes changed).
+  auto raw = crypto::hex_decode(shared.session_key);
+  river::HybridGroupSessionKey parsed;
+  REQUIRE(parsed.ParseFromArray(raw.data(), static_cast<int>(raw.size())));
+  (*parsed.mutable_key())[0] ^= 1;
+  auto forged = parsed.SerializeAsString();
+  REQUIRE_ERROR(dev.add_hybrid_group_session(kStream, shared.session_id, crypto::hex_encode(crypto::as_bytes(forged))),
+                IMPORT_FAILED);
+  CHECK(c.store.all_hybrid_sessions().empty());
+  REQUIRE_ERROR(dev.create_hybrid_group_session("not hex", 1, {}), INVALID_ARGUMENT);
+
+  GroupEncryptionCrypto no_client(nullptr, c.store);
+  no_client.init();
+  REQUIRE_ERROR(no_client.ensure_outbound_session(kStream, kHybrid), INVALID_ARGUMENT);
+  CHECK(no_client.ensure_outbound_session(kStream, kHybrid, {.miniblock_info = miniblock(3)}).size() == 64);
+}
+
+TEST_CASE("export and import of room keys, with progress, and as JSON") {
+  Device a, b;
+  a.crypto.ensure_outbound_session(kStream, kMegolm);
+  a.crypto.ensure_outbound_session(kStream, kHybrid);
+  a.crypto.ensure_outbound_session(kOtherStream, kMegolm);
+  auto keys = a.crypto.export_room_keys();
+  REQUIRE(keys.size() == 3);
+  auto one = a.crypto.export_group_session(kStream, keys[0].session_id);
+  REQUIRE(one.has_value());
+  CHECK_FALSE(a.crypto.export_group_session(kStream, "missing").has_value());
+
+  std::vector<ImportProgress> seen;
+  auto extra = keys;
+  extra.push_back({"", "no-stream", "k", std::string(kGroupEncryptionAlgorithmId)});
+  extra.push_back({kStream, "weird", "k", "some.other.algorithm"});
+  auto result = b.crypto.import_room_keys(extra, [&](const ImportProgress& p) { seen.push_back(p); });
+  CHECK(result.imported.size() == 3);
+  CHECK(result.failed == std::vector<std::string>{"no-stream"});
+  CHECK(result.skipped == std::vector<std::string>{"weird"});
+  REQUIRE(seen.size() == 4);  // the unknown algorithm counts as neither
+  CHECK(seen.back().successes == 3);
+  CHECK(seen.back().failures == 1);
+  CHECK(seen.back().total == 5);
+  CHECK(b.crypto.get_group_session_ids(kStream).size() == 2);
+
+  Device c;
+  std::string json = "[";
+  for (size_t i = 0; i < keys.size(); ++i) {
+    json += (i ? "," : "") + std::string("{\"streamId\":\"") + keys[i].stream_id + "\",\"sessionId\":\"" +
+            keys[i].session_id + "\",\"sessionKey\":\"" + keys[i].session_key + "\",\"algorithm\":\"" +
+            keys[i].algorithm + "\"}";
+  }
+  json += "]";
+  CHECK(c.crypto.import_room_keys_as_json(json).imported.size() == 3);
+  REQUIRE_ERROR(c.crypto.import_room_keys_as_json("{\"not\":\"a list\"}"), INVALID_ARGUMENT);
+  REQUIRE_ERROR(c.crypto.import_room_keys_as_json("[1,2]"), INVALID_ARGUMENT);
+  REQUIRE_ERROR(c.crypto.import_room_keys_as_json("[{"), INVALID_ARGUMENT);
+}
+
+TEST_CASE("exported device: imported into a fresh device, decrypts old messages, continues outbound sessions") {
+  Device a;
+  auto old_megolm = megolm_event(a, "old megolm");
+  auto old_hybrid = a.crypto.encrypt_group_event(kStream, test::bytes("old hybrid"), kHybrid);
+  auto exported = a.crypto.export_device();
+  CHECK(exported.picklekey() == kDefaultPickleKey);
+  CHECK(exported.outboundsessions_size() == 1);
+  CHECK(exported.inboundsessions_size() == 1);
+  CHECK(exported.hybridgroupsessions_size() == 1);
+
+  test::TempDir dir;
+  auto store = SqliteCryptoStore::open(dir.file("copy.db"), "another key");
+  GroupEncryptionCrypto copy(nullptr, *store);
+  copy.init({.pickle_key = SecretBytes(std::string_view("another key")), .from_exported_device = &exported});
+  CHECK(copy.get_user_device().device_key == a.crypto.get_user_device().device_key);
+  CHECK(text(copy.decrypt_group_event(kStream, old_megolm).plaintext) == "old megolm");
+  CHECK(text(copy.decrypt_group_event(kStream, old_hybrid).plaintext) == "old hybrid");
+  auto next = copy.encrypt_group_event(kStream, test::bytes("continued"), kMegolm);
+  CHECK(next.session_id() == old_megolm.session_id());
+  CHECK(a.crypto.decrypt_group_event(kStream, next).message_index == 1u);
+  CHECK(copy.export_device().picklekey() == "another key");
+
+  // A damaged export is refused whole: nothing lands in the store.
+  auto broken = exported;
+  broken.mutable_inboundsessions(0)->set_session("garbage");
+  MemoryCryptoStore empty;
+  GroupEncryptionCrypto refused(nullptr, empty);
+  REQUIRE_ERROR(refused.init({.from_exported_device = &broken}), IMPORT_FAILED);
+  CHECK_FALSE(empty.get_account().has_value());
+  auto wrong_key = exported;
+  wrong_key.set_picklekey("not the key");
+  REQUIRE_ERROR(refused.init({.from_exported_device = &wrong_key}), IMPORT_FAILED);
+  auto mismatched = exported;
+  mismatched.mutable_outboundsessions(0)->set_session_id("other");
+  REQUIRE_ERROR(refused.init({.from_exported_device = &mismatched}), IMPORT_FAILED);
+  CHECK(empty.all_inbound_sessions().empty());
+}
+
+TEST_CASE("sqlite: reopen and carry on with the same device, session and next index") {
+  test::TempDir dir;
+  auto path = dir.file("device.db");
+  std::string device_key, session_id;
+  {
+    auto store = SqliteCryptoStore::open(path, "pk");
+    GroupEncryptionCrypto c(nullptr, *store);
+    c.init({.pickle_key = SecretBytes(std::string_view("pk"))});
+    device_key = c.get_user_device().device_key;
+    for (int i = 0; i < 3; ++i) session_id = c.encrypt_group_event(kStream, test::bytes("m"), kMegolm).session_id();
+  }
+  auto store = SqliteCryptoStore::open(path, "pk");
+  GroupEncryptionCrypto c(nullptr, *store);
+  c.init({.pickle_key = SecretBytes(std::string_view("pk"))});
+  CHECK(c.get_user_device().device_key == device_key);
+  auto e = c.encrypt_group_event(kStream, test::bytes("after restart"), kMegolm);
+  CHECK(e.session_id() == session_id);
+  CHECK(c.decrypt_group_event(kStream, e).message_index == 3u);
+}
+
+TEST_CASE("session sharing: build, receive only ours and only what is missing") {
+  Device a, b, c;
+  auto id = a.crypto.ensure_outbound_session(kStream, kMegolm);
+  auto sessions = std::vector<GroupEncryptionSession>{a.client.shared[0].session};
+  auto plan = build_group_encryption_sessions(a.crypto, kStream, kMegolm, sessions,
+                                              {b.crypto.get_user_device(), a.crypto.get_user_device()});
+  CHECK(plan.message.ciphertexts().size() == 1);  // our own device skipped
+  CHECK(plan.message.sender_key() == a.crypto.get_user_device().device_key);
+  CHECK(crypto::hex_encode(crypto::as_bytes(plan.message.stream_id())) == kStream);
+
+  CHECK(receive_group_encryption_sessions(c.crypto, plan.message).status == ReceiveStatus::kNotForThisDevice);
+  auto r = receive_group_encryption_sessions(b.crypto, plan.message);
+  CHECK(r.status == ReceiveStatus::kImported);
+  CHECK(r.imported == std::vector<std::string>{id});
+  CHECK(receive_group_encryption_sessions(b.crypto, plan.message).status == ReceiveStatus::kNothingMissing);
+
+  auto unknown = plan.message;
+  unknown.set_algorithm("future.algorithm");
+  CHECK(receive_group_encryption_sessions(b.crypto, unknown).status == ReceiveStatus::kUnknownAlgorithm);
+
+  // An empty algorithm means megolm.
+  Device d;
+  auto to_d = build_group_encryption_sessions(a.crypto, kStream, kMegolm, sessions, {d.crypto.get_user_device()});
+  to_d.message.clear_algorithm();
+  CHECK(receive_group_encryption_sessions(d.crypto, to_d.message).status == ReceiveStatus::kImported);
+
+  // More ids than keys: refused, nothing imported.
+  Device e;
+  auto mismatch = build_group_encryption_sessions(a.crypto, kStream, kMegolm, sessions, {e.crypto.get_user_device()});
+  mismatch.message.add_session_ids("extra");
+  REQUIRE_ERROR(receive_group_encryption_sessions(e.crypto, mismatch.message), INVALID_ARGUMENT);
+  CHECK(e.crypto.get_group_session_ids(kStream).empty());
+  // A forged ciphertext for our device: refused, nothing imported.
+  auto forged = mismatch.message;
+  forged.clear_session_ids();
+  forged.add_session_ids(id);
+  (*forged.mutable_ciphertexts())[e.crypto.get_user_device().device_key] = "AwogforgedAAAA";
+  REQUIRE_ERROR(receive_group_encryption_sessions(e.crypto, forged), DECRYPTION_FAILED);
+  CHECK(e.crypto.get_group_session_ids(kStream).empty());
+  CHECK(session_keys_json({}) == "{}");
+  CHECK(parse_session_keys_json("{\"keys\":[\"a\"]}") == std::vector<std::string>{"a"});
+  REQUIRE_ERROR(parse_session_keys_json("[\"a\"]"), INVALID_ARGUMENT);
+}
+
+TEST_CASE("GroupEncryptionCrypto from 4 threads: distinct indices, every event decrypts") {
+  test::TempDir dir;
+  for (bool sqlite : {false, true}) {
+    INFO((sqlite ? "sqlite" : "memory"));
+    MemoryCryptoStore memory;
+    std::unique_ptr<SqliteCryptoStore> file;
+    CryptoStore* store = &memory;
+    if (sqlite) {
+      file = SqliteCryptoStore::open(dir.file("threads.db"), "k");
+      store = file.get();
+    }
+    GroupEncryptionCrypto c(nullptr, *store);
+    c.init();
+    c.ensure_outbound_session(kStream, kHybrid, {.miniblock_info = miniblock(1)});
+    constexpr int kThreads = 4, kEach = 40;
+    std::vector<std::vector<river::EncryptedData>> events(kThreads);
+    std::atomic<int> errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        try {
+          for (int i = 0; i < kEach; ++i) {
+            auto alg = i % 2 == 0 ? kMegolm : kHybrid;
+            auto e = c.encrypt_group_event(kStream, test::bytes("t" + std::to_string(t) + "i" + std::to_string(i)), alg);
+            // Decrypt an earlier event while others encrypt.
+            if (!events[t].empty()) c.decrypt_group_event(kStream, events[t].front());
+            events[t].push_back(e);
+          }
+        } catch (...) {
+          ++errors;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(errors == 0);
+    std::set<uint32_t> indices;
+    for (int t = 0; t < kThreads; ++t) {
+      for (int i = 0; i < kEach; ++i) {
+        auto d = c.decrypt_group_event(kStream, events[t][i]);
+        CHECK(text(d.plaintext) == "t" + std::to_string(t) + "i" + std::to_string(i));
+        if (d.message_index) CHECK(indices.insert(*d.message_index).second);
+      }
+    }
+    CHECK(indices.size() == kThreads * kEach / 2);
+  }
+}
