@@ -3,6 +3,9 @@
 #include "helpers.h"
 #include "store_fixtures.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <set>
 #include <thread>
@@ -520,4 +523,63 @@ TEST_CASE("GroupEncryptionCrypto from 4 threads: distinct indices, every event d
     }
     CHECK(indices.size() == kThreads * kEach / 2);
   }
+}
+
+TEST_CASE("sqlite: two processes on one device store never reuse a message index") {
+  test::TempDir dir;
+  auto path = dir.file("device.db");
+  {
+    auto store = SqliteCryptoStore::open(path, "pk");
+    GroupEncryptionCrypto c(nullptr, *store);
+    c.init({.pickle_key = SecretBytes(std::string_view("pk"))});
+    c.ensure_outbound_session(kStream, kMegolm);
+  }
+  constexpr int kEach = 30;
+  std::vector<pid_t> children;
+  for (int p = 0; p < 2; ++p) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int code = 0;
+      try {
+        auto store = SqliteCryptoStore::open(path, "pk");
+        GroupEncryptionCrypto c(nullptr, *store);
+        c.init({.pickle_key = SecretBytes(std::string_view("pk"))});
+        std::ofstream out(dir.file("events-" + std::to_string(p)), std::ios::binary);
+        for (int i = 0; i < kEach; ++i) {
+          auto e = c.encrypt_group_event(kStream, test::bytes("p" + std::to_string(p)), kMegolm);
+          out << crypto::base64_encode(crypto::as_bytes(e.SerializeAsString()), crypto::Base64Padding::kPadded)
+              << "\n";
+        }
+      } catch (...) {
+        code = 1;
+      }
+      _exit(code);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+  }
+  auto store = SqliteCryptoStore::open(path, "pk");
+  GroupEncryptionCrypto c(nullptr, *store);
+  c.init({.pickle_key = SecretBytes(std::string_view("pk"))});
+  std::set<uint32_t> indices;
+  for (int p = 0; p < 2; ++p) {
+    std::ifstream in(dir.file("events-" + std::to_string(p)));
+    int n = 0;
+    for (std::string line; std::getline(in, line); ++n) {
+      auto bytes = crypto::base64_decode(line, crypto::Base64Padding::kPadded);
+      river::EncryptedData e;
+      REQUIRE(e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+      auto d = c.decrypt_group_event(kStream, e);
+      CHECK(text(d.plaintext) == "p" + std::to_string(p));
+      CHECK(indices.insert(*d.message_index).second);
+    }
+    CHECK(n == kEach);
+  }
+  CHECK(indices.size() == 2 * kEach);
 }
