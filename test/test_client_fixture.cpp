@@ -32,7 +32,8 @@ M parse_b64(const std::string& b64) {
 }  // namespace
 
 TEST_CASE("hybrid session ids are derived as the client derives them") {
-  for (const auto& h : fixture()["hybrid_session_ids"]) {
+  auto f = fixture();  // a local: iterating a temporary's member would dangle
+  for (const auto& h : f["hybrid_session_ids"]) {
     auto id = hybrid_session_key_hash(crypto::hex_decode(h["stream_id_hex"].get<std::string>()),
                                       crypto::hex_decode(h["key_hex"].get<std::string>()),
                                       static_cast<int64_t>(std::stoull(h["miniblock_num"].get<std::string>())),
