@@ -1,0 +1,206 @@
+// KeyExchange: solicitation, fulfillment and session sharing between a group's
+// devices (protocol.md sections 8 to 10), in the role of the client SDK's
+// decryption extensions (@towns-protocol/sdk 0.0.455, decryptionExtensions).
+//
+// Transport-agnostic: the host application delivers what it sees (encrypted
+// events, GroupEncryptionSessions from its inbox, solicitations and
+// fulfillments on streams) through the enqueue_* / on_* methods, and the engine
+// acts through the KeyExchangeHost interface. The engine never starts threads or
+// timers: the host calls run() (or tick()) and advances time through the Clock,
+// so behaviour is deterministic under a test clock and a seeded RandomSource.
+//
+// Not thread-safe: one thread drives one engine. Host callbacks are made from
+// inside run()/tick().
+#pragma once
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "towns/protocol/group_encryption_crypto.h"
+#include "towns/error.h"
+#include "towns/protocol/session_sharing.h"
+
+namespace towns {
+
+class TOWNS_API Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t now_ms() = 0;
+};
+
+// The system clock (milliseconds since the Unix epoch).
+TOWNS_API Clock& system_clock();
+
+struct EncryptedEvent {
+  std::string stream_id;
+  std::string event_id;
+  river::EncryptedData data;
+};
+
+// A solicitation seen on a stream, waiting for its response time.
+struct KeySolicitationItem {
+  std::string stream_id;
+  std::string from_user_id;  // hex address
+  river::MemberPayload::KeySolicitation solicitation;
+  std::string event_hash;  // lets the host check the event (signature) later
+  int64_t respond_after_ms = 0;
+  bool ephemeral = false;
+};
+
+struct StreamSolicitation {
+  std::string user_id;
+  river::MemberPayload::KeySolicitation solicitation;
+};
+
+// What the engine needs from the host (a Towns client, or the simulated network).
+class TOWNS_API KeyExchangeHost {
+ public:
+  virtual ~KeyExchangeHost() = default;
+  virtual void send_key_solicitation(std::string_view stream_id,
+                                     const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral) = 0;
+  // False when the node refused it as a duplicate: another device fulfilled first.
+  virtual bool send_key_fulfillment(std::string_view stream_id,
+                                    const river::MemberPayload::KeyFulfillment& fulfillment, bool ephemeral) = 0;
+  virtual void send_group_encryption_sessions(std::string_view to_user_id,
+                                              const river::UserInboxPayload::GroupEncryptionSessions& sessions) = 0;
+  // Published devices of a user.
+  virtual std::vector<UserDevice> user_devices(std::string_view user_id) = 0;
+  // Users currently joined to the stream (for sharing new sessions and the delay).
+  virtual std::vector<std::string> stream_members(std::string_view stream_id) = 0;
+  virtual bool is_user_entitled(std::string_view stream_id, std::string_view user_id) = 0;
+  // The non-ephemeral solicitations currently on the stream (each member
+  // device's latest), with the user who posted each.
+  virtual std::vector<StreamSolicitation> key_solicitations(std::string_view stream_id) = 0;
+  // The solicitation event's signature and validity; true by default.
+  virtual bool is_valid_event(const KeySolicitationItem&) { return true; }
+  virtual MiniblockInfo get_miniblock_info(std::string_view stream_id) = 0;
+
+  // Results.
+  virtual void on_decrypted(const EncryptedEvent&, const DecryptedPayload&) {}
+  // missing_session: the event waits for keys (a solicitation may follow).
+  virtual void on_decryption_error(const EncryptedEvent&, const Error&, bool /*missing_session*/) {}
+};
+
+// Shares newly created outbound sessions with every device of the stream's
+// entitled members (our own device skipped): the GroupEncryptionClient a
+// GroupEncryptionCrypto driven by a KeyExchange uses. (The client SDK shares
+// with every joined member; a member without entitlement gets nothing here.)
+class TOWNS_API StreamSessionSharer final : public GroupEncryptionClient {
+ public:
+  explicit StreamSessionSharer(KeyExchangeHost& host) : host_(host) {}
+  void bind(GroupEncryptionCrypto& crypto) { crypto_ = &crypto; }
+  void encrypt_and_share_group_sessions_to_stream(std::string_view stream_id,
+                                                  const std::vector<GroupEncryptionSession>& sessions,
+                                                  GroupEncryptionAlgorithm algorithm,
+                                                  const std::vector<std::string>& priority_user_ids) override;
+  MiniblockInfo get_miniblock_info(std::string_view stream_id) override { return host_.get_miniblock_info(stream_id); }
+
+ private:
+  KeyExchangeHost& host_;
+  GroupEncryptionCrypto* crypto_ = nullptr;
+};
+
+struct KeyExchangeOptions {
+  // Solicit ephemerally first, then as a stream event after this long without a
+  // complete fulfillment (the SDK's ephemeralTimeoutMs).
+  bool ephemeral_solicitations = true;
+  int64_t ephemeral_timeout_ms = 30000;
+  // Answer after a random delay (section 10); off answers at once.
+  bool respond_delay = true;
+};
+
+struct KeyExchangeStats {
+  uint64_t decrypted = 0;
+  uint64_t decryption_failures = 0;  // missing session
+  uint64_t decryption_errors = 0;    // any other error
+  uint64_t solicitations_sent = 0;
+  uint64_t fulfillments_sent = 0;
+  uint64_t fulfillments_refused = 0;  // duplicate: someone else answered
+  uint64_t shares_sent = 0;           // GroupEncryptionSessions messages
+  uint64_t sessions_imported = 0;
+  uint64_t bytes_sent = 0;            // protobuf bytes of everything sent
+};
+
+enum class KeyExchangeStatus { kIdle, kWorking, kWaiting };
+
+class TOWNS_API KeyExchange {
+ public:
+  // crypto must be initialised; user_id is our user's hex address.
+  KeyExchange(GroupEncryptionCrypto& crypto, KeyExchangeHost& host, std::string user_id, Clock& clock,
+              crypto::RandomSource& rng = crypto::os_random(), KeyExchangeOptions options = {});
+
+  // ---- input from the host
+  void enqueue_encrypted_content(EncryptedEvent event);
+  void enqueue_new_group_sessions(river::UserInboxPayload::GroupEncryptionSessions sessions);
+  // A solicitation seen on a stream. Our own device's is ignored; a device's
+  // newer solicitation replaces its pending one; one with no session ids (and
+  // not from a new device) just clears it.
+  void enqueue_key_solicitation(std::string_view stream_id, std::string_view from_user_id,
+                                const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
+                                std::string_view event_hash = {});
+  // A fulfillment seen on a stream: pending answers to that device drop the
+  // fulfilled ids (and are cancelled when none remain); so does our own pending
+  // solicitation when it is for our device.
+  void on_key_fulfillment(std::string_view stream_id, const river::MemberPayload::KeyFulfillment& fulfillment);
+  // Membership changed: try again for the stream's events that wait for keys.
+  void retry_decryption_failures(std::string_view stream_id);
+
+  // ---- doing the work
+  // Does one unit of work; false when nothing is due now.
+  bool tick();
+  // Ticks until nothing is due now; returns the number of units done.
+  size_t run();
+  // The earliest time at which something becomes due, if anything waits.
+  std::optional<int64_t> next_due_ms() const;
+  KeyExchangeStatus status() const;
+
+  const KeyExchangeStats& stats() const { return stats_; }
+  // Session ids of the stream that events are waiting for, sorted.
+  std::vector<std::string> missing_session_ids(std::string_view stream_id) const;
+  size_t pending_solicitations() const;
+  size_t waiting_events() const;
+
+  // The response delay rule of section 10, exposed for tests:
+  // uniform in [0, max(5, min(30, members))) seconds, halved for our own user's
+  // devices; ephemeral: 0 for our own user, else half of that.
+  int64_t respond_delay_ms(std::string_view stream_id, std::string_view from_user_id, bool ephemeral);
+
+ private:
+  struct OwnEphemeral {
+    bool is_new_device = false;
+    std::set<std::string> missing;
+    int64_t convert_at_ms = 0;
+  };
+
+  void process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& sessions);
+  void process_encrypted(const EncryptedEvent& event);
+  void process_missing_keys(const std::string& stream_id);
+  void process_key_solicitation(const KeySolicitationItem& item);
+  void convert_ephemeral(const std::string& stream_id);
+  void send_solicitation(const std::string& stream_id, bool is_new_device, const std::vector<std::string>& ids,
+                         bool ephemeral);
+  void share_to_device(const KeySolicitationItem& item, const std::vector<GroupEncryptionSession>& sessions);
+
+  GroupEncryptionCrypto& crypto_;
+  KeyExchangeHost& host_;
+  std::string user_id_;
+  Clock& clock_;
+  crypto::RandomSource& rng_;
+  KeyExchangeOptions options_;
+  UserDevice device_;
+
+  std::deque<river::UserInboxPayload::GroupEncryptionSessions> new_sessions_;
+  std::deque<EncryptedEvent> encrypted_;
+  std::set<std::string> missing_keys_streams_;
+  // stream -> session id -> events waiting for it
+  std::map<std::string, std::map<std::string, std::vector<EncryptedEvent>>> failures_;
+  std::vector<KeySolicitationItem> solicitations_;  // others' solicitations to answer
+  std::map<std::string, std::vector<OwnEphemeral>> own_ephemeral_;
+  KeyExchangeStats stats_;
+};
+
+}  // namespace towns

@@ -1,0 +1,400 @@
+#include "towns/protocol/key_exchange.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "towns/crypto/encoding.h"
+#include "towns/error.h"
+
+namespace towns {
+namespace {
+
+constexpr size_t kMaxSolicitationIds = 100;
+constexpr size_t kMaxSessionsPerShare = 100;
+
+class SystemClock final : public Clock {
+ public:
+  int64_t now_ms() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+std::string user_address_bytes(std::string_view user_id) {
+  try {
+    auto b = crypto::hex_decode(user_id);
+    return {b.begin(), b.end()};
+  } catch (const Error&) {
+    return std::string(user_id);
+  }
+}
+
+std::vector<std::string> sorted_ids(const google::protobuf::RepeatedPtrField<std::string>& ids) {
+  std::vector<std::string> out(ids.begin(), ids.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+size_t message_size(const google::protobuf::MessageLite& m) { return m.ByteSizeLong(); }
+
+}  // namespace
+
+Clock& system_clock() {
+  static SystemClock clock;
+  return clock;
+}
+
+// ---- StreamSessionSharer
+
+void StreamSessionSharer::encrypt_and_share_group_sessions_to_stream(
+    std::string_view stream_id, const std::vector<GroupEncryptionSession>& sessions, GroupEncryptionAlgorithm algorithm,
+    const std::vector<std::string>&) {
+  if (crypto_ == nullptr) throw Error(ErrorCode::NOT_INITIALIZED, "StreamSessionSharer is not bound to a device");
+  for (const auto& member : host_.stream_members(stream_id)) {
+    if (!host_.is_user_entitled(stream_id, member)) continue;
+    auto devices = host_.user_devices(member);
+    if (devices.empty()) continue;
+    auto plan = build_group_encryption_sessions(*crypto_, stream_id, algorithm, sessions, devices);
+    if (plan.message.ciphertexts().empty()) continue;
+    host_.send_group_encryption_sessions(member, plan.message);
+  }
+}
+
+// ---- KeyExchange
+
+KeyExchange::KeyExchange(GroupEncryptionCrypto& crypto, KeyExchangeHost& host, std::string user_id, Clock& clock,
+                         crypto::RandomSource& rng, KeyExchangeOptions options)
+    : crypto_(crypto),
+      host_(host),
+      user_id_(std::move(user_id)),
+      clock_(clock),
+      rng_(rng),
+      options_(options),
+      device_(crypto.get_user_device()) {}
+
+void KeyExchange::enqueue_encrypted_content(EncryptedEvent event) { encrypted_.push_back(std::move(event)); }
+
+void KeyExchange::enqueue_new_group_sessions(river::UserInboxPayload::GroupEncryptionSessions sessions) {
+  new_sessions_.push_back(std::move(sessions));
+}
+
+void KeyExchange::enqueue_key_solicitation(std::string_view stream_id, std::string_view from_user_id,
+                                           const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
+                                           std::string_view event_hash) {
+  if (solicitation.device_key() == device_.device_key) return;
+  std::erase_if(solicitations_, [&](const KeySolicitationItem& x) {
+    return x.stream_id == stream_id && x.ephemeral == ephemeral &&
+           x.solicitation.device_key() == solicitation.device_key();
+  });
+  if (solicitation.session_ids_size() == 0 && !solicitation.is_new_device()) return;
+  KeySolicitationItem item;
+  item.stream_id = std::string(stream_id);
+  item.from_user_id = std::string(from_user_id);
+  item.solicitation = solicitation;
+  item.event_hash = std::string(event_hash);
+  item.ephemeral = ephemeral;
+  item.respond_after_ms = clock_.now_ms() + respond_delay_ms(stream_id, from_user_id, ephemeral);
+  solicitations_.push_back(std::move(item));
+}
+
+void KeyExchange::on_key_fulfillment(std::string_view stream_id, const river::MemberPayload::KeyFulfillment& f) {
+  std::set<std::string> fulfilled(f.session_ids().begin(), f.session_ids().end());
+  if (f.device_key() == device_.device_key) {
+    auto it = own_ephemeral_.find(std::string(stream_id));
+    if (it != own_ephemeral_.end()) {
+      for (auto& s : it->second) {
+        for (const auto& id : fulfilled) s.missing.erase(id);
+      }
+      std::erase_if(it->second, [](const OwnEphemeral& s) { return s.missing.empty(); });
+      if (it->second.empty()) own_ephemeral_.erase(it);
+    }
+  }
+  for (auto& item : solicitations_) {
+    if (item.stream_id != stream_id || item.solicitation.device_key() != f.device_key()) continue;
+    auto* ids = item.solicitation.mutable_session_ids();
+    ids->erase(std::remove_if(ids->begin(), ids->end(), [&](const std::string& id) { return fulfilled.count(id) > 0; }),
+               ids->end());
+  }
+  std::erase_if(solicitations_, [&](const KeySolicitationItem& x) {
+    return x.stream_id == stream_id && x.solicitation.device_key() == f.device_key() &&
+           x.solicitation.session_ids_size() == 0;
+  });
+}
+
+void KeyExchange::retry_decryption_failures(std::string_view stream_id) {
+  auto it = failures_.find(std::string(stream_id));
+  if (it != failures_.end() && !it->second.empty()) missing_keys_streams_.insert(std::string(stream_id));
+}
+
+int64_t KeyExchange::respond_delay_ms(std::string_view stream_id, std::string_view from_user_id, bool ephemeral) {
+  if (!options_.respond_delay) return 0;
+  bool own_user = from_user_id == user_id_;
+  if (ephemeral && own_user) return 0;
+  auto members = static_cast<int64_t>(host_.stream_members(stream_id).size());
+  int64_t max_wait_s = std::max<int64_t>(5, std::min<int64_t>(30, members));
+  uint8_t r[4];
+  rng_.fill(r);
+  double unit = static_cast<double>((uint32_t{r[0]} << 24) | (uint32_t{r[1]} << 16) | (uint32_t{r[2]} << 8) | r[3]) /
+                4294967296.0;
+  double delay = static_cast<double>(max_wait_s) * 1000.0 * unit * (own_user ? 0.5 : 1.0);
+  if (ephemeral) delay /= 2;
+  return static_cast<int64_t>(delay);
+}
+
+bool KeyExchange::tick() {
+  if (!new_sessions_.empty()) {
+    auto s = std::move(new_sessions_.front());
+    new_sessions_.pop_front();
+    process_new_group_sessions(s);
+    return true;
+  }
+  if (!encrypted_.empty()) {
+    auto e = std::move(encrypted_.front());
+    encrypted_.pop_front();
+    process_encrypted(e);
+    return true;
+  }
+  int64_t now = clock_.now_ms();
+  for (auto& [stream, list] : own_ephemeral_) {
+    for (const auto& s : list) {
+      if (s.convert_at_ms <= now) {
+        std::string id = stream;  // convert_ephemeral erases the entry
+        convert_ephemeral(id);
+        return true;
+      }
+    }
+  }
+  if (!missing_keys_streams_.empty()) {
+    auto stream = *missing_keys_streams_.begin();
+    missing_keys_streams_.erase(missing_keys_streams_.begin());
+    process_missing_keys(stream);
+    return true;
+  }
+  auto due = solicitations_.end();
+  for (auto it = solicitations_.begin(); it != solicitations_.end(); ++it) {
+    if (it->respond_after_ms <= now && (due == solicitations_.end() || it->respond_after_ms < due->respond_after_ms)) {
+      due = it;
+    }
+  }
+  if (due != solicitations_.end()) {
+    auto item = std::move(*due);
+    solicitations_.erase(due);
+    process_key_solicitation(item);
+    return true;
+  }
+  return false;
+}
+
+size_t KeyExchange::run() {
+  size_t n = 0;
+  while (tick()) ++n;
+  return n;
+}
+
+std::optional<int64_t> KeyExchange::next_due_ms() const {
+  if (!new_sessions_.empty() || !encrypted_.empty() || !missing_keys_streams_.empty()) return clock_.now_ms();
+  std::optional<int64_t> next;
+  auto consider = [&](int64_t t) { next = next ? std::min(*next, t) : t; };
+  for (const auto& s : solicitations_) consider(s.respond_after_ms);
+  for (const auto& [stream, list] : own_ephemeral_) {
+    for (const auto& s : list) consider(s.convert_at_ms);
+  }
+  return next;
+}
+
+KeyExchangeStatus KeyExchange::status() const {
+  if (!new_sessions_.empty() || !encrypted_.empty() || !missing_keys_streams_.empty()) return KeyExchangeStatus::kWorking;
+  if (!solicitations_.empty() || !own_ephemeral_.empty()) return KeyExchangeStatus::kWaiting;
+  return KeyExchangeStatus::kIdle;
+}
+
+std::vector<std::string> KeyExchange::missing_session_ids(std::string_view stream_id) const {
+  std::vector<std::string> out;
+  auto it = failures_.find(std::string(stream_id));
+  if (it == failures_.end()) return out;
+  for (const auto& [id, events] : it->second) out.push_back(id);
+  return out;
+}
+
+size_t KeyExchange::pending_solicitations() const { return solicitations_.size(); }
+
+size_t KeyExchange::waiting_events() const {
+  size_t n = 0;
+  for (const auto& [stream, by_session] : failures_) {
+    for (const auto& [id, events] : by_session) n += events.size();
+  }
+  return n;
+}
+
+void KeyExchange::process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& message) {
+  ReceiveResult result;
+  try {
+    result = receive_group_encryption_sessions(crypto_, message);
+  } catch (const Error&) {
+    // Forged or damaged: nothing was imported. Not retried.
+    return;
+  }
+  stats_.sessions_imported += result.imported.size();
+  auto stream_failures = failures_.find(result.stream_id);
+  if (stream_failures == failures_.end()) return;
+  // Retry the events waiting on any listed session we now hold.
+  for (const auto& id : message.session_ids()) {
+    auto waiting = stream_failures->second.find(id);
+    if (waiting == stream_failures->second.end()) continue;
+    if (!crypto_.has_session_key(result.stream_id, id, result.algorithm)) continue;
+    for (auto& e : waiting->second) encrypted_.push_back(std::move(e));
+    stream_failures->second.erase(waiting);
+  }
+  if (stream_failures->second.empty()) failures_.erase(stream_failures);
+}
+
+void KeyExchange::process_encrypted(const EncryptedEvent& event) {
+  try {
+    auto plain = crypto_.decrypt_group_event(event.stream_id, event.data);
+    ++stats_.decrypted;
+    host_.on_decrypted(event, plain);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::SESSION_NOT_FOUND) {
+      ++stats_.decryption_errors;
+      host_.on_decryption_error(event, e, false);
+      return;
+    }
+    std::string session_id = !event.data.session_id().empty()
+                                 ? event.data.session_id()
+                                 : crypto::hex_encode(crypto::as_bytes(event.data.session_id_bytes()));
+    auto& waiting = failures_[event.stream_id][session_id];
+    bool known = std::any_of(waiting.begin(), waiting.end(),
+                             [&](const EncryptedEvent& w) { return w.event_id == event.event_id; });
+    if (!known) waiting.push_back(event);
+    missing_keys_streams_.insert(event.stream_id);
+    ++stats_.decryption_failures;
+    host_.on_decryption_error(event, e, true);
+  }
+}
+
+void KeyExchange::process_missing_keys(const std::string& stream_id) {
+  auto it = failures_.find(stream_id);
+  if (it == failures_.end() || it->second.empty()) return;
+  std::vector<std::string> ids;
+  for (const auto& [id, events] : it->second) {
+    if (ids.size() == kMaxSolicitationIds) break;
+    ids.push_back(id);  // std::map: already sorted
+  }
+  if (!host_.is_user_entitled(stream_id, user_id_)) return;
+  // Only our own user's solicitations count: another member could post one in
+  // our device's name to keep us from asking.
+  for (const auto& posted : host_.key_solicitations(stream_id)) {
+    const auto& s = posted.solicitation;
+    if (posted.user_id != user_id_ || s.device_key() != device_.device_key) continue;
+    if (s.is_new_device() || sorted_ids(s.session_ids()) == ids) return;
+  }
+  auto own = own_ephemeral_.find(stream_id);
+  if (own != own_ephemeral_.end()) {
+    for (const auto& s : own->second) {
+      if (s.is_new_device || std::vector<std::string>(s.missing.begin(), s.missing.end()) == ids) return;
+    }
+  }
+  bool is_new_device = crypto_.get_group_session_ids(stream_id).empty();
+  send_solicitation(stream_id, is_new_device, ids, options_.ephemeral_solicitations);
+}
+
+void KeyExchange::send_solicitation(const std::string& stream_id, bool is_new_device,
+                                    const std::vector<std::string>& ids, bool ephemeral) {
+  river::MemberPayload::KeySolicitation s;
+  s.set_device_key(device_.device_key);
+  s.set_fallback_key(device_.fallback_key);
+  s.set_is_new_device(is_new_device);
+  for (const auto& id : ids) s.add_session_ids(id);
+  if (ephemeral) {
+    own_ephemeral_[stream_id].push_back(
+        {is_new_device, std::set<std::string>(ids.begin(), ids.end()), clock_.now_ms() + options_.ephemeral_timeout_ms});
+  }
+  ++stats_.solicitations_sent;
+  stats_.bytes_sent += message_size(s);
+  host_.send_key_solicitation(stream_id, s, ephemeral);
+}
+
+void KeyExchange::convert_ephemeral(const std::string& stream_id) {
+  auto it = own_ephemeral_.find(stream_id);
+  if (it == own_ephemeral_.end()) return;
+  std::set<std::string> all;
+  bool is_new_device = false;
+  for (const auto& s : it->second) {
+    all.insert(s.missing.begin(), s.missing.end());
+    is_new_device = is_new_device || s.is_new_device;
+  }
+  own_ephemeral_.erase(it);
+  // Only what is still missing, at most 100 ids.
+  std::vector<std::string> ids;
+  auto failures = failures_.find(stream_id);
+  for (const auto& id : all) {
+    if (ids.size() == kMaxSolicitationIds) break;
+    if (failures != failures_.end() && failures->second.count(id) > 0) ids.push_back(id);
+  }
+  if (ids.empty()) return;
+  send_solicitation(stream_id, is_new_device, ids, false);
+}
+
+void KeyExchange::process_key_solicitation(const KeySolicitationItem& item) {
+  const auto& sol = item.solicitation;
+  if (sol.session_ids_size() == 0) return;
+  if (!host_.is_valid_event(item)) return;
+  auto known = crypto_.get_group_session_ids(item.stream_id);
+  std::sort(known.begin(), known.end());
+  std::set<std::string> requested(sol.session_ids().begin(), sol.session_ids().end());
+  std::vector<std::string> reply;
+  for (const auto& id : known) {
+    if (sol.is_new_device() || requested.count(id) > 0) reply.push_back(id);
+  }
+  if (reply.empty()) return;
+  if (!host_.is_user_entitled(item.stream_id, item.from_user_id)) return;
+  std::vector<GroupEncryptionSession> sessions;
+  for (const auto& id : reply) {
+    if (auto s = crypto_.export_group_session(item.stream_id, id)) sessions.push_back(std::move(*s));
+  }
+  if (sessions.empty()) return;
+
+  river::MemberPayload::KeyFulfillment f;
+  f.set_user_address(user_address_bytes(item.from_user_id));
+  f.set_device_key(sol.device_key());
+  std::vector<std::string> fulfilled;
+  for (const auto& s : sessions) {
+    if (requested.count(s.session_id) > 0) fulfilled.push_back(s.session_id);
+  }
+  if (fulfilled.empty()) {
+    for (const auto& s : sessions) fulfilled.push_back(s.session_id);
+  }
+  std::sort(fulfilled.begin(), fulfilled.end());
+  for (const auto& id : fulfilled) f.add_session_ids(id);
+  stats_.bytes_sent += message_size(f);
+  if (!host_.send_key_fulfillment(item.stream_id, f, item.ephemeral)) {
+    ++stats_.fulfillments_refused;
+    return;
+  }
+  ++stats_.fulfillments_sent;
+  share_to_device(item, sessions);
+  for (auto& s : sessions) crypto::wipe(s.session_key.data(), s.session_key.size());
+}
+
+void KeyExchange::share_to_device(const KeySolicitationItem& item, const std::vector<GroupEncryptionSession>& sessions) {
+  UserDevice target{item.solicitation.device_key(), item.solicitation.fallback_key()};
+  for (auto algorithm : {GroupEncryptionAlgorithm::kGroupEncryption, GroupEncryptionAlgorithm::kHybridGroupEncryption}) {
+    std::vector<GroupEncryptionSession> of_algorithm;
+    for (const auto& s : sessions) {
+      if (s.algorithm == algorithm_id(algorithm)) of_algorithm.push_back(s);
+    }
+    for (size_t start = 0; start < of_algorithm.size(); start += kMaxSessionsPerShare) {
+      size_t end = std::min(of_algorithm.size(), start + kMaxSessionsPerShare);
+      std::vector<GroupEncryptionSession> chunk(of_algorithm.begin() + static_cast<ptrdiff_t>(start),
+                                                of_algorithm.begin() + static_cast<ptrdiff_t>(end));
+      auto plan = build_group_encryption_sessions(crypto_, item.stream_id, algorithm, chunk, {target});
+      if (plan.message.ciphertexts().empty()) continue;  // the requester's keys were refused by olm
+      ++stats_.shares_sent;
+      stats_.bytes_sent += message_size(plan.message);
+      host_.send_group_encryption_sessions(item.from_user_id, plan.message);
+    }
+    for (auto& s : of_algorithm) crypto::wipe(s.session_key.data(), s.session_key.size());
+  }
+}
+
+}  // namespace towns
