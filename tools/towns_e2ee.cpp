@@ -1,12 +1,14 @@
 // towns-e2ee: the command-line entry point of the library.
 //   towns-e2ee version     versions of this library and its dependencies
 //   towns-e2ee selfcheck   versions, then a short end-to-end check in memory
+//   towns-e2ee demo        the key-exchange demo on a simulated network
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 #include <string_view>
 
+#include "demo.h"
 #include "selfcheck.h"
 #include "towns/error.h"
 #include "towns/version.h"
@@ -26,7 +28,10 @@ int usage(FILE* out) {
   std::fprintf(out,
                "usage: towns-e2ee <command>\n"
                "  version     print versions of towns-e2ee, libolm, protobuf, SQLite, OpenSSL\n"
-               "  selfcheck   print versions, then run a short end-to-end check in memory\n");
+               "  selfcheck   print versions, then run a short end-to-end check in memory\n"
+               "  demo [--dir <folder>] [--users N] [--devices N] [--streams N] [--rounds N] [--seed TEXT]\n"
+               "              many devices, each on its own SQLite store, exchange keys on a\n"
+               "              simulated Towns node; exits 1 if any cannot read what it may\n");
   return out == stdout ? 0 : 2;
 }
 
@@ -42,6 +47,10 @@ int main(int argc, char** argv) {
     if (cmd == "selfcheck") {
       print_versions();
       return towns::tools::run_selfcheck(stdout) ? 0 : 1;
+    }
+    if (cmd == "demo") {
+      if (argc > 2 && (std::string_view(argv[2]) == "--help" || std::string_view(argv[2]) == "-h")) return usage(stdout);
+      return towns::tools::run_demo(argc, argv);
     }
     if (cmd == "help" || cmd == "--help" || cmd == "-h") return usage(stdout);
     return usage(stderr);

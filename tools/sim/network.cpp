@@ -43,15 +43,15 @@ SimDevice::~SimDevice() = default;
 
 void SimDevice::send_key_solicitation(std::string_view stream_id, const river::MemberPayload::KeySolicitation& s,
                                       bool ephemeral) {
-  net_.post_solicitation(user_id_, std::string(stream_id), s, ephemeral);
+  net_.post_solicitation(user_id_, std::string(stream_id), s, ephemeral, name_);
 }
 bool SimDevice::send_key_fulfillment(std::string_view stream_id, const river::MemberPayload::KeyFulfillment& f,
                                      bool ephemeral) {
-  return net_.post_fulfillment(user_id_, std::string(stream_id), f, ephemeral);
+  return net_.post_fulfillment(user_id_, std::string(stream_id), f, ephemeral, name_);
 }
 void SimDevice::send_group_encryption_sessions(std::string_view to_user_id,
                                                const river::UserInboxPayload::GroupEncryptionSessions& s) {
-  net_.send_to_inbox(user_id_, std::string(to_user_id), s);
+  net_.send_to_inbox(user_id_, std::string(to_user_id), s, name_);
 }
 std::vector<UserDevice> SimDevice::user_devices(std::string_view user_id) {
   return net_.published_devices(std::string(user_id));
@@ -102,7 +102,7 @@ SimDevice& Network::add_device(const std::string& user_id, const std::string& na
   devices_.push_back(
       std::make_unique<SimDevice>(*this, user_id, name, std::move(store), std::move(pickle_key), rng_, options_));
   auto& d = *devices_.back();
-  if (on_log) log(name + " is a new device of user " + short_id(user_id) + " (device key " + short_id(d.device().device_key) + ")");
+  if (on_log) log(name + " is a new device of user " + user_label(user_id) + " (device key " + short_id(d.device().device_key) + ")");
   catch_up(d);
   return d;
 }
@@ -115,7 +115,7 @@ void Network::create_stream(const std::string& stream_id, const std::set<std::st
 void Network::join(const std::string& stream_id, const std::string& user_id) {
   stream(stream_id).members.insert(user_id);
   stream(stream_id).ever_members.insert(user_id);
-  if (on_log) log("user " + short_id(user_id) + " joins stream " + short_id(stream_id));
+  if (on_log) log("user " + user_label(user_id) + " joins stream " + short_id(stream_id));
   for (auto& d : devices_) {
     if (d->user_id_ != user_id || !d->online_) continue;
     catch_up(*d);
@@ -127,7 +127,7 @@ void Network::leave(const std::string& stream_id, const std::string& user_id) {
   auto& s = stream(stream_id);
   s.members.erase(user_id);
   std::erase_if(s.solicitations, [&](const auto& kv) { return kv.second.first == user_id; });
-  if (on_log) log("user " + short_id(user_id) + " leaves stream " + short_id(stream_id));
+  if (on_log) log("user " + user_label(user_id) + " leaves stream " + short_id(stream_id));
 }
 
 void Network::set_entitled(const std::string& stream_id, const std::string& user_id, bool entitled) {
@@ -182,7 +182,8 @@ void Network::post_raw_event(const std::string& stream_id, const std::string& se
 }
 
 void Network::post_solicitation(const std::string& from_user_id, const std::string& stream_id,
-                                const river::MemberPayload::KeySolicitation& sol, bool ephemeral) {
+                                const river::MemberPayload::KeySolicitation& sol, bool ephemeral,
+                                const std::string& by) {
   auto& s = stream(stream_id);
   if (s.members.count(from_user_id) == 0) {
     if (on_log) log("node refuses a solicitation from non-member " + short_id(from_user_id));
@@ -191,7 +192,10 @@ void Network::post_solicitation(const std::string& from_user_id, const std::stri
   ++(ephemeral ? traffic_.ephemeral_solicitations : traffic_.solicitations);
   traffic_.bytes += sol.ByteSizeLong();
   if (on_log) {
-    log(name_of(sol.device_key()) + " solicits " + std::to_string(sol.session_ids_size()) + " session(s) on stream " +
+    std::string who = by.empty() ? "user " + user_label(from_user_id) : by;
+    std::string target = name_of(sol.device_key());
+    log(who + " solicits " + std::to_string(sol.session_ids_size()) + " session(s)" +
+        (target == who ? "" : " for " + target) + " on stream " +
         short_id(stream_id) + (sol.is_new_device() ? ", as a new device" : "") +
         (ephemeral ? " (ephemeral)" : " (stream event)"));
   }
@@ -210,18 +214,19 @@ void Network::post_solicitation(const std::string& from_user_id, const std::stri
 }
 
 bool Network::post_fulfillment(const std::string& from_user_id, const std::string& stream_id,
-                               const river::MemberPayload::KeyFulfillment& f, bool ephemeral) {
+                               const river::MemberPayload::KeyFulfillment& f, bool ephemeral, const std::string& by) {
+  std::string who = by.empty() ? "user " + user_label(from_user_id) : by;
   auto& s = stream(stream_id);
   auto key = fulfillment_key(f);
   if (s.members.count(from_user_id) == 0 || !s.fulfilled.insert(key).second) {
     ++traffic_.fulfillments_refused;
-    if (on_log) log("node refuses a duplicate fulfillment from user " + short_id(from_user_id) + " for " + name_of(f.device_key()));
+    if (on_log) log("node refuses a duplicate fulfillment by " + who + " for " + name_of(f.device_key()));
     return false;
   }
   ++traffic_.fulfillments_accepted;
   traffic_.bytes += f.ByteSizeLong();
   if (on_log) {
-    log("user " + short_id(from_user_id) + " fulfills " + std::to_string(f.session_ids_size()) + " session(s) for " +
+    log(who + " answers first: fulfills " + std::to_string(f.session_ids_size()) + " session(s) for " +
         name_of(f.device_key()) + (ephemeral ? " (ephemeral)" : ""));
   }
   if (!ephemeral) {
@@ -243,14 +248,15 @@ bool Network::post_fulfillment(const std::string& from_user_id, const std::strin
 }
 
 void Network::send_to_inbox(const std::string& from_user_id, const std::string& to_user_id,
-                            const river::UserInboxPayload::GroupEncryptionSessions& msg) {
+                            const river::UserInboxPayload::GroupEncryptionSessions& msg, const std::string& by) {
   inboxes_[to_user_id].push_back(msg);
   ++traffic_.shares;
   traffic_.bytes += msg.ByteSizeLong();
   if (on_log) {
     std::string targets;
     for (const auto& [key, body] : msg.ciphertexts()) targets += (targets.empty() ? "" : ", ") + name_of(key);
-    log("user " + short_id(from_user_id) + " shares " + std::to_string(msg.session_ids_size()) + " " +
+    std::string who = by.empty() ? "user " + user_label(from_user_id) : by;
+    log(who + " shares " + std::to_string(msg.session_ids_size()) + " " +
         (msg.algorithm().empty() ? std::string(kGroupEncryptionAlgorithmId) : msg.algorithm()) +
         " session(s) with " + targets);
   }
@@ -362,6 +368,11 @@ SimDevice* Network::device_by_key(const std::string& device_key) const {
     if (d->device().device_key == device_key) return d.get();
   }
   return nullptr;
+}
+
+std::string Network::user_label(const std::string& user_id) const {
+  auto it = user_names_.find(user_id);
+  return it != user_names_.end() ? it->second : short_id(user_id);
 }
 
 std::string Network::name_of(const std::string& device_key) const {

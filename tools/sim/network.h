@@ -158,12 +158,16 @@ class Network {
   SimClock& clock() { return clock_; }
 
   // ---- what devices (or a bad actor) post
+  // `by` names the sending device in the log (a device name, or empty).
   void post_solicitation(const std::string& from_user_id, const std::string& stream_id,
-                         const river::MemberPayload::KeySolicitation& s, bool ephemeral);
+                         const river::MemberPayload::KeySolicitation& s, bool ephemeral, const std::string& by = {});
   bool post_fulfillment(const std::string& from_user_id, const std::string& stream_id,
-                        const river::MemberPayload::KeyFulfillment& f, bool ephemeral);
+                        const river::MemberPayload::KeyFulfillment& f, bool ephemeral, const std::string& by = {});
   void send_to_inbox(const std::string& from_user_id, const std::string& to_user_id,
-                     const river::UserInboxPayload::GroupEncryptionSessions& s);
+                     const river::UserInboxPayload::GroupEncryptionSessions& s, const std::string& by = {});
+  // A display name for a user in the log.
+  void set_user_name(const std::string& user_id, const std::string& name) { user_names_[user_id] = name; }
+  std::string user_label(const std::string& user_id) const;
   MiniblockInfo miniblock(const std::string& stream_id);
   std::string name_of(const std::string& device_key) const;
 
@@ -191,6 +195,7 @@ class Network {
   std::map<std::string, std::vector<river::UserInboxPayload::GroupEncryptionSessions>> inboxes_;
   Traffic traffic_;
   uint64_t next_event_ = 0;
+  std::map<std::string, std::string> user_names_;
 };
 
 }  // namespace towns::sim
