@@ -276,38 +276,35 @@ void KeyExchange::process_missing_keys(const std::string& stream_id) {
   auto it = failures_.find(stream_id);
   if (it == failures_.end() || it->second.empty()) return;
   std::vector<std::string> ids;
-  for (const auto& [id, events] : it->second) {
-    if (ids.size() == kMaxSolicitationIds) break;
-    ids.push_back(id);  // std::map: already sorted
-  }
+  for (const auto& [id, events] : it->second) ids.push_back(id);
   if (!host_.is_user_entitled(stream_id, user_id_)) return;
-  // Only our own user's solicitations count: another member could post one in
-  // our device's name to keep us from asking.
-  for (const auto& posted : host_.key_solicitations(stream_id)) {
-    const auto& s = posted.solicitation;
-    if (posted.user_id != user_id_ || s.device_key() != device_.device_key) continue;
-    if (s.is_new_device() || sorted_ids(s.session_ids()) == ids) return;
+  // Pending: our own user's solicitations on the stream (another member could
+  // post one in our device's name to keep us from asking), and our ephemeral ones.
+  std::vector<river::MemberPayload::KeySolicitation> pending;
+  for (auto& posted : host_.key_solicitations(stream_id)) {
+    if (posted.user_id == user_id_ && posted.solicitation.device_key() == device_.device_key) {
+      pending.push_back(std::move(posted.solicitation));
+    }
   }
   auto own = own_ephemeral_.find(stream_id);
   if (own != own_ephemeral_.end()) {
-    for (const auto& s : own->second) {
-      if (s.is_new_device || std::vector<std::string>(s.missing.begin(), s.missing.end()) == ids) return;
+    for (const auto& e : own->second) {
+      river::MemberPayload::KeySolicitation s;
+      s.set_device_key(device_.device_key);
+      s.set_is_new_device(e.is_new_device);
+      for (const auto& id : e.missing) s.add_session_ids(id);
+      pending.push_back(std::move(s));
     }
   }
-  bool is_new_device = crypto_.get_group_session_ids(stream_id).empty();
-  send_solicitation(stream_id, is_new_device, ids, options_.ephemeral_solicitations);
+  auto solicitation = build_key_solicitation(crypto_, stream_id, std::move(ids), pending);
+  if (solicitation) send_solicitation(stream_id, *solicitation, options_.ephemeral_solicitations);
 }
 
-void KeyExchange::send_solicitation(const std::string& stream_id, bool is_new_device,
-                                    const std::vector<std::string>& ids, bool ephemeral) {
-  river::MemberPayload::KeySolicitation s;
-  s.set_device_key(device_.device_key);
-  s.set_fallback_key(device_.fallback_key);
-  s.set_is_new_device(is_new_device);
-  for (const auto& id : ids) s.add_session_ids(id);
+void KeyExchange::send_solicitation(const std::string& stream_id, const river::MemberPayload::KeySolicitation& s,
+                                    bool ephemeral) {
   if (ephemeral) {
-    own_ephemeral_[stream_id].push_back(
-        {is_new_device, std::set<std::string>(ids.begin(), ids.end()), clock_.now_ms() + options_.ephemeral_timeout_ms});
+    own_ephemeral_[stream_id].push_back({s.is_new_device(), std::set<std::string>(s.session_ids().begin(), s.session_ids().end()),
+                                         clock_.now_ms() + options_.ephemeral_timeout_ms});
   }
   ++stats_.solicitations_sent;
   stats_.bytes_sent += message_size(s);
@@ -325,59 +322,100 @@ void KeyExchange::convert_ephemeral(const std::string& stream_id) {
   }
   own_ephemeral_.erase(it);
   // Only what is still missing, at most 100 ids.
-  std::vector<std::string> ids;
   auto failures = failures_.find(stream_id);
+  river::MemberPayload::KeySolicitation s;
+  s.set_device_key(device_.device_key);
+  s.set_fallback_key(device_.fallback_key);
+  s.set_is_new_device(is_new_device);
   for (const auto& id : all) {
-    if (ids.size() == kMaxSolicitationIds) break;
-    if (failures != failures_.end() && failures->second.count(id) > 0) ids.push_back(id);
+    if (static_cast<size_t>(s.session_ids_size()) == kMaxSolicitationIds) break;
+    if (failures != failures_.end() && failures->second.count(id) > 0) s.add_session_ids(id);
   }
-  if (ids.empty()) return;
-  send_solicitation(stream_id, is_new_device, ids, false);
+  if (s.session_ids_size() == 0) return;
+  send_solicitation(stream_id, s, false);
 }
 
 void KeyExchange::process_key_solicitation(const KeySolicitationItem& item) {
-  const auto& sol = item.solicitation;
-  if (sol.session_ids_size() == 0) return;
+  if (item.solicitation.session_ids_size() == 0) return;
   if (!host_.is_valid_event(item)) return;
-  auto known = crypto_.get_group_session_ids(item.stream_id);
+  auto answer = plan_solicitation_answer(crypto_, item.stream_id, item.from_user_id, item.solicitation,
+                                         [&] { return host_.is_user_entitled(item.stream_id, item.from_user_id); });
+  if (!answer) return;
+  stats_.bytes_sent += message_size(answer->fulfillment);
+  if (!host_.send_key_fulfillment(item.stream_id, answer->fulfillment, item.ephemeral)) {
+    ++stats_.fulfillments_refused;
+  } else {
+    ++stats_.fulfillments_sent;
+    UserDevice target{item.solicitation.device_key(), item.solicitation.fallback_key()};
+    for (const auto& share : build_solicitation_shares(crypto_, item.stream_id, target, answer->sessions)) {
+      ++stats_.shares_sent;
+      stats_.bytes_sent += message_size(share);
+      host_.send_group_encryption_sessions(item.from_user_id, share);
+    }
+  }
+  for (auto& s : answer->sessions) crypto::wipe(s.session_key.data(), s.session_key.size());
+}
+
+// ---- the decision rules
+
+std::optional<river::MemberPayload::KeySolicitation> build_key_solicitation(
+    GroupEncryptionCrypto& crypto, std::string_view stream_id, std::vector<std::string> missing,
+    const std::vector<river::MemberPayload::KeySolicitation>& pending_own) {
+  std::sort(missing.begin(), missing.end());
+  missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+  if (missing.size() > kMaxSolicitationIds) missing.resize(kMaxSolicitationIds);
+  if (missing.empty()) return std::nullopt;
+  for (const auto& p : pending_own) {
+    if (p.is_new_device() || sorted_ids(p.session_ids()) == missing) return std::nullopt;
+  }
+  auto device = crypto.get_user_device();
+  river::MemberPayload::KeySolicitation s;
+  s.set_device_key(device.device_key);
+  s.set_fallback_key(device.fallback_key);
+  s.set_is_new_device(crypto.get_group_session_ids(stream_id).empty());
+  for (const auto& id : missing) s.add_session_ids(id);
+  return s;
+}
+
+std::optional<SolicitationAnswer> plan_solicitation_answer(GroupEncryptionCrypto& crypto, std::string_view stream_id,
+                                                           std::string_view from_user_id,
+                                                           const river::MemberPayload::KeySolicitation& sol,
+                                                           const std::function<bool()>& is_entitled) {
+  if (sol.device_key() == crypto.get_user_device().device_key) return std::nullopt;
+  if (sol.session_ids_size() == 0) return std::nullopt;
+  auto known = crypto.get_group_session_ids(stream_id);
   std::sort(known.begin(), known.end());
   std::set<std::string> requested(sol.session_ids().begin(), sol.session_ids().end());
   std::vector<std::string> reply;
   for (const auto& id : known) {
     if (sol.is_new_device() || requested.count(id) > 0) reply.push_back(id);
   }
-  if (reply.empty()) return;
-  if (!host_.is_user_entitled(item.stream_id, item.from_user_id)) return;
-  std::vector<GroupEncryptionSession> sessions;
+  if (reply.empty()) return std::nullopt;
+  if (!is_entitled()) return std::nullopt;
+  SolicitationAnswer answer;
   for (const auto& id : reply) {
-    if (auto s = crypto_.export_group_session(item.stream_id, id)) sessions.push_back(std::move(*s));
+    if (auto s = crypto.export_group_session(stream_id, id)) answer.sessions.push_back(std::move(*s));
   }
-  if (sessions.empty()) return;
-
-  river::MemberPayload::KeyFulfillment f;
-  f.set_user_address(user_address_bytes(item.from_user_id));
+  if (answer.sessions.empty()) return std::nullopt;
+  auto& f = answer.fulfillment;
+  f.set_user_address(user_address_bytes(from_user_id));
   f.set_device_key(sol.device_key());
   std::vector<std::string> fulfilled;
-  for (const auto& s : sessions) {
+  for (const auto& s : answer.sessions) {
     if (requested.count(s.session_id) > 0) fulfilled.push_back(s.session_id);
   }
   if (fulfilled.empty()) {
-    for (const auto& s : sessions) fulfilled.push_back(s.session_id);
+    for (const auto& s : answer.sessions) fulfilled.push_back(s.session_id);
   }
   std::sort(fulfilled.begin(), fulfilled.end());
   for (const auto& id : fulfilled) f.add_session_ids(id);
-  stats_.bytes_sent += message_size(f);
-  if (!host_.send_key_fulfillment(item.stream_id, f, item.ephemeral)) {
-    ++stats_.fulfillments_refused;
-    return;
-  }
-  ++stats_.fulfillments_sent;
-  share_to_device(item, sessions);
-  for (auto& s : sessions) crypto::wipe(s.session_key.data(), s.session_key.size());
+  return answer;
 }
 
-void KeyExchange::share_to_device(const KeySolicitationItem& item, const std::vector<GroupEncryptionSession>& sessions) {
-  UserDevice target{item.solicitation.device_key(), item.solicitation.fallback_key()};
+std::vector<river::UserInboxPayload::GroupEncryptionSessions> build_solicitation_shares(
+    GroupEncryptionCrypto& crypto, std::string_view stream_id, const UserDevice& requester,
+    const std::vector<GroupEncryptionSession>& sessions) {
+  std::vector<river::UserInboxPayload::GroupEncryptionSessions> out;
   for (auto algorithm : {GroupEncryptionAlgorithm::kGroupEncryption, GroupEncryptionAlgorithm::kHybridGroupEncryption}) {
     std::vector<GroupEncryptionSession> of_algorithm;
     for (const auto& s : sessions) {
@@ -387,14 +425,12 @@ void KeyExchange::share_to_device(const KeySolicitationItem& item, const std::ve
       size_t end = std::min(of_algorithm.size(), start + kMaxSessionsPerShare);
       std::vector<GroupEncryptionSession> chunk(of_algorithm.begin() + static_cast<ptrdiff_t>(start),
                                                 of_algorithm.begin() + static_cast<ptrdiff_t>(end));
-      auto plan = build_group_encryption_sessions(crypto_, item.stream_id, algorithm, chunk, {target});
-      if (plan.message.ciphertexts().empty()) continue;  // the requester's keys were refused by olm
-      ++stats_.shares_sent;
-      stats_.bytes_sent += message_size(plan.message);
-      host_.send_group_encryption_sessions(item.from_user_id, plan.message);
+      auto plan = build_group_encryption_sessions(crypto, stream_id, algorithm, chunk, {requester});
+      if (!plan.message.ciphertexts().empty()) out.push_back(std::move(plan.message));
     }
     for (auto& s : of_algorithm) crypto::wipe(s.session_key.data(), s.session_key.size());
   }
+  return out;
 }
 
 }  // namespace towns

@@ -89,10 +89,15 @@ ReceiveResult receive_group_encryption_sessions(GroupEncryptionCrypto& crypto,
   if (missing.empty()) return result;
 
   auto cleartext = crypto.decrypt_with_device_key(it->second, message.sender_key());
-  auto keys = parse_session_keys_json(cleartext.view());
+  std::vector<std::string> keys;
+  try {
+    keys = parse_session_keys_json(cleartext.view());
+  } catch (const Error&) {
+    throw Error(ErrorCode::IMPORT_FAILED, "the shared cleartext is not SessionKeys JSON");
+  }
   if (keys.size() != static_cast<size_t>(message.session_ids_size())) {
     for (auto& k : keys) crypto::wipe(k.data(), k.size());
-    throw Error(ErrorCode::INVALID_ARGUMENT, "the number of session keys differs from the number of session ids");
+    throw Error(ErrorCode::IMPORT_FAILED, "the number of session keys differs from the number of session ids");
   }
   std::vector<GroupEncryptionSession> to_import;
   for (int i : missing) {

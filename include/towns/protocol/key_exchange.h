@@ -14,6 +14,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -34,6 +35,35 @@ class TOWNS_API Clock {
 
 // The system clock (milliseconds since the Unix epoch).
 TOWNS_API Clock& system_clock();
+
+// ---- The decision rules of section 9, as pure functions (the engine and the
+// conformance driver both use them).
+
+// Requesting: the missing ids sorted, at most 100; std::nullopt when there are
+// none, or when one of our pending solicitations on the stream already is a
+// new-device one or asks for the same sorted ids. is_new_device: we hold no
+// session of the stream (any algorithm).
+TOWNS_API std::optional<river::MemberPayload::KeySolicitation> build_key_solicitation(
+    GroupEncryptionCrypto& crypto, std::string_view stream_id, std::vector<std::string> missing_session_ids,
+    const std::vector<river::MemberPayload::KeySolicitation>& pending_own);
+
+// Answering, up to the fulfillment: std::nullopt when we stop (our own device,
+// no session ids, nothing of ours to reply with, requester not entitled, nothing
+// exported). is_entitled is asked only once there is something to reply with.
+struct SolicitationAnswer {
+  river::MemberPayload::KeyFulfillment fulfillment;
+  std::vector<GroupEncryptionSession> sessions;  // to share once the fulfillment is accepted
+};
+TOWNS_API std::optional<SolicitationAnswer> plan_solicitation_answer(
+    GroupEncryptionCrypto& crypto, std::string_view stream_id, std::string_view from_user_id,
+    const river::MemberPayload::KeySolicitation& solicitation, const std::function<bool()>& is_entitled);
+
+// The shares for an accepted fulfillment: one GroupEncryptionSessions per
+// algorithm (megolm first), at most 100 sessions each, encrypted to the
+// requesting device. Empty when olm refuses the requester's keys.
+TOWNS_API std::vector<river::UserInboxPayload::GroupEncryptionSessions> build_solicitation_shares(
+    GroupEncryptionCrypto& crypto, std::string_view stream_id, const UserDevice& requester,
+    const std::vector<GroupEncryptionSession>& sessions);
 
 struct EncryptedEvent {
   std::string stream_id;
@@ -181,9 +211,7 @@ class TOWNS_API KeyExchange {
   void process_missing_keys(const std::string& stream_id);
   void process_key_solicitation(const KeySolicitationItem& item);
   void convert_ephemeral(const std::string& stream_id);
-  void send_solicitation(const std::string& stream_id, bool is_new_device, const std::vector<std::string>& ids,
-                         bool ephemeral);
-  void share_to_device(const KeySolicitationItem& item, const std::vector<GroupEncryptionSession>& sessions);
+  void send_solicitation(const std::string& stream_id, const river::MemberPayload::KeySolicitation& s, bool ephemeral);
 
   GroupEncryptionCrypto& crypto_;
   KeyExchangeHost& host_;

@@ -45,7 +45,7 @@ struct ReceiveResult {
   std::vector<std::string> failed;       // listed, missing, and refused on import
 };
 
-// DECRYPTION_FAILED when our ciphertext does not decrypt; INVALID_ARGUMENT when
+// DECRYPTION_FAILED when our ciphertext does not decrypt; IMPORT_FAILED when
 // its cleartext is not SessionKeys JSON or the key count differs from the id
 // count. Nothing is imported in those cases.
 TOWNS_API ReceiveResult receive_group_encryption_sessions(
