@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -32,8 +33,10 @@ class RecordingClient final : public GroupEncryptionClient {
                                                   const std::vector<GroupEncryptionSession>& sessions,
                                                   GroupEncryptionAlgorithm algorithm,
                                                   const std::vector<std::string>&) override {
+    std::lock_guard lock(mu);  // shares of the two algorithms may come from two threads
     for (const auto& s : sessions) shared.push_back({std::string(stream_id), s, algorithm});
   }
+  std::mutex mu;
   MiniblockInfo get_miniblock_info(std::string_view) override { return miniblock(next_miniblock); }
   struct Share {
     std::string stream;
@@ -293,11 +296,17 @@ TEST_CASE("grpaes: refused events and refused imports") {
   auto e = a.crypto.encrypt_group_event(kStream, test::bytes("secret"), kHybrid);
   auto shared = a.client.shared[0].session;
   b.crypto.import_session_keys(kStream, {shared});
-  for (auto clear : {&river::EncryptedData::clear_sender_key, &river::EncryptedData::clear_session_id_bytes,
-                     &river::EncryptedData::clear_ciphertext_bytes, &river::EncryptedData::clear_iv_bytes}) {
+  // The client's missing-fields check only ever catches the sender key.
+  auto no_sender = e;
+  no_sender.clear_sender_key();
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, no_sender), HYBRID_GROUP_DECRYPTION_MISSING_FIELDS);
+  auto no_session = e;
+  no_session.clear_session_id_bytes();
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, no_session), SESSION_NOT_FOUND);
+  for (auto clear : {&river::EncryptedData::clear_ciphertext_bytes, &river::EncryptedData::clear_iv_bytes}) {
     auto bad = e;
     (bad.*clear)();
-    REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, bad), HYBRID_GROUP_DECRYPTION_MISSING_FIELDS);
+    REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, bad), DECRYPTION_FAILED);
   }
   auto iv = e;
   iv.set_iv_bytes(std::string(16, 'x'));
@@ -489,9 +498,9 @@ TEST_CASE("GroupEncryptionCrypto from 4 threads: distinct indices, every event d
       file = SqliteCryptoStore::open(dir.file("threads.db"), "k");
       store = file.get();
     }
-    GroupEncryptionCrypto c(nullptr, *store);
+    RecordingClient client;
+    GroupEncryptionCrypto c(&client, *store);
     c.init();
-    c.ensure_outbound_session(kStream, kHybrid, {.miniblock_info = miniblock(1)});
     constexpr int kThreads = 4, kEach = 40;
     std::vector<std::vector<river::EncryptedData>> events(kThreads);
     std::atomic<int> errors{0};
@@ -514,13 +523,20 @@ TEST_CASE("GroupEncryptionCrypto from 4 threads: distinct indices, every event d
     for (auto& th : threads) th.join();
     CHECK(errors == 0);
     std::set<uint32_t> indices;
+    std::set<std::string> megolm_sessions;
     for (int t = 0; t < kThreads; ++t) {
       for (int i = 0; i < kEach; ++i) {
         auto d = c.decrypt_group_event(kStream, events[t][i]);
         CHECK(text(d.plaintext) == "t" + std::to_string(t) + "i" + std::to_string(i));
-        if (d.message_index) CHECK(indices.insert(*d.message_index).second);
+        if (d.message_index) {
+          megolm_sessions.insert(events[t][i].session_id());
+          CHECK(indices.insert(*d.message_index).second);
+        }
       }
     }
+    CHECK(megolm_sessions.size() == 1);  // the threads agreed on one outbound session
+    CHECK(client.shared.size() == 2);     // one per algorithm, each shared once
+    CHECK(c.get_group_session_ids(kStream).size() == 2);
     CHECK(indices.size() == kThreads * kEach / 2);
   }
 }

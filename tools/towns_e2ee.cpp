@@ -2,6 +2,7 @@
 //   towns-e2ee version     versions of this library and its dependencies
 //   towns-e2ee selfcheck   versions, then a short end-to-end check in memory
 //   towns-e2ee demo        the key-exchange demo on a simulated network
+//   towns-e2ee driver      the conformance driver (docs/driver.md) on stdin/stdout
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -9,6 +10,9 @@
 #include <string_view>
 
 #include "demo.h"
+#include "driver.h"
+
+#include <iostream>
 #include "selfcheck.h"
 #include "towns/error.h"
 #include "towns/version.h"
@@ -31,7 +35,8 @@ int usage(FILE* out) {
                "  selfcheck   print versions, then run a short end-to-end check in memory\n"
                "  demo [--dir <folder>] [--users N] [--devices N] [--streams N] [--rounds N] [--seed TEXT]\n"
                "              many devices, each on its own SQLite store, exchange keys on a\n"
-               "              simulated Towns node; exits 1 if any cannot read what it may\n");
+               "              simulated Towns node; exits 1 if any cannot read what it may\n"
+               "  driver      the conformance driver: JSON requests on stdin, replies on stdout\n");
   return out == stdout ? 0 : 2;
 }
 
@@ -47,6 +52,10 @@ int main(int argc, char** argv) {
     if (cmd == "selfcheck") {
       print_versions();
       return towns::tools::run_selfcheck(stdout) ? 0 : 1;
+    }
+    if (cmd == "driver") {
+      std::ios::sync_with_stdio(false);
+      return towns::tools::run_driver(std::cin, std::cout);
     }
     if (cmd == "demo") {
       if (argc > 2 && (std::string_view(argv[2]) == "--help" || std::string_view(argv[2]) == "-h")) return usage(stdout);

@@ -259,6 +259,12 @@ std::string EncryptionDevice::create_outbound_group_session(std::string_view str
   return session_id;
 }
 
+EncryptionDevice::EnsuredSession EncryptionDevice::ensure_outbound_group_session(std::string_view stream_id) {
+  Lock l(mu_);
+  if (auto record = store_.get_outbound_session(stream_id)) return {record->session_id, false};
+  return {create_outbound_group_session(stream_id), true};
+}
+
 std::optional<OutboundGroupSessionKey> EncryptionDevice::outbound_group_session_key(std::string_view stream_id) {
   Lock l(mu_);
   auto record = store_.get_outbound_session(stream_id);
@@ -369,6 +375,19 @@ river::HybridGroupSessionKey EncryptionDevice::create_hybrid_group_session(std::
   session.set_miniblock_hash(std::string(miniblock_hash.begin(), miniblock_hash.end()));
   store_.store_hybrid_session({std::string(stream_id), crypto::hex_encode(id), serialize_secret(session), miniblock_num});
   return session;
+}
+
+river::HybridGroupSessionKey EncryptionDevice::ensure_hybrid_group_session(std::string_view stream_id,
+                                                                           int64_t miniblock_num,
+                                                                           std::span<const uint8_t> miniblock_hash,
+                                                                           bool& created) {
+  Lock l(mu_);
+  if (auto existing = hybrid_group_session_key_for_stream(stream_id)) {
+    created = false;
+    return *existing;
+  }
+  created = true;
+  return create_hybrid_group_session(stream_id, miniblock_num, miniblock_hash);
 }
 
 std::optional<river::HybridGroupSessionKey> EncryptionDevice::hybrid_group_session_key_for_stream(

@@ -9,6 +9,13 @@ namespace {
 
 std::span<const uint8_t> bytes_of(const std::string& s) { return crypto::as_bytes(s); }
 
+void check_payload_length(std::string_view payload) {
+  if (utf16_length(payload) > kMaxPlaintextLength) {
+    throw Error(ErrorCode::PAYLOAD_TOO_LARGE, "message too long for group encryption (maximum " +
+                                                  std::to_string(kMaxPlaintextLength) + ")");
+  }
+}
+
 DecryptedPayload by_version(river::EncryptedDataVersion version, crypto::SecretBytes plaintext,
                             std::optional<uint32_t> index, bool base64_payload) {
   switch (version) {
@@ -32,10 +39,9 @@ DecryptedPayload by_version(river::EncryptedDataVersion version, crypto::SecretB
 
 std::string GroupEncryption::ensure_outbound_session(std::string_view stream_id,
                                                      const EnsureOutboundSessionOptions& opts) {
-  if (auto key = device_.outbound_group_session_key(stream_id)) return key->session_id;
-  auto session_id = device_.create_outbound_group_session(stream_id);
-  share_session(stream_id, session_id, opts.priority_user_ids);
-  return session_id;
+  auto ensured = device_.ensure_outbound_group_session(stream_id);
+  if (ensured.created) share_session(stream_id, ensured.session_id, opts.priority_user_ids);
+  return ensured.session_id;
 }
 
 bool GroupEncryption::has_outbound_session(std::string_view stream_id) {
@@ -52,8 +58,10 @@ void GroupEncryption::share_session(std::string_view stream_id, std::string_view
 }
 
 river::EncryptedData GroupEncryption::encrypt(std::string_view stream_id, std::span<const uint8_t> payload) {
+  auto text = crypto::base64_encode(payload, crypto::Base64Padding::kPadded);
+  check_payload_length(text);  // before a session is created: a refusal changes nothing
   ensure_outbound_session(stream_id);
-  auto result = device_.encrypt_group_message(crypto::base64_encode(payload, crypto::Base64Padding::kPadded), stream_id);
+  auto result = device_.encrypt_group_message(text, stream_id);
   river::EncryptedData out;
   out.set_algorithm(std::string(kGroupEncryptionAlgorithmId));
   out.set_sender_key(device_.device_key());
@@ -64,6 +72,7 @@ river::EncryptedData GroupEncryption::encrypt(std::string_view stream_id, std::s
 }
 
 river::EncryptedData GroupEncryption::encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload) {
+  check_payload_length(payload);
   ensure_outbound_session(stream_id);
   auto result = device_.encrypt_group_message(payload, stream_id);
   river::EncryptedData out;
@@ -124,8 +133,11 @@ river::HybridGroupSessionKey HybridGroupEncryption::ensure_key(std::string_view 
   } else {
     throw Error(ErrorCode::INVALID_ARGUMENT, "a new hybrid session needs the stream's latest miniblock");
   }
-  auto key = device_.create_hybrid_group_session(stream_id, info.miniblock_num, info.miniblock_hash);
-  if (client_ != nullptr) {
+  // Asked outside the device's lock (the client may be slow); created under it,
+  // so that concurrent callers end up with one session.
+  bool created = false;
+  auto key = device_.ensure_hybrid_group_session(stream_id, info.miniblock_num, info.miniblock_hash, created);
+  if (created && client_ != nullptr) {
     auto session_id = crypto::hex_encode(bytes_of(key.session_id()));
     auto exported = device_.export_hybrid_group_session(stream_id, session_id);
     if (!exported) throw Error(ErrorCode::SESSION_NOT_FOUND, "session key not found for session " + session_id);
@@ -174,8 +186,11 @@ river::EncryptedData HybridGroupEncryption::encrypt_deprecated_v0(std::string_vi
 // ---- HybridGroupDecryption
 
 DecryptedPayload HybridGroupDecryption::decrypt(std::string_view stream_id, const river::EncryptedData& content) {
-  if (content.sender_key().empty() || content.session_id_bytes().empty() || content.ciphertext_bytes().empty() ||
-      content.iv_bytes().empty()) {
+  // As the client reads it: its check (`!content.ivBytes` and so on) can only
+  // catch the sender key, because decoded bytes fields are always present
+  // (empty arrays are truthy). Empty bytes fields fall through to the session
+  // lookup (SESSION_NOT_FOUND) and the IV and length checks (DECRYPTION_FAILED).
+  if (content.sender_key().empty()) {
     throw Error(ErrorCode::HYBRID_GROUP_DECRYPTION_MISSING_FIELDS, "Missing fields in input");
   }
   auto session_id = crypto::hex_encode(bytes_of(content.session_id_bytes()));

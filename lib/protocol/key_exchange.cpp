@@ -262,6 +262,11 @@ void KeyExchange::process_encrypted(const EncryptedEvent& event) {
     std::string session_id = !event.data.session_id().empty()
                                  ? event.data.session_id()
                                  : crypto::hex_encode(crypto::as_bytes(event.data.session_id_bytes()));
+    if (session_id.empty()) {  // nothing to ask for (the SDK logs and drops it too)
+      ++stats_.decryption_errors;
+      host_.on_decryption_error(event, e, false);
+      return;
+    }
     auto& waiting = failures_[event.stream_id][session_id];
     bool known = std::any_of(waiting.begin(), waiting.end(),
                              [&](const EncryptedEvent& w) { return w.event_id == event.event_id; });

@@ -92,6 +92,14 @@ class TOWNS_API EncryptionDevice {
   // Creates (replacing any) the stream's outbound session and stores its inbound
   // counterpart from index 0; returns the session id.
   std::string create_outbound_group_session(std::string_view stream_id);
+  // The stream's outbound session id, creating one (as above) only when there is
+  // none; atomic, so concurrent callers agree on one session. created tells
+  // whether this call made it (and so whether it must be shared).
+  struct EnsuredSession {
+    std::string session_id;
+    bool created = false;
+  };
+  EnsuredSession ensure_outbound_group_session(std::string_view stream_id);
   std::optional<OutboundGroupSessionKey> outbound_group_session_key(std::string_view stream_id);
   // Encrypts payload (already the string the algorithm version calls for) with
   // the stream's outbound session. PAYLOAD_TOO_LARGE; SESSION_NOT_FOUND when the
@@ -116,6 +124,10 @@ class TOWNS_API EncryptionDevice {
   // INVALID_ARGUMENT when stream_id is not hex.
   river::HybridGroupSessionKey create_hybrid_group_session(std::string_view stream_id, int64_t miniblock_num,
                                                            std::span<const uint8_t> miniblock_hash);
+  // The stream's latest hybrid session, creating one from the miniblock only when
+  // the stream has none; atomic like ensure_outbound_group_session.
+  river::HybridGroupSessionKey ensure_hybrid_group_session(std::string_view stream_id, int64_t miniblock_num,
+                                                           std::span<const uint8_t> miniblock_hash, bool& created);
   // The stream's session with the highest miniblock number.
   std::optional<river::HybridGroupSessionKey> hybrid_group_session_key_for_stream(std::string_view stream_id);
   std::optional<river::HybridGroupSessionKey> hybrid_group_session_key(std::string_view stream_id,

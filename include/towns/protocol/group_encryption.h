@@ -5,8 +5,10 @@
 // HybridGroupEncryption / HybridGroupDecryption: AES-256-GCM keys shared over
 // olm ("grpaes").
 //
-// Decryption errors: GROUP_DECRYPTION_MISSING_FIELDS /
-// HYBRID_GROUP_DECRYPTION_MISSING_FIELDS for an incomplete EncryptedData;
+// Decryption errors: GROUP_DECRYPTION_MISSING_FIELDS for a megolm event without
+// sender key, session id or ciphertext; HYBRID_GROUP_DECRYPTION_MISSING_FIELDS
+// for a grpaes event without sender key (empty bytes fields are refused further
+// on, exactly as the client refuses them: see docs/compat.md);
 // SESSION_NOT_FOUND (message contains "Session not found" / "session not
 // found") when no session is held, the error that starts a key solicitation;
 // GROUP_DECRYPTION_INVALID_VERSION; DECRYPTION_FAILED when the ciphertext does

@@ -1,0 +1,430 @@
+// The conformance driver (docs/driver.md, version 1) on the canonical client:
+// @towns-protocol/encryption 0.0.455's GroupEncryptionCrypto with its in-memory
+// store. The section 9 rules (which live in @towns-protocol/sdk) are written
+// here after the 0.0.455 SDK's decryption extensions.
+//
+// {"sqlite": path} is served by a snapshot file (the client has no SQLite
+// store): the exported device is written to path after every command and read
+// back at init, under a check of the pickle key, so that restart scenarios run
+// in every pairing.
+//   npx tsx driver.ts
+import { createInterface } from 'node:readline'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
+import { create, fromBinary, toBinary, fromJsonString, toJsonString } from '@bufbuild/protobuf'
+import {
+    EncryptedDataSchema,
+    ExportedDeviceSchema,
+    MemberPayload_KeyFulfillmentSchema,
+    MemberPayload_KeySolicitationSchema,
+    SessionKeysSchema,
+    UserInboxPayload_GroupEncryptionSessionsSchema,
+    type MemberPayload_KeySolicitation,
+} from '@towns-protocol/proto'
+import {
+    CryptoStoreInMemory,
+    GroupEncryptionAlgorithmId,
+    GroupEncryptionCrypto,
+    parseGroupEncryptionAlgorithmId,
+    type GroupEncryptionSession,
+} from '@towns-protocol/encryption'
+
+class DriverError extends Error {
+    constructor(public code: string, message: string) {
+        super(message)
+    }
+}
+const bad = (m: string): never => {
+    throw new DriverError('INVALID_ARGUMENT', m)
+}
+
+const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/
+function fromB64(s: unknown, name: string): Uint8Array {
+    if (typeof s !== 'string' || !B64.test(s)) bad(`${name} is not base64`)
+    return new Uint8Array(Buffer.from(s as string, 'base64'))
+}
+const toB64 = (b: Uint8Array) => Buffer.from(b).toString('base64')
+function fromHex(s: unknown, name: string): Uint8Array {
+    if (typeof s !== 'string' || !/^(0x)?([0-9a-fA-F]{2})*$/.test(s)) bad(`${name} is not hex`)
+    return new Uint8Array(Buffer.from((s as string).replace(/^0x/, ''), 'hex'))
+}
+const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+function str(req: any, name: string): string {
+    if (typeof req[name] !== 'string') bad(`missing argument ${name}`)
+    return req[name]
+}
+function list(req: any, name: string): any[] {
+    if (!Array.isArray(req[name])) bad(`${name} must be a list`)
+    return req[name]
+}
+function streamArg(req: any): string {
+    const s = str(req, 'stream_id')
+    if (s.length === 0) bad('stream_id is empty')
+    fromHex(s, 'stream_id')
+    return s
+}
+function algorithmArg(req: any): GroupEncryptionAlgorithmId {
+    const a = str(req, 'algorithm')
+    if (a !== GroupEncryptionAlgorithmId.GroupEncryption && a !== GroupEncryptionAlgorithmId.HybridGroupEncryption) {
+        bad(`unknown algorithm ${a}`)
+    }
+    return a as GroupEncryptionAlgorithmId
+}
+function pbArg<T>(schema: any, req: any, name: string): T {
+    const bytes = fromB64(str(req, name), name)
+    try {
+        return fromBinary(schema, bytes) as T
+    } catch {
+        return bad(`${name} is not a valid protobuf`)
+    }
+}
+function devicesArg(req: any): { deviceKey: string; fallbackKey: string }[] {
+    return list(req, 'devices').map((d: any) => {
+        if (typeof d !== 'object' || d === null) bad('each device must be an object')
+        return { deviceKey: str(d, 'device_key'), fallbackKey: str(d, 'fallback_key') }
+    })
+}
+const MAX_PLAINTEXT = (65536 * 3) / 4
+
+// Maps what the client throws to the driver's codes.
+function codeOf(e: any, context: 'decrypt' | 'import' | 'other'): string {
+    if (e instanceof DriverError) return e.code
+    if (e?.name === 'DecryptionError' && typeof e.code === 'string') return e.code
+    const m = String(e?.message ?? e).toLowerCase()
+    if (m.includes('session not found')) return 'SESSION_NOT_FOUND'
+    if (m.includes('message too long')) return 'PAYLOAD_TOO_LARGE'
+    if (m.includes('cannot be empty')) return 'EMPTY_PAYLOAD'
+    if (context === 'import') return 'IMPORT_FAILED'
+    if (context === 'decrypt') return 'DECRYPTION_FAILED'
+    return 'INVALID_ARGUMENT'
+}
+
+const COMMANDS = new Set(['device', 'export_device', 'encrypt', 'decrypt', 'session_ids', 'export_sessions',
+    'import_sessions', 'share', 'receive_sessions', 'encrypt_to_devices', 'decrypt_from_device', 'solicit',
+    'answer_solicitation'])
+const sortIds = (ids: string[]) => [...ids].sort()
+const sameIds = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i])
+
+class Driver {
+    crypto?: GroupEncryptionCrypto
+    userId = ''
+    snapshot?: { path: string; keyHash: string; pickleKey: string }
+    miniblock?: { miniblockNum: bigint; miniblockHash: Uint8Array }
+    context: 'decrypt' | 'import' | 'other' = 'other'
+
+    private client = {
+        encryptAndShareGroupSessionsToStream: async () => {},
+        getMiniblockInfo: async () => {
+            if (!this.miniblock) bad('a new grpaes session needs miniblock_num and miniblock_hash_hex')
+            return this.miniblock!
+        },
+    } as any
+
+    get c(): GroupEncryptionCrypto {
+        if (!this.crypto) throw new DriverError('NOT_INITIALIZED', 'send init first')
+        return this.crypto
+    }
+    device() {
+        const d = this.c.getUserDevice()
+        return { device_key: d.deviceKey, fallback_key: d.fallbackKey }
+    }
+
+    async handle(cmd: string, req: any): Promise<any> {
+        this.context = ['decrypt', 'receive_sessions', 'decrypt_from_device'].includes(cmd) ? 'decrypt' : 'other'
+        if (cmd !== 'init' && COMMANDS.has(cmd)) this.c // NOT_INITIALIZED before any argument is read
+        switch (cmd) {
+            case 'init': return this.init(req)
+            case 'device': return this.device()
+            case 'export_device': return { exported_device_pb: toB64(toBinary(ExportedDeviceSchema, await this.c.exportDevice())) }
+            case 'encrypt': return this.encrypt(req)
+            case 'decrypt': return this.decrypt(req)
+            case 'session_ids': return { session_ids: sortIds(await this.c.getGroupSessionIds(streamArg(req))) }
+            case 'export_sessions': return this.exportSessions(req)
+            case 'import_sessions': return this.importSessions(req)
+            case 'share': return this.share(req)
+            case 'receive_sessions': return this.receive(req)
+            case 'encrypt_to_devices': return this.encryptToDevices(req)
+            case 'decrypt_from_device': return { payload: await this.c.decryptWithDeviceKey(str(req, 'ciphertext'), str(req, 'sender_key')) }
+            case 'solicit': return this.solicit(req)
+            case 'answer_solicitation': return this.answer(req)
+            default: throw new DriverError('UNKNOWN_COMMAND', `unknown command ${cmd}`)
+        }
+    }
+
+    async init(req: any) {
+        const userId = str(req, 'user_id')
+        const pickleKey = typeof req.pickle_key === 'string' ? req.pickle_key : 'DEFAULT_KEY'
+        let exported = req.exported_device_pb != null ? pbArg<any>(ExportedDeviceSchema, req, 'exported_device_pb') : undefined
+        let snapshot: Driver['snapshot']
+        if (req.store === 'memory') {
+            snapshot = undefined
+        } else if (typeof req.store === 'object' && req.store !== null && typeof req.store.sqlite === 'string') {
+            const keyHash = createHash('sha256').update(pickleKey).digest('hex')
+            snapshot = { path: req.store.sqlite, keyHash, pickleKey }
+            if (existsSync(snapshot.path) && !exported) {
+                const saved = JSON.parse(readFileSync(snapshot.path, 'utf8'))
+                if (saved.key_hash !== keyHash) throw new DriverError('STORE_ERROR', 'the pickle key does not open this store')
+                exported = fromBinary(ExportedDeviceSchema, new Uint8Array(Buffer.from(saved.exported_device_b64, 'base64')))
+            }
+        } else {
+            bad('store must be "memory" or {"sqlite": path}')
+        }
+        const crypto = new GroupEncryptionCrypto(this.client, new CryptoStoreInMemory(userId))
+        try {
+            await crypto.init(exported ? { fromExportedDevice: exported } : { pickleKey })
+        } catch (e: any) {
+            throw new DriverError('IMPORT_FAILED', `init failed: ${e?.message ?? e}`)
+        }
+        this.crypto = crypto
+        this.userId = userId
+        this.snapshot = snapshot
+        return this.device()
+    }
+
+    async save() {
+        if (!this.snapshot || !this.crypto) return
+        const bytes = toBinary(ExportedDeviceSchema, await this.crypto.exportDevice())
+        const tmp = this.snapshot.path + '.tmp'
+        writeFileSync(tmp, JSON.stringify({ key_hash: this.snapshot.keyHash, exported_device_b64: toB64(bytes) }))
+        renameSync(tmp, this.snapshot.path)
+    }
+
+    async encrypt(req: any) {
+        const streamId = streamArg(req)
+        const algorithm = algorithmArg(req)
+        const plaintext = fromB64(str(req, 'plaintext_b64'), 'plaintext_b64')
+        const version = req.version ?? 1
+        if (version !== 0 && version !== 1) bad('version must be 0 or 1')
+        // Checked before a session is created, so that a refusal changes nothing.
+        const text = new TextDecoder().decode(plaintext)
+        if (algorithm === GroupEncryptionAlgorithmId.GroupEncryption) {
+            const len = version === 1 ? toB64(plaintext).length : text.length
+            if (len > MAX_PLAINTEXT) throw new DriverError('PAYLOAD_TOO_LARGE', 'message too long')
+        } else if (plaintext.length === 0) {
+            throw new DriverError('EMPTY_PAYLOAD', 'data to encrypt cannot be empty')
+        }
+        const created = !(await this.c.hasOutboundSession(streamId, algorithm))
+        if (created && algorithm === GroupEncryptionAlgorithmId.HybridGroupEncryption) {
+            if (req.miniblock_num == null || req.miniblock_hash_hex == null) {
+                bad('a new grpaes session needs miniblock_num and miniblock_hash_hex')
+            }
+            if (!/^-?\d+$/.test(String(req.miniblock_num))) bad('miniblock_num must be a decimal string')
+            this.miniblock = { miniblockNum: BigInt(req.miniblock_num), miniblockHash: fromHex(req.miniblock_hash_hex, 'miniblock_hash_hex') }
+            await this.c.ensureOutboundSession(streamId, algorithm, { shareShareSessionTimeoutMs: 0 } as any)
+        }
+        const data = version === 1
+            ? await this.c.encryptGroupEvent(streamId, plaintext, algorithm)
+            : await this.c.encryptGroupEvent_deprecated_v0(streamId, text, algorithm)
+        const sessionId = algorithm === GroupEncryptionAlgorithmId.GroupEncryption ? data.sessionId : toHex(data.sessionIdBytes)
+        return { encrypted_data_pb: toB64(toBinary(EncryptedDataSchema, data)), session_id: sessionId, created_session: created }
+    }
+
+    async decrypt(req: any) {
+        const streamId = streamArg(req)
+        const data = pbArg<any>(EncryptedDataSchema, req, 'encrypted_data_pb')
+        const result = await this.c.decryptGroupEvent(streamId, data)
+        const bytes = typeof result === 'string' ? new TextEncoder().encode(result) : result
+        return { plaintext_b64: toB64(bytes) }
+    }
+
+    async exportSessions(req: any) {
+        const streamId: string | undefined = req.stream_id ?? undefined
+        let sessions: GroupEncryptionSession[] = []
+        if (req.session_ids != null) {
+            if (!streamId) bad('session_ids needs stream_id')
+            for (const id of list(req, 'session_ids')) {
+                const s = await this.c.exportGroupSession(streamId!, id)
+                if (s) sessions.push(s)
+            }
+        } else {
+            sessions = (await this.c.exportRoomKeys()).filter((s) => !streamId || s.streamId === streamId)
+        }
+        return { sessions: sessions.map((s) => ({ streamId: s.streamId, sessionId: s.sessionId, sessionKey: s.sessionKey, algorithm: s.algorithm })) }
+    }
+
+    async importOne(streamId: string, s: GroupEncryptionSession): Promise<boolean> {
+        const parsed = parseGroupEncryptionAlgorithmId(s.algorithm ?? '', undefined as any)
+        if (parsed.kind !== 'matched') return false
+        try {
+            await (this.c.groupDecryption as any)[parsed.value].importStreamKey(streamId, s)
+        } catch {
+            return false
+        }
+        return this.c.hasSessionKey(streamId, s.sessionId, parsed.value)
+    }
+
+    async importSessions(req: any) {
+        const imported: string[] = []
+        const failed: string[] = []
+        for (const s of list(req, 'sessions')) {
+            if (typeof s !== 'object' || s === null) bad('each session must be an object')
+            const ok = s.streamId && s.algorithm ? await this.importOne(s.streamId, s).catch(() => false) : false
+            ;(ok ? imported : failed).push(s.sessionId ?? '')
+        }
+        return { imported, failed }
+    }
+
+    async buildShare(streamId: string, algorithm: GroupEncryptionAlgorithmId, sessions: GroupEncryptionSession[],
+                     devices: { deviceKey: string; fallbackKey: string }[]) {
+        const own = this.c.getUserDevice().deviceKey
+        const cleartext = toJsonString(SessionKeysSchema, create(SessionKeysSchema, { keys: sessions.map((s) => s.sessionKey) }))
+        const ciphertexts = await this.c.encryptWithDeviceKeys(cleartext, devices.filter((d) => d.deviceKey !== own))
+        return create(UserInboxPayload_GroupEncryptionSessionsSchema, {
+            streamId: fromHex(streamId, 'stream_id'), senderKey: own, sessionIds: sessions.map((s) => s.sessionId),
+            ciphertexts, algorithm,
+        })
+    }
+
+    async share(req: any) {
+        const streamId = streamArg(req)
+        const algorithm = algorithmArg(req)
+        const devices = devicesArg(req)
+        const sessions: GroupEncryptionSession[] = []
+        for (const id of list(req, 'session_ids')) {
+            const s = await this.c.exportGroupSession(streamId, id)
+            if (!s || s.algorithm !== algorithm) throw new DriverError('SESSION_NOT_FOUND', `no ${algorithm} session ${id}`)
+            sessions.push(s)
+        }
+        let message
+        try {
+            message = await this.buildShare(streamId, algorithm, sessions, devices)
+        } catch (e: any) {
+            return bad(`olm refused a device's keys: ${e?.message ?? e}`)
+        }
+        return { group_encryption_sessions_pb: toB64(toBinary(UserInboxPayload_GroupEncryptionSessionsSchema, message)) }
+    }
+
+    async receive(req: any) {
+        const m = pbArg<any>(UserInboxPayload_GroupEncryptionSessionsSchema, req, 'group_encryption_sessions_pb')
+        const streamId = toHex(m.streamId)
+        const ciphertext = m.ciphertexts[this.c.getUserDevice().deviceKey]
+        if (!ciphertext) return { imported: [] }
+        const parsed = parseGroupEncryptionAlgorithmId(m.algorithm, GroupEncryptionAlgorithmId.GroupEncryption)
+        if (parsed.kind === 'unrecognized') return { imported: [] }
+        const algorithm = parsed.value
+        const needed: number[] = []
+        for (let i = 0; i < m.sessionIds.length; i++) {
+            if (!(await this.c.hasSessionKey(streamId, m.sessionIds[i], algorithm))) needed.push(i)
+        }
+        if (needed.length === 0) return { imported: [] }
+        const cleartext = await this.c.decryptWithDeviceKey(ciphertext, m.senderKey)
+        let keys: string[]
+        try {
+            keys = fromJsonString(SessionKeysSchema, cleartext).keys
+        } catch {
+            throw new DriverError('IMPORT_FAILED', 'the shared cleartext is not SessionKeys JSON')
+        }
+        if (keys.length !== m.sessionIds.length) throw new DriverError('IMPORT_FAILED', 'key count differs from id count')
+        const imported: string[] = []
+        for (const i of needed) {
+            const s = { streamId, sessionId: m.sessionIds[i], sessionKey: keys[i], algorithm }
+            if (await this.importOne(streamId, s)) imported.push(s.sessionId)
+        }
+        return { imported }
+    }
+
+    async encryptToDevices(req: any) {
+        const payload = str(req, 'payload')
+        const own = this.c.getUserDevice().deviceKey
+        try {
+            return { ciphertexts: await this.c.encryptWithDeviceKeys(payload, devicesArg(req).filter((d) => d.deviceKey !== own)) }
+        } catch (e: any) {
+            if (String(e?.message ?? e).toLowerCase().includes('message too long')) throw e
+            return bad(`olm refused a device's keys: ${e?.message ?? e}`)
+        }
+    }
+
+    async solicit(req: any) {
+        const streamId = streamArg(req)
+        const missing = sortIds([...new Set(list(req, 'missing_session_ids') as string[])]).slice(0, 100)
+        const pending = req.pending_pb != null ? pbArg<MemberPayload_KeySolicitation>(MemberPayload_KeySolicitationSchema, req, 'pending_pb') : undefined
+        if (missing.length === 0) return { key_solicitation_pb: null }
+        if (pending && (pending.isNewDevice || sameIds(sortIds(pending.sessionIds), missing))) return { key_solicitation_pb: null }
+        const known = await this.c.getGroupSessionIds(streamId)
+        const d = this.c.getUserDevice()
+        const s = create(MemberPayload_KeySolicitationSchema, {
+            deviceKey: d.deviceKey, fallbackKey: d.fallbackKey, isNewDevice: known.length === 0, sessionIds: missing,
+        })
+        return { key_solicitation_pb: toB64(toBinary(MemberPayload_KeySolicitationSchema, s)) }
+    }
+
+    async answer(req: any) {
+        const streamId = streamArg(req)
+        const fromUserId = str(req, 'from_user_id')
+        const sol = pbArg<MemberPayload_KeySolicitation>(MemberPayload_KeySolicitationSchema, req, 'key_solicitation_pb')
+        if (typeof req.requester_entitled !== 'boolean') bad('requester_entitled must be a boolean')
+        const none = { key_fulfillment_pb: null, group_encryption_sessions_pb: [] }
+        if (sol.deviceKey === this.c.getUserDevice().deviceKey || sol.sessionIds.length === 0) return none
+        const known = sortIds(await this.c.getGroupSessionIds(streamId))
+        const requested = new Set(sol.sessionIds)
+        const reply = sol.isNewDevice ? known : known.filter((x) => requested.has(x))
+        if (reply.length === 0 || !req.requester_entitled) return none
+        const sessions: GroupEncryptionSession[] = []
+        for (const id of reply) {
+            const s = await this.c.exportGroupSession(streamId, id)
+            if (s) sessions.push(s)
+        }
+        if (sessions.length === 0) return none
+        const fulfilled = sessions.map((s) => s.sessionId).filter((x) => requested.has(x)).sort()
+        const fulfillment = create(MemberPayload_KeyFulfillmentSchema, {
+            userAddress: /^(0x)?([0-9a-fA-F]{2})+$/.test(fromUserId) ? fromHex(fromUserId, 'from_user_id') : new TextEncoder().encode(fromUserId),
+            deviceKey: sol.deviceKey,
+            sessionIds: fulfilled.length > 0 ? fulfilled : sessions.map((s) => s.sessionId).sort(),
+        })
+        const shares: string[] = []
+        for (const algorithm of [GroupEncryptionAlgorithmId.GroupEncryption, GroupEncryptionAlgorithmId.HybridGroupEncryption]) {
+            const ofAlgorithm = sessions.filter((s) => s.algorithm === algorithm)
+            for (let i = 0; i < ofAlgorithm.length; i += 100) {
+                const m = await this.buildShare(streamId, algorithm, ofAlgorithm.slice(i, i + 100), [
+                    { deviceKey: sol.deviceKey, fallbackKey: sol.fallbackKey },
+                ]).catch(() => undefined)
+                if (m && Object.keys(m.ciphertexts).length > 0) {
+                    shares.push(toB64(toBinary(UserInboxPayload_GroupEncryptionSessionsSchema, m)))
+                }
+            }
+        }
+        return { key_fulfillment_pb: toB64(toBinary(MemberPayload_KeyFulfillmentSchema, fulfillment)), group_encryption_sessions_pb: shares }
+    }
+}
+
+// Silence the client's debug logging on stdout: replies own stdout.
+console.log = (...args: any[]) => process.stderr.write(args.join(' ') + '\n')
+console.info = console.log
+console.debug = console.log
+
+const driver = new Driver()
+const reply = (obj: any) => process.stdout.write(JSON.stringify(obj) + '\n')
+const rl = createInterface({ input: process.stdin, terminal: false })
+let queue = Promise.resolve()
+rl.on('line', (line) => {
+    queue = queue.then(async () => {
+        if (line.trim() === '') return
+        let req: any
+        try {
+            req = JSON.parse(line)
+        } catch {
+            req = undefined
+        }
+        if (typeof req !== 'object' || req === null || Array.isArray(req)) {
+            reply({ id: null, ok: false, error: { code: 'INVALID_ARGUMENT', message: 'the line is not a JSON object' } })
+            return
+        }
+        const id = Number.isInteger(req.id) ? req.id : null
+        try {
+            if (typeof req.cmd !== 'string') bad('missing cmd')
+            if (req.cmd === 'quit') {
+                await driver.save()
+                reply({ id, ok: true })
+                process.exit(0)
+            }
+            const result = await driver.handle(req.cmd, req)
+            await driver.save()
+            reply({ id, ok: true, ...result })
+        } catch (e: any) {
+            reply({ id, ok: false, error: { code: codeOf(e, driver.context), message: String(e?.message ?? e) } })
+        }
+    })
+})
+rl.on('close', () => {
+    queue.then(() => driver.save()).then(() => process.exit(0))
+})

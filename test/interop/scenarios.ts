@@ -1,0 +1,392 @@
+// The interop scenarios: each runs with device A from one driver and device B
+// (and any further device) from the other, in every pairing.
+import { join } from 'node:path'
+import type { Driver } from './runner'
+import { fromBinary, toBinary, create } from '@bufbuild/protobuf'
+import {
+    EncryptedDataSchema,
+    MemberPayload_KeyFulfillmentSchema,
+    MemberPayload_KeySolicitationSchema,
+    UserInboxPayload_GroupEncryptionSessionsSchema,
+} from '@towns-protocol/proto'
+
+export interface Ctx {
+    a: () => Driver
+    b: () => Driver
+    kindA: string
+    kindB: string
+    dir: string
+}
+
+const MEGOLM = 'r.group-encryption.v1.aes-sha2'
+const HYBRID = 'grpaes'
+const STREAM = '20' + 'ab'.repeat(31)
+const OTHER_STREAM = '20' + 'cd'.repeat(31)
+const HASH = '11'.repeat(32)
+const USER_A = 'a1'.repeat(20)
+const USER_B = 'b2'.repeat(20)
+const USER_C = 'c3'.repeat(20)
+
+// Drivers built on the canonical client. Where it knowingly differs from this
+// library (docs/compat.md), a scenario checks the library's behaviour only on
+// the other drivers.
+const CANONICAL = new Set(['ts'])
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64')
+const text = (b: string) => Buffer.from(b, 'base64').toString('utf8')
+const bytes = (b: string) => new Uint8Array(Buffer.from(b, 'base64'))
+const pb64 = (b: Uint8Array) => Buffer.from(b).toString('base64')
+
+function expect(cond: unknown, what: string): asserts cond {
+    if (!cond) throw new Error(`expected: ${what}`)
+}
+function equal(a: unknown, b: unknown, what: string) {
+    const x = JSON.stringify(a)
+    const y = JSON.stringify(b)
+    if (x !== y) throw new Error(`${what}: ${x} != ${y}`)
+}
+
+async function init(d: Driver, user: string, extra: Record<string, unknown> = {}) {
+    return d.ok('init', { user_id: user, store: 'memory', ...extra })
+}
+const device = (r: any) => ({ device_key: r.device_key, fallback_key: r.fallback_key })
+
+async function encrypt(d: Driver, alg: string, msg: string, extra: Record<string, unknown> = {}, stream = STREAM) {
+    const args: Record<string, unknown> = { stream_id: stream, algorithm: alg, plaintext_b64: b64(msg), ...extra }
+    if (alg === HYBRID) Object.assign(args, { miniblock_num: '7', miniblock_hash_hex: HASH })
+    return d.ok('encrypt', args)
+}
+
+async function decryptText(d: Driver, event: any, stream = STREAM) {
+    return text((await d.ok('decrypt', { stream_id: stream, encrypted_data_pb: event.encrypted_data_pb })).plaintext_b64)
+}
+
+async function shareTo(from: Driver, to: Driver, toDevice: any, alg: string, ids: string[], stream = STREAM) {
+    const share = await from.ok('share', { stream_id: stream, algorithm: alg, session_ids: ids, devices: [toDevice] })
+    return to.ok('receive_sessions', { group_encryption_sessions_pb: share.group_encryption_sessions_pb })
+}
+
+async function roundtrip(ctx: Ctx, alg: string) {
+    const a = ctx.a()
+    const b = ctx.b()
+    await init(a, USER_A)
+    const bd = device(await init(b, USER_B))
+    const e1 = await encrypt(a, alg, 'first message')
+    expect(e1.created_session === true, 'the first encrypt creates the session')
+    const e2 = await encrypt(a, alg, 'second message ✓')
+    expect(e2.created_session === false && e2.session_id === e1.session_id, 'the second reuses it')
+    await b.err('decrypt', { stream_id: STREAM, encrypted_data_pb: e1.encrypted_data_pb }, 'SESSION_NOT_FOUND')
+    const r = await shareTo(a, b, bd, alg, [e1.session_id])
+    equal(r.imported, [e1.session_id], 'imported ids')
+    equal(await decryptText(b, e1), 'first message', 'B decrypts 1')
+    equal(await decryptText(b, e2), 'second message ✓', 'B decrypts 2')
+    equal(await decryptText(a, e2), 'second message ✓', 'A decrypts its own')
+    equal((await b.ok('receive_sessions', { group_encryption_sessions_pb: (await a.ok('share', { stream_id: STREAM, algorithm: alg, session_ids: [e1.session_id], devices: [bd] })).group_encryption_sessions_pb })).imported, [], 'nothing new the second time')
+    const pb = fromBinary(EncryptedDataSchema, bytes(e1.encrypted_data_pb))
+    equal(pb.algorithm, alg, 'algorithm field')
+    equal(pb.version, 1, 'version 1')
+    // The stream is part of the key's identity. (The canonical client caches
+    // sessions by id alone and decrypts the event in another stream too.)
+    if (!CANONICAL.has(ctx.kindB)) {
+        await b.err('decrypt', { stream_id: OTHER_STREAM, encrypted_data_pb: e1.encrypted_data_pb }, 'SESSION_NOT_FOUND')
+    }
+    const fresh = ctx.b()
+    await init(fresh, USER_C)
+    await fresh.ok('import_sessions', { sessions: (await a.ok('export_sessions', { stream_id: STREAM })).sessions })
+    await fresh.err('decrypt', { stream_id: OTHER_STREAM, encrypted_data_pb: e1.encrypted_data_pb }, 'SESSION_NOT_FOUND')
+}
+
+export const scenarios: { name: string; run: (ctx: Ctx) => Promise<void> }[] = [
+    { name: 'megolm_encrypt_share_decrypt', run: (ctx) => roundtrip(ctx, MEGOLM) },
+    { name: 'grpaes_encrypt_share_decrypt', run: (ctx) => roundtrip(ctx, HYBRID) },
+    {
+        name: 'version0_payloads',
+        run: async (ctx) => {
+            const a = ctx.a()
+            const b = ctx.b()
+            await init(a, USER_A)
+            const bd = device(await init(b, USER_B))
+            for (const alg of [MEGOLM, HYBRID]) {
+                const e = await encrypt(a, alg, 'version 0 — text ünïcode', { version: 0 })
+                equal(fromBinary(EncryptedDataSchema, bytes(e.encrypted_data_pb)).version, 0, 'version 0')
+                await shareTo(a, b, bd, alg, [e.session_id])
+                equal(await decryptText(b, e), 'version 0 — text ünïcode', `${alg} v0`)
+            }
+        },
+    },
+    {
+        name: 'solicitation_new_device',
+        run: async (ctx) => {
+            const a = ctx.a()
+            const b = ctx.b()
+            await init(a, USER_A)
+            const bd = device(await init(b, USER_B))
+            const m = await encrypt(a, MEGOLM, 'megolm history')
+            const h = await encrypt(a, HYBRID, 'grpaes history')
+            await b.err('decrypt', { stream_id: STREAM, encrypted_data_pb: m.encrypted_data_pb }, 'SESSION_NOT_FOUND')
+            await b.err('decrypt', { stream_id: STREAM, encrypted_data_pb: h.encrypted_data_pb }, 'SESSION_NOT_FOUND')
+            const missing = [h.session_id, m.session_id]
+            const sol = await b.ok('solicit', { stream_id: STREAM, missing_session_ids: missing })
+            expect(sol.key_solicitation_pb, 'a solicitation')
+            const s = fromBinary(MemberPayload_KeySolicitationSchema, bytes(sol.key_solicitation_pb))
+            equal(s.deviceKey, bd.device_key, 'device key')
+            equal(s.fallbackKey, bd.fallback_key, 'fallback key')
+            expect(s.isNewDevice, 'is_new_device')
+            equal(s.sessionIds, [...missing].sort(), 'sorted ids')
+            const ans = await a.ok('answer_solicitation', { stream_id: STREAM, from_user_id: USER_B, key_solicitation_pb: sol.key_solicitation_pb, requester_entitled: true })
+            expect(ans.key_fulfillment_pb, 'a fulfillment')
+            const f = fromBinary(MemberPayload_KeyFulfillmentSchema, bytes(ans.key_fulfillment_pb))
+            equal(Buffer.from(f.userAddress).toString('hex'), USER_B, 'user address')
+            equal(f.deviceKey, bd.device_key, 'fulfilled device')
+            equal(f.sessionIds, [...missing].sort(), 'fulfilled ids')
+            equal(ans.group_encryption_sessions_pb.length, 2, 'one share per algorithm')
+            const algs = ans.group_encryption_sessions_pb.map((x: string) => fromBinary(UserInboxPayload_GroupEncryptionSessionsSchema, bytes(x)).algorithm)
+            equal(algs, [MEGOLM, HYBRID], 'megolm first, then grpaes')
+            for (const share of ans.group_encryption_sessions_pb) await b.ok('receive_sessions', { group_encryption_sessions_pb: share })
+            equal(await decryptText(b, m), 'megolm history', 'megolm after fulfillment')
+            equal(await decryptText(b, h), 'grpaes history', 'grpaes after fulfillment')
+            const again = await b.ok('solicit', { stream_id: STREAM, missing_session_ids: ['another'] })
+            expect(!fromBinary(MemberPayload_KeySolicitationSchema, bytes(again.key_solicitation_pb)).isNewDevice, 'no longer new')
+        },
+    },
+    {
+        name: 'solicitation_partial',
+        run: async (ctx) => {
+            const a = ctx.a()
+            const b = ctx.b()
+            await init(a, USER_A)
+            const bd = device(await init(b, USER_B))
+            const m = await encrypt(a, MEGOLM, 'shared one')
+            const h = await encrypt(a, HYBRID, 'missing one')
+            await shareTo(a, b, bd, MEGOLM, [m.session_id])
+            const sol = await b.ok('solicit', { stream_id: STREAM, missing_session_ids: [h.session_id, h.session_id] })
+            const s = fromBinary(MemberPayload_KeySolicitationSchema, bytes(sol.key_solicitation_pb))
+            expect(!s.isNewDevice, 'not a new device')
+            equal(s.sessionIds, [h.session_id], 'only the missing id, once')
+            const ans = await a.ok('answer_solicitation', { stream_id: STREAM, from_user_id: USER_B, key_solicitation_pb: sol.key_solicitation_pb, requester_entitled: true })
+            equal(fromBinary(MemberPayload_KeyFulfillmentSchema, bytes(ans.key_fulfillment_pb)).sessionIds, [h.session_id], 'fulfilled')
+            equal(ans.group_encryption_sessions_pb.length, 1, 'one share')
+            equal((await b.ok('receive_sessions', { group_encryption_sessions_pb: ans.group_encryption_sessions_pb[0] })).imported, [h.session_id], 'imported')
+            equal(await decryptText(b, h), 'missing one', 'decrypts')
+            // Asking for ids nobody holds: no answer.
+            const unknown = await b.ok('solicit', { stream_id: STREAM, missing_session_ids: ['nobody-has-this'] })
+            const none = await a.ok('answer_solicitation', { stream_id: STREAM, from_user_id: USER_B, key_solicitation_pb: unknown.key_solicitation_pb, requester_entitled: true })
+            equal(none.key_fulfillment_pb, null, 'no fulfillment')
+            equal(none.group_encryption_sessions_pb, [], 'no shares')
+        },
+    },
+    {
+        name: 'solicitation_not_entitled_and_own_device',
+        run: async (ctx) => {
+            const a = ctx.a()
+            const b = ctx.b()
+            await init(a, USER_A)
+            await init(b, USER_B)
+            const m = await encrypt(a, MEGOLM, 'members only')
+            const sol = await b.ok('solicit', { stream_id: STREAM, missing_session_ids: [m.session_id] })
+            const ans = await a.ok('answer_solicitation', { stream_id: STREAM, from_user_id: USER_B, key_solicitation_pb: sol.key_solicitation_pb, requester_entitled: false })
+            equal(ans.key_fulfillment_pb, null, 'no fulfillment')
+            equal(ans.group_encryption_sessions_pb, [], 'no shares')
+            const own = await a.ok('solicit', { stream_id: STREAM, missing_session_ids: ['x'] })
+            const self = await a.ok('answer_solicitation', { stream_id: STREAM, from_user_id: USER_A, key_solicitation_pb: own.key_solicitation_pb, requester_entitled: true })
+            equal(self.key_fulfillment_pb, null, 'own device ignored')
+            const empty = pb64(toBinary(MemberPayload_KeySolicitationSchema, create(MemberPayload_KeySolicitationSchema, { deviceKey: 'someone', fallbackKey: 'x', isNewDevice: true, sessionIds: [] })))
+            equal((await a.ok('answer_solicitation', { stream_id: STREAM, from_user_id: USER_B, key_solicitation_pb: empty, requester_entitled: true })).key_fulfillment_pb, null, 'no session ids: ignored')
+        },
+    },
+    {
+        name: 'solicitation_duplicate_pending',
+        run: async (ctx) => {
+            const b = ctx.b()
+            await init(b, USER_B)
+            const newcomer = await b.ok('solicit', { stream_id: STREAM, missing_session_ids: ['s1'] })
+            expect(fromBinary(MemberPayload_KeySolicitationSchema, bytes(newcomer.key_solicitation_pb)).isNewDevice, 'new device')
+            await encrypt(b, MEGOLM, 'now holds a session of the stream')
+            const first = await b.ok('solicit', { stream_id: STREAM, missing_session_ids: ['s2', 's1'] })
+            expect(first.key_solicitation_pb, 'first solicitation')
+            expect(!fromBinary(MemberPayload_KeySolicitationSchema, bytes(first.key_solicitation_pb)).isNewDevice, 'not new')
+            equal((await b.ok('solicit', { stream_id: STREAM, missing_session_ids: ['s1', 's2'], pending_pb: first.key_solicitation_pb })).key_solicitation_pb, null, 'same ids pending')
+            const newDevice = pb64(toBinary(MemberPayload_KeySolicitationSchema, create(MemberPayload_KeySolicitationSchema, { deviceKey: 'k', fallbackKey: 'f', isNewDevice: true, sessionIds: ['s9'] })))
+            equal((await b.ok('solicit', { stream_id: STREAM, missing_session_ids: ['s3'], pending_pb: newDevice })).key_solicitation_pb, null, 'new-device one pending')
+            const other = await b.ok('solicit', { stream_id: STREAM, missing_session_ids: ['s3'], pending_pb: first.key_solicitation_pb })
+            equal(fromBinary(MemberPayload_KeySolicitationSchema, bytes(other.key_solicitation_pb)).sessionIds, ['s3'], 'different ids go out')
+            equal((await b.ok('solicit', { stream_id: STREAM, missing_session_ids: [] })).key_solicitation_pb, null, 'never zero ids')
+            const many = Array.from({ length: 150 }, (_, i) => `id-${String(i).padStart(3, '0')}`).reverse()
+            const capped = await b.ok('solicit', { stream_id: STREAM, missing_session_ids: many })
+            const ids = fromBinary(MemberPayload_KeySolicitationSchema, bytes(capped.key_solicitation_pb)).sessionIds
+            equal(ids.length, 100, 'at most 100 ids')
+            equal(ids[0], 'id-000', 'the first 100 in sorted order')
+        },
+    },
+    {
+        name: 'olm_to_device_payloads',
+        run: async (ctx) => {
+            const a = ctx.a()
+            const b = ctx.b()
+            const ad = device(await init(a, USER_A))
+            const bd = device(await init(b, USER_B))
+            const out = await a.ok('encrypt_to_devices', { payload: '{"hello":"bob ✓"}', devices: [bd, ad] })
+            equal(Object.keys(out.ciphertexts), [bd.device_key], 'own device skipped')
+            equal((await b.ok('decrypt_from_device', { ciphertext: out.ciphertexts[bd.device_key], sender_key: ad.device_key })).payload, '{"hello":"bob ✓"}', 'payload')
+            await b.err('decrypt_from_device', { ciphertext: out.ciphertexts[bd.device_key], sender_key: bd.device_key }, 'DECRYPTION_FAILED')
+            await b.err('decrypt_from_device', { ciphertext: 'AwoAnot-a-message', sender_key: ad.device_key }, 'DECRYPTION_FAILED')
+            await a.err('encrypt_to_devices', { payload: 'x'.repeat(49153), devices: [bd] }, 'PAYLOAD_TOO_LARGE')
+        },
+    },
+    {
+        name: 'session_export_import',
+        run: async (ctx) => {
+            const a = ctx.a()
+            const b = ctx.b()
+            await init(a, USER_A)
+            await init(b, USER_B)
+            const m = await encrypt(a, MEGOLM, 'exported megolm')
+            const h = await encrypt(a, HYBRID, 'exported grpaes')
+            await encrypt(a, MEGOLM, 'other stream', {}, OTHER_STREAM)
+            const all = (await a.ok('export_sessions', {})).sessions
+            equal(all.length, 3, 'every session')
+            const exp = (await a.ok('export_sessions', { stream_id: STREAM })).sessions
+            equal(exp.map((s: any) => s.sessionId).sort(), [m.session_id, h.session_id].sort(), 'the stream\'s sessions')
+            const one = (await a.ok('export_sessions', { stream_id: STREAM, session_ids: [h.session_id] })).sessions
+            equal(one.length, 1, 'by id')
+            equal(one[0].algorithm, HYBRID, 'algorithm')
+            const forged = exp.map((s: any) => ({ ...s, sessionId: s.sessionId === m.session_id ? h.session_id : m.session_id }))
+            const bad = await b.ok('import_sessions', { sessions: forged })
+            equal(bad.imported, [], 'mismatched ids refused')
+            equal(bad.failed.length, 2, 'both reported')
+            equal((await b.ok('session_ids', { stream_id: STREAM })).session_ids, [], 'nothing stored')
+            const wrongStream = exp.map((s: any) => ({ ...s, streamId: OTHER_STREAM }))
+            const hybridWrong = await b.ok('import_sessions', { sessions: wrongStream.filter((s: any) => s.algorithm === HYBRID) })
+            equal(hybridWrong.imported, [], 'a grpaes key names its stream')
+            const good = await b.ok('import_sessions', { sessions: exp })
+            equal(good.imported.sort(), [m.session_id, h.session_id].sort(), 'imported')
+            equal(await decryptText(b, m), 'exported megolm', 'megolm')
+            equal(await decryptText(b, h), 'exported grpaes', 'grpaes')
+            equal((await b.ok('session_ids', { stream_id: STREAM })).session_ids, [m.session_id, h.session_id].sort(), 'session ids')
+        },
+    },
+    {
+        name: 'exported_device_continues',
+        run: async (ctx) => {
+            const a = ctx.a()
+            const b = ctx.b()
+            const ad = device(await init(a, USER_A))
+            const bd = device(await init(b, USER_B))
+            const e1 = await encrypt(a, MEGOLM, 'before export 1')
+            const e2 = await encrypt(a, MEGOLM, 'before export 2')
+            const h1 = await encrypt(a, HYBRID, 'before export grpaes')
+            await shareTo(a, b, bd, MEGOLM, [e1.session_id])
+            const exported = (await a.ok('export_device')).exported_device_pb
+            const c = ctx.b()
+            equal(device(await c.ok('init', { user_id: USER_A, store: 'memory', exported_device_pb: exported })), ad, 'same device keys')
+            equal(await decryptText(c, e2), 'before export 2', 'old megolm')
+            equal(await decryptText(c, h1), 'before export grpaes', 'old grpaes')
+            const e3 = await encrypt(c, MEGOLM, 'after import')
+            expect(e3.created_session === false && e3.session_id === e1.session_id, 'continues the outbound session')
+            equal(await decryptText(b, e3), 'after import', 'B reads the continued session')
+            equal(await decryptText(a, e3), 'after import', 'and so does the original')
+            const again = (await c.ok('export_device')).exported_device_pb
+            const d = ctx.a()
+            equal(device(await d.ok('init', { user_id: USER_A, store: 'memory', exported_device_pb: again })), ad, 'and back')
+            equal(await decryptText(d, e3), 'after import', 'round trip')
+            await d.err('init', { user_id: USER_A, store: 'memory', exported_device_pb: 'not base64!' }, 'INVALID_ARGUMENT')
+            equal(device(await d.ok('device')), ad, 'a failed init keeps the device')
+        },
+    },
+    {
+        name: 'bad_inputs',
+        run: async (ctx) => {
+            for (const d of [ctx.a(), ctx.b()]) {
+                const raw = await d.raw('this is not json')
+                expect(raw.ok === false && raw.id === null && raw.error.code === 'INVALID_ARGUMENT', `${d.kind}: malformed line`)
+                const arr = await d.raw('[1,2,3]')
+                expect(arr.ok === false && arr.error.code === 'INVALID_ARGUMENT', `${d.kind}: not an object`)
+                await d.err('no_such_command', {}, 'UNKNOWN_COMMAND')
+                await d.err('device', {}, 'NOT_INITIALIZED')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: 'AA==' }, 'NOT_INITIALIZED')
+                await d.err('init', { user_id: USER_A }, 'INVALID_ARGUMENT')
+                await d.err('init', { user_id: USER_A, store: 'floppy' }, 'INVALID_ARGUMENT')
+                await init(d, USER_A)
+                const e = await encrypt(d, MEGOLM, 'keep me')
+                const h = await encrypt(d, HYBRID, 'keep me too')
+                const before = (await d.ok('session_ids', { stream_id: STREAM })).session_ids
+                const ed = fromBinary(EncryptedDataSchema, bytes(e.encrypted_data_pb))
+                const hd = fromBinary(EncryptedDataSchema, bytes(h.encrypted_data_pb))
+                const variant = (base: any, change: any) => pb64(toBinary(EncryptedDataSchema, create(EncryptedDataSchema, { ...base, ...change })))
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: '%%%' }, 'INVALID_ARGUMENT')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: pb64(new Uint8Array([0xff, 0xff, 0xff])) }, 'INVALID_ARGUMENT')
+                await d.err('decrypt', { stream_id: 'zz', encrypted_data_pb: e.encrypted_data_pb }, 'INVALID_ARGUMENT')
+                await d.err('decrypt', { stream_id: STREAM }, 'INVALID_ARGUMENT')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(ed, { senderKey: '' }) }, 'GROUP_DECRYPTION_MISSING_FIELDS')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(ed, { algorithm: '' }) }, 'GROUP_DECRYPTION_UNSET_ALGORITHM')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(ed, { algorithm: 'm.megolm.v1.aes-sha2' }) }, 'GROUP_DECRYPTION_UNKNOWN_ALGORITHM')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(ed, { version: 5 }) }, 'GROUP_DECRYPTION_INVALID_VERSION')
+                const ct = ed.ciphertext
+                const flipped = ct.slice(0, 20) + (ct[20] === 'A' ? 'B' : 'A') + ct.slice(21)
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(ed, { ciphertext: flipped }) }, 'DECRYPTION_FAILED')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(hd, { senderKey: '' }) }, 'HYBRID_GROUP_DECRYPTION_MISSING_FIELDS')
+                // The client's missing-fields check never sees empty bytes fields (docs/compat.md).
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(hd, { ivBytes: new Uint8Array(0) }) }, 'DECRYPTION_FAILED')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(hd, { ciphertextBytes: new Uint8Array(0) }) }, 'DECRYPTION_FAILED')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(hd, { sessionIdBytes: new Uint8Array(0) }) }, 'SESSION_NOT_FOUND')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(hd, { ivBytes: new Uint8Array(16) }) }, 'DECRYPTION_FAILED')
+                const tampered = new Uint8Array(hd.ciphertextBytes)
+                tampered[0] ^= 1
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(hd, { ciphertextBytes: tampered }) }, 'DECRYPTION_FAILED')
+                await d.err('decrypt', { stream_id: STREAM, encrypted_data_pb: variant(hd, { sessionIdBytes: new Uint8Array(32) }) }, 'SESSION_NOT_FOUND')
+                await d.err('encrypt', { stream_id: STREAM, algorithm: 'rot13', plaintext_b64: b64('x') }, 'INVALID_ARGUMENT')
+                await d.err('encrypt', { stream_id: OTHER_STREAM, algorithm: MEGOLM, plaintext_b64: pb64(new Uint8Array(36865)) }, 'PAYLOAD_TOO_LARGE')
+                await d.err('encrypt', { stream_id: OTHER_STREAM, algorithm: HYBRID, plaintext_b64: '', miniblock_num: '1', miniblock_hash_hex: HASH }, 'EMPTY_PAYLOAD')
+                await d.err('encrypt', { stream_id: OTHER_STREAM, algorithm: HYBRID, plaintext_b64: b64('x') }, 'INVALID_ARGUMENT')
+                await d.err('encrypt', { stream_id: STREAM, algorithm: MEGOLM, plaintext_b64: b64('x'), version: 2 }, 'INVALID_ARGUMENT')
+                equal((await d.ok('session_ids', { stream_id: OTHER_STREAM })).session_ids, [], 'refused encrypts created no session')
+                await d.err('receive_sessions', { group_encryption_sessions_pb: '!!' }, 'INVALID_ARGUMENT')
+                const own = (await d.ok('device')).device_key
+                const forged = pb64(toBinary(UserInboxPayload_GroupEncryptionSessionsSchema, create(UserInboxPayload_GroupEncryptionSessionsSchema, {
+                    streamId: new Uint8Array(Buffer.from(STREAM, 'hex')), senderKey: own, sessionIds: ['forged'],
+                    ciphertexts: { [own]: 'AwoAgarbage' }, algorithm: MEGOLM,
+                })))
+                await d.err('receive_sessions', { group_encryption_sessions_pb: forged }, 'DECRYPTION_FAILED')
+                await d.err('share', { stream_id: STREAM, algorithm: MEGOLM, session_ids: ['nope'], devices: [] }, 'SESSION_NOT_FOUND')
+                await d.err('share', { stream_id: STREAM, algorithm: HYBRID, session_ids: [e.session_id], devices: [] }, 'SESSION_NOT_FOUND')
+                await d.err('answer_solicitation', { stream_id: STREAM, from_user_id: USER_B, key_solicitation_pb: '@@', requester_entitled: true }, 'INVALID_ARGUMENT')
+                await d.err('answer_solicitation', { stream_id: STREAM, from_user_id: USER_B, key_solicitation_pb: 'AA==', requester_entitled: 'yes' }, 'INVALID_ARGUMENT')
+                await d.err('solicit', { stream_id: STREAM, missing_session_ids: 'abc' }, 'INVALID_ARGUMENT')
+                const badImport = await d.ok('import_sessions', { sessions: [{ streamId: STREAM, sessionId: 'x', sessionKey: 'garbage', algorithm: MEGOLM }, { sessionId: 'y' }] })
+                equal(badImport.imported, [], 'garbage keys refused')
+                equal(badImport.failed, ['x', 'y'], 'and reported')
+                equal((await d.ok('session_ids', { stream_id: STREAM })).session_ids, before, 'state unchanged by failed requests')
+                equal(await decryptText(d, e), 'keep me', 'still decrypts')
+                equal(await decryptText(d, h), 'keep me too', 'still decrypts grpaes')
+            }
+        },
+    },
+    {
+        name: 'store_restart',
+        run: async (ctx) => {
+            for (const [make, kind] of [[ctx.a, ctx.kindA], [ctx.b, ctx.kindB]] as const) {
+                const path = join(ctx.dir, `${kind}-device.db`)
+                const store = { sqlite: path }
+                const first = make()
+                const dev = device(await first.ok('init', { user_id: USER_C, store, pickle_key: 'restart key' }))
+                const e1 = await encrypt(first, MEGOLM, 'before restart')
+                await encrypt(first, HYBRID, 'before restart grpaes')
+                const ids = (await first.ok('session_ids', { stream_id: STREAM })).session_ids
+                expect((await first.quit()) === 0, 'clean exit')
+                const second = make()
+                equal(device(await second.ok('init', { user_id: USER_C, store, pickle_key: 'restart key' })), dev, 'same device after restart')
+                equal((await second.ok('session_ids', { stream_id: STREAM })).session_ids, ids, 'same sessions')
+                equal(await decryptText(second, e1), 'before restart', 'old event')
+                const e2 = await encrypt(second, MEGOLM, 'after restart')
+                expect(e2.created_session === false && e2.session_id === e1.session_id, 'same outbound session')
+                const other = ctx.a()
+                const od = device(await init(other, USER_A))
+                await shareTo(second, other, od, MEGOLM, [e1.session_id])
+                equal(await decryptText(other, e2), 'after restart', 'a peer reads the continued session')
+                expect((await second.quit()) === 0, 'clean exit')
+                const wrong = make()
+                await wrong.err('init', { user_id: USER_C, store, pickle_key: 'not the key' }, 'STORE_ERROR')
+            }
+        },
+    },
+]

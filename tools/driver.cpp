@@ -1,0 +1,424 @@
+// towns-e2ee driver: one device of the Towns Encryption Protocol, steered over
+// stdin/stdout by a conformance runner (docs/driver.md, protocol version 1).
+#include "driver.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "towns/crypto/encoding.h"
+#include "towns/error.h"
+#include "towns/protocol/key_exchange.h"
+#include "towns/protocol/session_sharing.h"
+#include "towns/store/memory_crypto_store.h"
+#include "towns/store/sqlite_crypto_store.h"
+
+namespace towns::tools {
+namespace {
+
+using nlohmann::json;
+using crypto::Base64Padding;
+
+// The driver's closed set of error codes (docs/driver.md).
+std::string driver_code(const Error& e, bool decrypting) {
+  switch (e.code()) {
+    case ErrorCode::BAD_ENCODING:
+      return "INVALID_ARGUMENT";
+    case ErrorCode::INVALID_ARGUMENT:
+    case ErrorCode::UNKNOWN_COMMAND:
+    case ErrorCode::NOT_INITIALIZED:
+    case ErrorCode::GROUP_DECRYPTION_MISSING_FIELDS:
+    case ErrorCode::GROUP_DECRYPTION_UNSET_ALGORITHM:
+    case ErrorCode::GROUP_DECRYPTION_UNKNOWN_ALGORITHM:
+    case ErrorCode::GROUP_DECRYPTION_INVALID_VERSION:
+    case ErrorCode::HYBRID_GROUP_DECRYPTION_MISSING_FIELDS:
+    case ErrorCode::HYBRID_GROUP_DECRYPTION_MISSING_SESSION:
+    case ErrorCode::SESSION_NOT_FOUND:
+    case ErrorCode::DECRYPTION_FAILED:
+    case ErrorCode::PAYLOAD_TOO_LARGE:
+    case ErrorCode::EMPTY_PAYLOAD:
+    case ErrorCode::IMPORT_FAILED:
+    case ErrorCode::INTERNAL:
+      return std::string(e.code_name());
+    case ErrorCode::REPLAY:
+      return "DECRYPTION_FAILED";
+    case ErrorCode::STORE_ERROR:
+    case ErrorCode::STORE_WRONG_PICKLE_KEY:
+    case ErrorCode::STORE_CORRUPT:
+    case ErrorCode::STORE_NEWER_SCHEMA:
+    case ErrorCode::STORE_BUSY:
+      return "STORE_ERROR";
+    default:
+      break;
+  }
+  if (is_olm_error(e.code())) return decrypting ? "DECRYPTION_FAILED" : "INVALID_ARGUMENT";
+  return "INTERNAL";
+}
+
+[[noreturn]] void bad(const std::string& what) { throw Error(ErrorCode::INVALID_ARGUMENT, what); }
+
+const json& arg(const json& req, const char* name) {
+  auto it = req.find(name);
+  if (it == req.end() || it->is_null()) bad(std::string("missing argument ") + name);
+  return *it;
+}
+
+std::string str(const json& req, const char* name) {
+  const auto& v = arg(req, name);
+  if (!v.is_string()) bad(std::string(name) + " must be a string");
+  return v.get<std::string>();
+}
+
+std::optional<std::string> opt_str(const json& req, const char* name) {
+  auto it = req.find(name);
+  if (it == req.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) bad(std::string(name) + " must be a string");
+  return it->get<std::string>();
+}
+
+std::vector<uint8_t> b64(const std::string& text, const char* name) {
+  try {
+    return crypto::base64_decode(text, Base64Padding::kOptional);
+  } catch (const Error&) {
+    bad(std::string(name) + " is not base64");
+  }
+}
+
+std::string to_b64(std::span<const uint8_t> b) { return crypto::base64_encode(b, Base64Padding::kPadded); }
+std::string to_b64(const std::string& s) { return to_b64(crypto::as_bytes(s)); }
+std::string pb_b64(const google::protobuf::MessageLite& m) { return to_b64(m.SerializeAsString()); }
+
+template <typename M>
+M parse_pb(const json& req, const char* name) {
+  auto bytes = b64(str(req, name), name);
+  M m;
+  if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) bad(std::string(name) + " is not a valid protobuf");
+  return m;
+}
+
+std::string stream_arg(const json& req) {
+  auto s = str(req, "stream_id");
+  if (s.empty()) bad("stream_id is empty");
+  try {
+    (void)crypto::hex_decode(s);
+  } catch (const Error&) {
+    bad("stream_id is not hex");
+  }
+  return s;
+}
+
+int64_t int64_arg(const json& v, const char* name) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (!v.is_string()) bad(std::string(name) + " must be a decimal string");
+  const auto s = v.get<std::string>();
+  if (s.empty() || s.size() > 20) bad(std::string(name) + " must be a decimal string");
+  size_t i = s[0] == '-' ? 1 : 0;
+  if (i == s.size() || !std::all_of(s.begin() + static_cast<ptrdiff_t>(i), s.end(), ::isdigit)) {
+    bad(std::string(name) + " must be a decimal string");
+  }
+  try {
+    return std::stoll(s);
+  } catch (const std::exception&) {
+    bad(std::string(name) + " is out of range");
+  }
+}
+
+GroupEncryptionAlgorithm algorithm_arg(const json& req) {
+  auto a = str(req, "algorithm");
+  auto parsed = parse_group_encryption_algorithm(a, std::nullopt);
+  if (!parsed) bad("unknown algorithm " + a);
+  return *parsed;
+}
+
+std::vector<UserDevice> devices_arg(const json& req) {
+  const auto& list = arg(req, "devices");
+  if (!list.is_array()) bad("devices must be a list");
+  std::vector<UserDevice> out;
+  for (const auto& d : list) {
+    if (!d.is_object()) bad("each device must be an object");
+    out.push_back({str(d, "device_key"), str(d, "fallback_key")});
+  }
+  return out;
+}
+
+std::vector<std::string> string_list(const json& req, const char* name) {
+  const auto& list = arg(req, name);
+  if (!list.is_array()) bad(std::string(name) + " must be a list");
+  std::vector<std::string> out;
+  for (const auto& v : list) {
+    if (!v.is_string()) bad(std::string(name) + " must hold strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+json session_json(const GroupEncryptionSession& s) {
+  return {{"streamId", s.stream_id}, {"sessionId", s.session_id}, {"sessionKey", s.session_key}, {"algorithm", s.algorithm}};
+}
+
+class Driver {
+ public:
+  json handle(const std::string& cmd, const json& req, bool& quit) {
+    if (cmd == "quit") {
+      quit = true;
+      return json::object();
+    }
+    if (cmd == "init") return init(req);
+    static const char* const kKnown[] = {"device", "export_device", "encrypt", "decrypt", "session_ids",
+                                         "export_sessions", "import_sessions", "share", "receive_sessions",
+                                         "encrypt_to_devices", "decrypt_from_device", "solicit",
+                                         "answer_solicitation"};
+    if (std::find(std::begin(kKnown), std::end(kKnown), cmd) == std::end(kKnown)) {
+      throw Error(ErrorCode::UNKNOWN_COMMAND, "unknown command " + cmd);
+    }
+    if (!crypto_) throw Error(ErrorCode::NOT_INITIALIZED, "send init first");
+    decrypting_ = cmd == "decrypt" || cmd == "receive_sessions" || cmd == "decrypt_from_device";
+    if (cmd == "device") return device_json();
+    if (cmd == "export_device") return {{"exported_device_pb", pb_b64(crypto_->export_device())}};
+    if (cmd == "encrypt") return encrypt(req);
+    if (cmd == "decrypt") return decrypt(req);
+    if (cmd == "session_ids") return session_ids(req);
+    if (cmd == "export_sessions") return export_sessions(req);
+    if (cmd == "import_sessions") return import_sessions(req);
+    if (cmd == "share") return share(req);
+    if (cmd == "receive_sessions") return receive(req);
+    if (cmd == "encrypt_to_devices") return encrypt_to_devices(req);
+    if (cmd == "decrypt_from_device") return decrypt_from_device(req);
+    if (cmd == "solicit") return solicit(req);
+    return answer_solicitation(req);
+  }
+
+  bool decrypting() const { return decrypting_; }
+
+ private:
+  json device_json() {
+    auto d = crypto_->get_user_device();
+    return {{"device_key", d.device_key}, {"fallback_key", d.fallback_key}};
+  }
+
+  json init(const json& req) {
+    decrypting_ = false;
+    auto user_id = str(req, "user_id");
+    crypto::SecretBytes key(opt_str(req, "pickle_key").value_or(std::string(kDefaultPickleKey)));
+    std::optional<river::ExportedDevice> exported;
+    if (req.contains("exported_device_pb") && !req["exported_device_pb"].is_null()) {
+      exported = parse_pb<river::ExportedDevice>(req, "exported_device_pb");
+    }
+    const auto& store_arg = arg(req, "store");
+    std::unique_ptr<CryptoStore> store;
+    if (store_arg.is_string() && store_arg.get<std::string>() == "memory") {
+      store = std::make_unique<MemoryCryptoStore>();
+    } else if (store_arg.is_object() && store_arg.contains("sqlite") && store_arg["sqlite"].is_string()) {
+      store = SqliteCryptoStore::open(store_arg["sqlite"].get<std::string>(), key);
+    } else {
+      bad("store must be \"memory\" or {\"sqlite\": path}");
+    }
+    auto crypto = std::make_unique<GroupEncryptionCrypto>(nullptr, *store);
+    crypto->init({.pickle_key = key, .from_exported_device = exported ? &*exported : nullptr});
+    // Only now replace the previous device: a failed init leaves it as it was.
+    crypto_.reset();
+    store_ = std::move(store);
+    crypto_ = std::move(crypto);
+    user_id_ = user_id;
+    return device_json();
+  }
+
+  json encrypt(const json& req) {
+    auto stream = stream_arg(req);
+    auto algorithm = algorithm_arg(req);
+    auto plaintext = b64(str(req, "plaintext_b64"), "plaintext_b64");
+    int version = 1;
+    if (req.contains("version") && !req["version"].is_null()) {
+      if (!req["version"].is_number_integer()) bad("version must be 0 or 1");
+      version = req["version"].get<int>();
+      if (version != 0 && version != 1) bad("version must be 0 or 1");
+    }
+    bool created = !crypto_->has_outbound_session(stream, algorithm);
+    if (algorithm == GroupEncryptionAlgorithm::kHybridGroupEncryption && created) {
+      if (!req.contains("miniblock_num") || !req.contains("miniblock_hash_hex")) {
+        bad("a new grpaes session needs miniblock_num and miniblock_hash_hex");
+      }
+      MiniblockInfo info{int64_arg(req["miniblock_num"], "miniblock_num"), {}};
+      try {
+        info.miniblock_hash = crypto::hex_decode(str(req, "miniblock_hash_hex"));
+      } catch (const Error&) {
+        bad("miniblock_hash_hex is not hex");
+      }
+      if (plaintext.empty()) throw Error(ErrorCode::EMPTY_PAYLOAD, "data to encrypt cannot be empty");
+      crypto_->ensure_outbound_session(stream, algorithm, {.miniblock_info = info});
+    }
+    river::EncryptedData data;
+    if (version == 1) {
+      data = crypto_->encrypt_group_event(stream, plaintext, algorithm);
+    } else {
+      data = crypto_->encrypt_group_event_deprecated_v0(stream, crypto::as_text(plaintext), algorithm);
+    }
+    std::string session_id = algorithm == GroupEncryptionAlgorithm::kGroupEncryption
+                                 ? data.session_id()
+                                 : crypto::hex_encode(crypto::as_bytes(data.session_id_bytes()));
+    return {{"encrypted_data_pb", pb_b64(data)}, {"session_id", session_id}, {"created_session", created}};
+  }
+
+  json decrypt(const json& req) {
+    auto stream = stream_arg(req);
+    auto data = parse_pb<river::EncryptedData>(req, "encrypted_data_pb");
+    auto plain = crypto_->decrypt_group_event(stream, data);
+    return {{"plaintext_b64", to_b64(plain.plaintext.span())}};
+  }
+
+  json session_ids(const json& req) {
+    auto ids = crypto_->get_group_session_ids(stream_arg(req));
+    std::sort(ids.begin(), ids.end());
+    return {{"session_ids", ids}};
+  }
+
+  json export_sessions(const json& req) {
+    std::vector<GroupEncryptionSession> sessions;
+    auto stream = opt_str(req, "stream_id");
+    bool by_id = req.contains("session_ids") && !req["session_ids"].is_null();
+    if (by_id && !stream) bad("session_ids needs stream_id");
+    if (stream && by_id) {
+      for (const auto& id : string_list(req, "session_ids")) {
+        if (auto s = crypto_->export_group_session(*stream, id)) sessions.push_back(std::move(*s));
+      }
+    } else {
+      for (auto& s : crypto_->export_room_keys()) {
+        if (!stream || s.stream_id == *stream) sessions.push_back(std::move(s));
+      }
+    }
+    json list = json::array();
+    for (const auto& s : sessions) list.push_back(session_json(s));
+    return {{"sessions", list}};
+  }
+
+  json import_sessions(const json& req) {
+    const auto& list = arg(req, "sessions");
+    if (!list.is_array()) bad("sessions must be a list");
+    std::vector<GroupEncryptionSession> keys;
+    for (const auto& s : list) {
+      if (!s.is_object()) bad("each session must be an object");
+      keys.push_back({opt_str(s, "streamId").value_or(""), opt_str(s, "sessionId").value_or(""),
+                      opt_str(s, "sessionKey").value_or(""), opt_str(s, "algorithm").value_or("")});
+    }
+    auto result = crypto_->import_room_keys(keys);
+    auto failed = result.failed;
+    failed.insert(failed.end(), result.skipped.begin(), result.skipped.end());
+    return {{"imported", result.imported}, {"failed", failed}};
+  }
+
+  json share(const json& req) {
+    auto stream = stream_arg(req);
+    auto algorithm = algorithm_arg(req);
+    auto devices = devices_arg(req);
+    std::vector<GroupEncryptionSession> sessions;
+    for (const auto& id : string_list(req, "session_ids")) {
+      auto s = crypto_->export_group_session(stream, id);
+      if (!s || s->algorithm != algorithm_id(algorithm)) {
+        throw Error(ErrorCode::SESSION_NOT_FOUND, "no " + std::string(algorithm_id(algorithm)) + " session " + id);
+      }
+      sessions.push_back(std::move(*s));
+    }
+    auto plan = build_group_encryption_sessions(*crypto_, stream, algorithm, sessions, devices);
+    if (!plan.skipped_devices.empty()) bad("olm refused the keys of device " + plan.skipped_devices.front());
+    return {{"group_encryption_sessions_pb", pb_b64(plan.message)}};
+  }
+
+  json receive(const json& req) {
+    auto message = parse_pb<river::UserInboxPayload::GroupEncryptionSessions>(req, "group_encryption_sessions_pb");
+    auto result = receive_group_encryption_sessions(*crypto_, message);
+    return {{"imported", result.imported}};
+  }
+
+  json encrypt_to_devices(const json& req) {
+    auto payload = str(req, "payload");
+    auto own = crypto_->get_user_device().device_key;
+    std::vector<UserDevice> targets;
+    for (auto& d : devices_arg(req)) {
+      if (d.device_key != own) targets.push_back(std::move(d));
+    }
+    json out = json::object();
+    for (const auto& [key, body] : crypto_->encrypt_with_device_keys(payload, targets)) out[key] = body;
+    return {{"ciphertexts", out}};
+  }
+
+  json decrypt_from_device(const json& req) {
+    auto plain = crypto_->decrypt_with_device_key(str(req, "ciphertext"), str(req, "sender_key"));
+    return {{"payload", std::string(plain.view())}};
+  }
+
+  json solicit(const json& req) {
+    auto stream = stream_arg(req);
+    auto missing = string_list(req, "missing_session_ids");
+    std::vector<river::MemberPayload::KeySolicitation> pending;
+    if (req.contains("pending_pb") && !req["pending_pb"].is_null()) {
+      pending.push_back(parse_pb<river::MemberPayload::KeySolicitation>(req, "pending_pb"));
+    }
+    auto s = build_key_solicitation(*crypto_, stream, missing, pending);
+    return {{"key_solicitation_pb", s ? json(pb_b64(*s)) : json(nullptr)}};
+  }
+
+  json answer_solicitation(const json& req) {
+    auto stream = stream_arg(req);
+    auto from = str(req, "from_user_id");
+    auto sol = parse_pb<river::MemberPayload::KeySolicitation>(req, "key_solicitation_pb");
+    const auto& entitled_arg = arg(req, "requester_entitled");
+    if (!entitled_arg.is_boolean()) bad("requester_entitled must be a boolean");
+    bool entitled = entitled_arg.get<bool>();
+    auto answer = plan_solicitation_answer(*crypto_, stream, from, sol, [&] { return entitled; });
+    json shares = json::array();
+    if (!answer) return {{"key_fulfillment_pb", nullptr}, {"group_encryption_sessions_pb", shares}};
+    UserDevice target{sol.device_key(), sol.fallback_key()};
+    for (const auto& m : build_solicitation_shares(*crypto_, stream, target, answer->sessions)) shares.push_back(pb_b64(m));
+    return {{"key_fulfillment_pb", pb_b64(answer->fulfillment)}, {"group_encryption_sessions_pb", shares}};
+  }
+
+  std::unique_ptr<CryptoStore> store_;
+  std::unique_ptr<GroupEncryptionCrypto> crypto_;
+  std::string user_id_;
+  bool decrypting_ = false;
+};
+
+json error_reply(const json& id, const std::string& code, const std::string& message) {
+  return {{"id", id}, {"ok", false}, {"error", {{"code", code}, {"message", message}}}};
+}
+
+}  // namespace
+
+int run_driver(std::istream& in, std::ostream& out) {
+  Driver driver;
+  std::string line;
+  bool quit = false;
+  while (!quit && std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json id = nullptr;
+    json reply;
+    auto req = json::parse(line, nullptr, false);
+    if (req.is_discarded() || !req.is_object()) {
+      reply = error_reply(nullptr, "INVALID_ARGUMENT", "the line is not a JSON object");
+    } else {
+      if (req.contains("id") && req["id"].is_number_integer()) id = req["id"];
+      try {
+        if (!req.contains("cmd") || !req["cmd"].is_string()) bad("missing cmd");
+        auto result = driver.handle(req["cmd"].get<std::string>(), req, quit);
+        result["id"] = id;
+        result["ok"] = true;
+        reply = std::move(result);
+      } catch (const Error& e) {
+        reply = error_reply(id, driver_code(e, driver.decrypting()), e.what());
+      } catch (const json::exception& e) {
+        reply = error_reply(id, "INVALID_ARGUMENT", std::string("bad argument: ") + e.what());
+      } catch (const std::exception& e) {
+        reply = error_reply(id, "INTERNAL", e.what());
+      }
+    }
+    out << reply.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+    out.flush();
+  }
+  return 0;
+}
+
+}  // namespace towns::tools
