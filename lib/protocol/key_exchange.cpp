@@ -363,8 +363,8 @@ void KeyExchange::process_key_solicitation(const KeySolicitationItem& item) {
 
 // ---- the decision rules
 
-std::optional<river::MemberPayload::KeySolicitation> build_key_solicitation(
-    GroupEncryptionCrypto& crypto, std::string_view stream_id, std::vector<std::string> missing,
+std::optional<SolicitationDecision> decide_key_solicitation(
+    std::vector<std::string> missing, size_t held_session_count,
     const std::vector<river::MemberPayload::KeySolicitation>& pending_own) {
   std::sort(missing.begin(), missing.end());
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
@@ -373,47 +373,90 @@ std::optional<river::MemberPayload::KeySolicitation> build_key_solicitation(
   for (const auto& p : pending_own) {
     if (p.is_new_device() || sorted_ids(p.session_ids()) == missing) return std::nullopt;
   }
+  return SolicitationDecision{held_session_count == 0, std::move(missing)};
+}
+
+std::optional<river::MemberPayload::KeySolicitation> build_key_solicitation(
+    GroupEncryptionCrypto& crypto, std::string_view stream_id, std::vector<std::string> missing,
+    const std::vector<river::MemberPayload::KeySolicitation>& pending_own) {
+  auto decision = decide_key_solicitation(std::move(missing), crypto.get_group_session_ids(stream_id).size(), pending_own);
+  if (!decision) return std::nullopt;
   auto device = crypto.get_user_device();
   river::MemberPayload::KeySolicitation s;
   s.set_device_key(device.device_key);
   s.set_fallback_key(device.fallback_key);
-  s.set_is_new_device(crypto.get_group_session_ids(stream_id).empty());
-  for (const auto& id : missing) s.add_session_ids(id);
+  s.set_is_new_device(decision->is_new_device);
+  for (const auto& id : decision->session_ids) s.add_session_ids(id);
   return s;
+}
+
+std::optional<AnswerDecision> decide_solicitation_answer(const std::map<std::string, GroupEncryptionAlgorithm>& known,
+                                                         std::string_view own_device_key,
+                                                         const river::MemberPayload::KeySolicitation& sol,
+                                                         bool requester_entitled) {
+  if (sol.device_key() == own_device_key || sol.session_ids_size() == 0) return std::nullopt;
+  std::set<std::string> requested(sol.session_ids().begin(), sol.session_ids().end());
+  std::vector<std::string> reply;  // std::map: sorted
+  for (const auto& [id, algorithm] : known) {
+    if (sol.is_new_device() || requested.count(id) > 0) reply.push_back(id);
+  }
+  if (reply.empty() || !requester_entitled) return std::nullopt;
+  AnswerDecision d;
+  for (const auto& id : reply) {
+    if (requested.count(id) > 0) d.fulfilled_session_ids.push_back(id);
+  }
+  if (d.fulfilled_session_ids.empty()) d.fulfilled_session_ids = reply;
+  for (auto algorithm : {GroupEncryptionAlgorithm::kGroupEncryption, GroupEncryptionAlgorithm::kHybridGroupEncryption}) {
+    std::vector<std::string> ids;
+    for (const auto& id : reply) {
+      if (known.at(id) == algorithm) ids.push_back(id);
+    }
+    for (size_t start = 0; start < ids.size(); start += kMaxSessionsPerShare) {
+      size_t end = std::min(ids.size(), start + kMaxSessionsPerShare);
+      d.shares.push_back({algorithm, std::vector<std::string>(ids.begin() + static_cast<ptrdiff_t>(start),
+                                                              ids.begin() + static_cast<ptrdiff_t>(end))});
+    }
+  }
+  return d;
 }
 
 std::optional<SolicitationAnswer> plan_solicitation_answer(GroupEncryptionCrypto& crypto, std::string_view stream_id,
                                                            std::string_view from_user_id,
                                                            const river::MemberPayload::KeySolicitation& sol,
                                                            const std::function<bool()>& is_entitled) {
-  if (sol.device_key() == crypto.get_user_device().device_key) return std::nullopt;
-  if (sol.session_ids_size() == 0) return std::nullopt;
-  auto known = crypto.get_group_session_ids(stream_id);
-  std::sort(known.begin(), known.end());
-  std::set<std::string> requested(sol.session_ids().begin(), sol.session_ids().end());
-  std::vector<std::string> reply;
-  for (const auto& id : known) {
-    if (sol.is_new_device() || requested.count(id) > 0) reply.push_back(id);
+  auto own = crypto.get_user_device().device_key;
+  if (sol.device_key() == own || sol.session_ids_size() == 0) return std::nullopt;
+  std::map<std::string, GroupEncryptionAlgorithm> known;
+  for (auto algorithm : {GroupEncryptionAlgorithm::kGroupEncryption, GroupEncryptionAlgorithm::kHybridGroupEncryption}) {
+    for (const auto& id : algorithm == GroupEncryptionAlgorithm::kGroupEncryption
+                              ? crypto.encryption_device().inbound_group_session_ids(stream_id)
+                              : crypto.encryption_device().hybrid_group_session_ids(stream_id)) {
+      known.emplace(id, algorithm);
+    }
   }
-  if (reply.empty()) return std::nullopt;
-  if (!is_entitled()) return std::nullopt;
+  // Entitlement is asked only when there is something to reply with (it may be
+  // an expensive check for the host).
+  auto probe = decide_solicitation_answer(known, own, sol, true);
+  if (!probe || !is_entitled()) return std::nullopt;
   SolicitationAnswer answer;
-  for (const auto& id : reply) {
-    if (auto s = crypto.export_group_session(stream_id, id)) answer.sessions.push_back(std::move(*s));
+  std::set<std::string> sent;
+  for (const auto& [algorithm, ids] : probe->shares) {
+    for (const auto& id : ids) {
+      if (auto s = crypto.export_group_session(stream_id, id)) {
+        sent.insert(s->session_id);
+        answer.sessions.push_back(std::move(*s));
+      }
+    }
   }
   if (answer.sessions.empty()) return std::nullopt;
+  // Recompute over what could actually be exported.
+  std::map<std::string, GroupEncryptionAlgorithm> exported;
+  for (const auto& s : answer.sessions) exported.emplace(s.session_id, *parse_group_encryption_algorithm(s.algorithm));
+  auto decision = decide_solicitation_answer(exported, own, sol, true);
   auto& f = answer.fulfillment;
   f.set_user_address(user_address_bytes(from_user_id));
   f.set_device_key(sol.device_key());
-  std::vector<std::string> fulfilled;
-  for (const auto& s : answer.sessions) {
-    if (requested.count(s.session_id) > 0) fulfilled.push_back(s.session_id);
-  }
-  if (fulfilled.empty()) {
-    for (const auto& s : answer.sessions) fulfilled.push_back(s.session_id);
-  }
-  std::sort(fulfilled.begin(), fulfilled.end());
-  for (const auto& id : fulfilled) f.add_session_ids(id);
+  for (const auto& id : decision->fulfilled_session_ids) f.add_session_ids(id);
   return answer;
 }
 

@@ -36,8 +36,32 @@ class TOWNS_API Clock {
 // The system clock (milliseconds since the Unix epoch).
 TOWNS_API Clock& system_clock();
 
-// ---- The decision rules of section 9, as pure functions (the engine and the
-// conformance driver both use them).
+// ---- The decision rules of section 9, as pure functions (the engine, the
+// conformance driver and the test vectors all use them).
+
+// Requesting, on ids alone: the missing ids sorted and deduplicated, at most
+// 100; std::nullopt when none remain or a pending one (ours) is a new-device one
+// or asks for the same ids. is_new_device when we hold no session of the stream.
+struct SolicitationDecision {
+  bool is_new_device = false;
+  std::vector<std::string> session_ids;
+};
+TOWNS_API std::optional<SolicitationDecision> decide_key_solicitation(
+    std::vector<std::string> missing_session_ids, size_t held_session_count,
+    const std::vector<river::MemberPayload::KeySolicitation>& pending_own);
+
+// Answering, on ids alone: known maps each session id we hold for the stream to
+// its algorithm. std::nullopt when we stop (the solicitation is our own device's
+// or has no ids, nothing to reply with, requester not entitled). Otherwise the
+// fulfilled ids (the requested ones we send, or all we send when none was
+// requested) and the ids to share, grouped by algorithm (megolm first).
+struct AnswerDecision {
+  std::vector<std::string> fulfilled_session_ids;
+  std::vector<std::pair<GroupEncryptionAlgorithm, std::vector<std::string>>> shares;
+};
+TOWNS_API std::optional<AnswerDecision> decide_solicitation_answer(
+    const std::map<std::string, GroupEncryptionAlgorithm>& known, std::string_view own_device_key,
+    const river::MemberPayload::KeySolicitation& solicitation, bool requester_entitled);
 
 // Requesting: the missing ids sorted, at most 100; std::nullopt when there are
 // none, or when one of our pending solicitations on the stream already is a
