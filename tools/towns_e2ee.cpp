@@ -3,6 +3,7 @@
 //   towns-e2ee selfcheck   versions, then a short end-to-end check in memory
 //   towns-e2ee demo        the key-exchange demo on a simulated network
 //   towns-e2ee driver      the conformance driver (docs/driver.md) on stdin/stdout
+//   towns-e2ee vectors     generate or verify the test-vector corpus (docs/vectors.md)
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -11,6 +12,8 @@
 
 #include "demo.h"
 #include "driver.h"
+#include "vectors.h"
+#include "towns/crypto/encoding.h"
 
 #include <iostream>
 #include "selfcheck.h"
@@ -36,7 +39,11 @@ int usage(FILE* out) {
                "  demo [--dir <folder>] [--users N] [--devices N] [--streams N] [--rounds N] [--seed TEXT]\n"
                "              many devices, each on its own SQLite store, exchange keys on a\n"
                "              simulated Towns node; exits 1 if any cannot read what it may\n"
-               "  driver      the conformance driver: JSON requests on stdin, replies on stdout\n");
+               "  driver      the conformance driver: JSON requests on stdin, replies on stdout\n"
+               "  vectors generate --seed <hex> --out <dir>\n"
+               "              write the test-vector corpus, deterministically from the seed\n"
+               "  vectors verify <dir>\n"
+               "              check every vector in dir; prints N passed, N failed\n");
   return out == stdout ? 0 : 2;
 }
 
@@ -52,6 +59,21 @@ int main(int argc, char** argv) {
     if (cmd == "selfcheck") {
       print_versions();
       return towns::tools::run_selfcheck(stdout) ? 0 : 1;
+    }
+    if (cmd == "vectors") {
+      std::string_view sub = argc > 2 ? argv[2] : "";
+      if (sub == "generate" && argc == 7 && std::string_view(argv[3]) == "--seed" && std::string_view(argv[5]) == "--out") {
+        towns::vectors::generate(towns::crypto::hex_decode(argv[4]), argv[6]);
+        std::printf("wrote %zu files to %s\n", towns::vectors::file_names().size(), argv[6]);
+        return 0;
+      }
+      if (sub == "verify" && argc == 4) {
+        auto r = towns::vectors::verify(argv[3]);
+        for (const auto& f : r.failures) std::printf("FAIL %s\n", f.c_str());
+        std::printf("%zu passed, %zu failed\n", r.passed, r.failed);
+        return r.failed == 0 ? 0 : 1;
+      }
+      return usage(stderr);
     }
     if (cmd == "driver") {
       std::ios::sync_with_stdio(false);

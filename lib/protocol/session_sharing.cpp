@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
@@ -21,13 +22,23 @@ std::string session_keys_json(const std::vector<std::string>& keys) {
 }
 
 std::vector<std::string> parse_session_keys_json(std::string_view text) {
-  river::SessionKeys message;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;
-  if (!google::protobuf::util::JsonStringToMessage(std::string(text), &message, options).ok()) {
-    throw Error(ErrorCode::INVALID_ARGUMENT, "session keys are not SessionKeys JSON");
+  // Strict protobuf JSON for SessionKeys: an object whose only member is "keys",
+  // a list of strings (or null). protobuf's own C++ parser would also take a bare
+  // string for the list, which the client's parser refuses.
+  auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  auto bad = [] { return Error(ErrorCode::INVALID_ARGUMENT, "session keys are not SessionKeys JSON"); };
+  if (doc.is_discarded() || !doc.is_object()) throw bad();
+  std::vector<std::string> keys;
+  for (const auto& [name, value] : doc.items()) {
+    if (name != "keys") throw bad();
+    if (value.is_null()) continue;
+    if (!value.is_array()) throw bad();
+    for (const auto& k : value) {
+      if (!k.is_string()) throw bad();
+      keys.push_back(k.get<std::string>());
+    }
   }
-  return {message.keys().begin(), message.keys().end()};
+  return keys;
 }
 
 SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::string_view stream_id,

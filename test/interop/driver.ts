@@ -11,13 +11,12 @@
 import { createInterface } from 'node:readline'
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
-import { create, fromBinary, toBinary, fromJsonString, toJsonString } from '@bufbuild/protobuf'
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import {
     EncryptedDataSchema,
     ExportedDeviceSchema,
     MemberPayload_KeyFulfillmentSchema,
     MemberPayload_KeySolicitationSchema,
-    SessionKeysSchema,
     UserInboxPayload_GroupEncryptionSessionsSchema,
     type MemberPayload_KeySolicitation,
 } from '@towns-protocol/proto'
@@ -25,15 +24,10 @@ import {
     CryptoStoreInMemory,
     GroupEncryptionAlgorithmId,
     GroupEncryptionCrypto,
-    parseGroupEncryptionAlgorithmId,
     type GroupEncryptionSession,
 } from '@towns-protocol/encryption'
+import { DriverError, buildShare, codeOf, decideAnswer, decideSolicitation, importOne, receiveSessions } from './client_ops'
 
-class DriverError extends Error {
-    constructor(public code: string, message: string) {
-        super(message)
-    }
-}
 const bad = (m: string): never => {
     throw new DriverError('INVALID_ARGUMENT', m)
 }
@@ -86,24 +80,10 @@ function devicesArg(req: any): { deviceKey: string; fallbackKey: string }[] {
 }
 const MAX_PLAINTEXT = (65536 * 3) / 4
 
-// Maps what the client throws to the driver's codes.
-function codeOf(e: any, context: 'decrypt' | 'import' | 'other'): string {
-    if (e instanceof DriverError) return e.code
-    if (e?.name === 'DecryptionError' && typeof e.code === 'string') return e.code
-    const m = String(e?.message ?? e).toLowerCase()
-    if (m.includes('session not found')) return 'SESSION_NOT_FOUND'
-    if (m.includes('message too long')) return 'PAYLOAD_TOO_LARGE'
-    if (m.includes('cannot be empty')) return 'EMPTY_PAYLOAD'
-    if (context === 'import') return 'IMPORT_FAILED'
-    if (context === 'decrypt') return 'DECRYPTION_FAILED'
-    return 'INVALID_ARGUMENT'
-}
-
 const COMMANDS = new Set(['device', 'export_device', 'encrypt', 'decrypt', 'session_ids', 'export_sessions',
     'import_sessions', 'share', 'receive_sessions', 'encrypt_to_devices', 'decrypt_from_device', 'solicit',
     'answer_solicitation'])
 const sortIds = (ids: string[]) => [...ids].sort()
-const sameIds = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i])
 
 class Driver {
     crypto?: GroupEncryptionCrypto
@@ -242,37 +222,15 @@ class Driver {
         return { sessions: sessions.map((s) => ({ streamId: s.streamId, sessionId: s.sessionId, sessionKey: s.sessionKey, algorithm: s.algorithm })) }
     }
 
-    async importOne(streamId: string, s: GroupEncryptionSession): Promise<boolean> {
-        const parsed = parseGroupEncryptionAlgorithmId(s.algorithm ?? '', undefined as any)
-        if (parsed.kind !== 'matched') return false
-        try {
-            await (this.c.groupDecryption as any)[parsed.value].importStreamKey(streamId, s)
-        } catch {
-            return false
-        }
-        return this.c.hasSessionKey(streamId, s.sessionId, parsed.value)
-    }
-
     async importSessions(req: any) {
         const imported: string[] = []
         const failed: string[] = []
         for (const s of list(req, 'sessions')) {
             if (typeof s !== 'object' || s === null) bad('each session must be an object')
-            const ok = s.streamId && s.algorithm ? await this.importOne(s.streamId, s).catch(() => false) : false
+            const ok = s.streamId && s.algorithm ? await importOne(this.c, s.streamId, s).catch(() => false) : false
             ;(ok ? imported : failed).push(s.sessionId ?? '')
         }
         return { imported, failed }
-    }
-
-    async buildShare(streamId: string, algorithm: GroupEncryptionAlgorithmId, sessions: GroupEncryptionSession[],
-                     devices: { deviceKey: string; fallbackKey: string }[]) {
-        const own = this.c.getUserDevice().deviceKey
-        const cleartext = toJsonString(SessionKeysSchema, create(SessionKeysSchema, { keys: sessions.map((s) => s.sessionKey) }))
-        const ciphertexts = await this.c.encryptWithDeviceKeys(cleartext, devices.filter((d) => d.deviceKey !== own))
-        return create(UserInboxPayload_GroupEncryptionSessionsSchema, {
-            streamId: fromHex(streamId, 'stream_id'), senderKey: own, sessionIds: sessions.map((s) => s.sessionId),
-            ciphertexts, algorithm,
-        })
     }
 
     async share(req: any) {
@@ -287,7 +245,7 @@ class Driver {
         }
         let message
         try {
-            message = await this.buildShare(streamId, algorithm, sessions, devices)
+            message = await buildShare(this.c, streamId, algorithm, sessions, devices)
         } catch (e: any) {
             return bad(`olm refused a device's keys: ${e?.message ?? e}`)
         }
@@ -296,31 +254,7 @@ class Driver {
 
     async receive(req: any) {
         const m = pbArg<any>(UserInboxPayload_GroupEncryptionSessionsSchema, req, 'group_encryption_sessions_pb')
-        const streamId = toHex(m.streamId)
-        const ciphertext = m.ciphertexts[this.c.getUserDevice().deviceKey]
-        if (!ciphertext) return { imported: [] }
-        const parsed = parseGroupEncryptionAlgorithmId(m.algorithm, GroupEncryptionAlgorithmId.GroupEncryption)
-        if (parsed.kind === 'unrecognized') return { imported: [] }
-        const algorithm = parsed.value
-        const needed: number[] = []
-        for (let i = 0; i < m.sessionIds.length; i++) {
-            if (!(await this.c.hasSessionKey(streamId, m.sessionIds[i], algorithm))) needed.push(i)
-        }
-        if (needed.length === 0) return { imported: [] }
-        const cleartext = await this.c.decryptWithDeviceKey(ciphertext, m.senderKey)
-        let keys: string[]
-        try {
-            keys = fromJsonString(SessionKeysSchema, cleartext).keys
-        } catch {
-            throw new DriverError('IMPORT_FAILED', 'the shared cleartext is not SessionKeys JSON')
-        }
-        if (keys.length !== m.sessionIds.length) throw new DriverError('IMPORT_FAILED', 'key count differs from id count')
-        const imported: string[] = []
-        for (const i of needed) {
-            const s = { streamId, sessionId: m.sessionIds[i], sessionKey: keys[i], algorithm }
-            if (await this.importOne(streamId, s)) imported.push(s.sessionId)
-        }
-        return { imported }
+        return { imported: await receiveSessions(this.c, m) }
     }
 
     async encryptToDevices(req: any) {
@@ -336,15 +270,14 @@ class Driver {
 
     async solicit(req: any) {
         const streamId = streamArg(req)
-        const missing = sortIds([...new Set(list(req, 'missing_session_ids') as string[])]).slice(0, 100)
-        const pending = req.pending_pb != null ? pbArg<MemberPayload_KeySolicitation>(MemberPayload_KeySolicitationSchema, req, 'pending_pb') : undefined
-        if (missing.length === 0) return { key_solicitation_pb: null }
-        if (pending && (pending.isNewDevice || sameIds(sortIds(pending.sessionIds), missing))) return { key_solicitation_pb: null }
-        const known = await this.c.getGroupSessionIds(streamId)
-        const d = this.c.getUserDevice()
-        const s = create(MemberPayload_KeySolicitationSchema, {
-            deviceKey: d.deviceKey, fallbackKey: d.fallbackKey, isNewDevice: known.length === 0, sessionIds: missing,
-        })
+        const missing = list(req, 'missing_session_ids') as string[]
+        if (missing.some((x) => typeof x !== 'string')) bad('missing_session_ids must hold strings')
+        const pending = req.pending_pb != null ? [pbArg<MemberPayload_KeySolicitation>(MemberPayload_KeySolicitationSchema, req, 'pending_pb')] : []
+        const held = (await this.c.getGroupSessionIds(streamId)).length
+        const d = decideSolicitation(missing, held, pending)
+        if (!d) return { key_solicitation_pb: null }
+        const dev = this.c.getUserDevice()
+        const s = create(MemberPayload_KeySolicitationSchema, { deviceKey: dev.deviceKey, fallbackKey: dev.fallbackKey, ...d })
         return { key_solicitation_pb: toB64(toBinary(MemberPayload_KeySolicitationSchema, s)) }
     }
 
@@ -354,34 +287,28 @@ class Driver {
         const sol = pbArg<MemberPayload_KeySolicitation>(MemberPayload_KeySolicitationSchema, req, 'key_solicitation_pb')
         if (typeof req.requester_entitled !== 'boolean') bad('requester_entitled must be a boolean')
         const none = { key_fulfillment_pb: null, group_encryption_sessions_pb: [] }
-        if (sol.deviceKey === this.c.getUserDevice().deviceKey || sol.sessionIds.length === 0) return none
-        const known = sortIds(await this.c.getGroupSessionIds(streamId))
-        const requested = new Set(sol.sessionIds)
-        const reply = sol.isNewDevice ? known : known.filter((x) => requested.has(x))
-        if (reply.length === 0 || !req.requester_entitled) return none
-        const sessions: GroupEncryptionSession[] = []
-        for (const id of reply) {
-            const s = await this.c.exportGroupSession(streamId, id)
-            if (s) sessions.push(s)
+        const known: Record<string, string> = {}
+        for (const algorithm of [GroupEncryptionAlgorithmId.GroupEncryption, GroupEncryptionAlgorithmId.HybridGroupEncryption]) {
+            for (const id of await (this.c.groupDecryption as any)[algorithm].exportGroupSessionIds(streamId)) known[id] = algorithm
         }
-        if (sessions.length === 0) return none
-        const fulfilled = sessions.map((s) => s.sessionId).filter((x) => requested.has(x)).sort()
+        const d = decideAnswer(known, this.c.getUserDevice().deviceKey, sol, req.requester_entitled)
+        if (!d) return none
         const fulfillment = create(MemberPayload_KeyFulfillmentSchema, {
             userAddress: /^(0x)?([0-9a-fA-F]{2})+$/.test(fromUserId) ? fromHex(fromUserId, 'from_user_id') : new TextEncoder().encode(fromUserId),
             deviceKey: sol.deviceKey,
-            sessionIds: fulfilled.length > 0 ? fulfilled : sessions.map((s) => s.sessionId).sort(),
+            sessionIds: d.fulfilledSessionIds,
         })
         const shares: string[] = []
-        for (const algorithm of [GroupEncryptionAlgorithmId.GroupEncryption, GroupEncryptionAlgorithmId.HybridGroupEncryption]) {
-            const ofAlgorithm = sessions.filter((s) => s.algorithm === algorithm)
-            for (let i = 0; i < ofAlgorithm.length; i += 100) {
-                const m = await this.buildShare(streamId, algorithm, ofAlgorithm.slice(i, i + 100), [
-                    { deviceKey: sol.deviceKey, fallbackKey: sol.fallbackKey },
-                ]).catch(() => undefined)
-                if (m && Object.keys(m.ciphertexts).length > 0) {
-                    shares.push(toB64(toBinary(UserInboxPayload_GroupEncryptionSessionsSchema, m)))
-                }
+        for (const share of d.shares) {
+            const sessions: GroupEncryptionSession[] = []
+            for (const id of share.sessionIds) {
+                const s = await this.c.exportGroupSession(streamId, id)
+                if (s) sessions.push(s)
             }
+            const m = await buildShare(this.c, streamId, share.algorithm as GroupEncryptionAlgorithmId, sessions, [
+                { deviceKey: sol.deviceKey, fallbackKey: sol.fallbackKey },
+            ]).catch(() => undefined)
+            if (m && Object.keys(m.ciphertexts).length > 0) shares.push(toB64(toBinary(UserInboxPayload_GroupEncryptionSessionsSchema, m)))
         }
         return { key_fulfillment_pb: toB64(toBinary(MemberPayload_KeyFulfillmentSchema, fulfillment)), group_encryption_sessions_pb: shares }
     }

@@ -1,0 +1,305 @@
+// Verifies the towns-e2ee vector corpus (test/vectors, docs/vectors.md) with the
+// canonical client, and prints "N passed, N failed". A test the client reads
+// differently is a failure unless it carries a flag naming a documented
+// deviation (StrictDecoding, ClientDeviation: docs/compat.md); those are listed
+// as known deviations and counted as passed.
+//   node --import tsx verify_vectors.ts ../vectors
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { equals, fromBinary, fromJsonString, toBinary, toJsonString, create } from '@bufbuild/protobuf'
+import * as proto from '@towns-protocol/proto'
+import { bin_fromBase64, bin_fromHexString, bin_toBase64, bin_toHexString } from '@towns-protocol/utils'
+import Olm from '@towns-protocol/olm'
+import {
+    CryptoStoreInMemory,
+    GroupEncryptionAlgorithmId,
+    GroupEncryptionCrypto,
+    hybridSessionKeyHash,
+    importAesGsmKeyBytes,
+} from '@towns-protocol/encryption'
+import { codeOf, decideAnswer, decideSolicitation, importOne, receiveSessions, toHex } from './client_ops'
+
+console.log = (...args: any[]) => process.stderr.write(args.join(' ') + '\n')
+console.info = console.log
+console.debug = console.log
+
+class Mismatch extends Error {}
+// A refusal by the client, with the code the vectors use for it.
+const coded = (e: any, code: string) => Object.assign(new Error(String(e?.message ?? e)), { code })
+const expect = (ok: unknown, what: string) => {
+    if (!ok) throw new Mismatch(what)
+}
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+const unhex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'))
+const param = (t: any, g: any, name: string) => (t[name] !== undefined ? t[name] : g[name])
+const noClient = {
+    encryptAndShareGroupSessionsToStream: async () => {},
+    getMiniblockInfo: async () => {
+        throw new Error('no miniblock')
+    },
+} as any
+
+async function freshCrypto(exported?: any) {
+    const c = new GroupEncryptionCrypto(noClient, new CryptoStoreInMemory('verifier'))
+    await c.init(exported ? { fromExportedDevice: exported } : {})
+    return c
+}
+
+const schemas = new Map<string, any>()
+for (const v of Object.values(proto)) {
+    if (v && typeof v === 'object' && (v as any).kind === 'message' && typeof (v as any).typeName === 'string') {
+        schemas.set((v as any).typeName, v)
+    }
+}
+
+let olmModule: Promise<any> | undefined
+async function olm() {
+    olmModule ??= (Olm as any).initAsync()
+    return olmModule
+}
+
+function padded(s: string, padding: string) {
+    return padding === 'padded' ? s : s.replace(/=+$/, '')
+}
+
+// Runs one test; throws (with a code where the client gives one) when it fails.
+async function check(type: string, g: any, t: any): Promise<void> {
+    switch (type) {
+        case 'base64Decode': {
+            let out: Uint8Array
+            try {
+                out = bin_fromBase64(t.input)
+            } catch (e) {
+                throw coded(e, 'BAD_ENCODING')
+            }
+            expect(hex(out) === t.output, 'decoded bytes differ')
+            if (g.padding === 'none') expect(!t.input.includes('='), 'padding in an unpadded form')
+            if (g.padding === 'padded') expect(t.input.length % 4 === 0, 'padding missing')
+            return
+        }
+        case 'base64Encode':
+            expect(padded(bin_toBase64(unhex(t.input)), g.padding) === t.output, 'encoded text differs')
+            return
+        case 'hexDecode': {
+            let out: Uint8Array
+            try {
+                out = bin_fromHexString(t.input)
+            } catch (e) {
+                throw coded(e, 'BAD_ENCODING')
+            }
+            expect(bin_toHexString(out) === t.output, 'decoded bytes differ')
+            return
+        }
+        case 'hexEncode':
+            expect(bin_toHexString(unhex(t.input)) === t.output, 'hex differs')
+            return
+        case 'sessionKeysJson': {
+            let keys: string[]
+            try {
+                keys = fromJsonString(proto.SessionKeysSchema, t.json).keys
+            } catch (e) {
+                throw coded(e, 'INVALID_ARGUMENT')
+            }
+            expect(JSON.stringify(keys) === JSON.stringify(t.keys), 'keys differ')
+            if (!(t.flags ?? []).includes('NonCanonical')) {
+                expect(toJsonString(proto.SessionKeysSchema, create(proto.SessionKeysSchema, { keys })) === t.json, 're-encoding differs')
+            }
+            return
+        }
+        case 'protobufMessage':
+        case 'protobufMalformed': {
+            const schema = schemas.get(g.message)
+            expect(schema, `unknown message ${g.message}`)
+            let a
+            try {
+                a = fromBinary(schema, unhex(t.bytes))
+            } catch (e) {
+                throw coded(e, 'INVALID_ARGUMENT')
+            }
+            expect(type === 'protobufMessage', 'malformed bytes parsed')
+            const b = fromJsonString(schema, t.json)
+            expect(equals(schema, a, b), 'bytes and JSON differ')
+            expect(hex(toBinary(schema, b)) === t.bytes, 're-encoding differs')
+            return
+        }
+        case 'hybridSessionId': {
+            const id = await hybridSessionKeyHash(unhex(t.streamId), unhex(t.key), BigInt(t.miniblockNum), unhex(t.miniblockHash))
+            expect(hex(id) === t.sessionId, 'session id differs')
+            return
+        }
+        case 'hybridSessionImport': {
+            const c = await freshCrypto()
+            const streamId = param(t, g, 'streamId')
+            try {
+                await c.encryptionDevice.addHybridGroupSession(streamId, param(t, g, 'sessionId'), param(t, g, 'sessionKey'))
+            } catch (e) {
+                throw coded(e, 'IMPORT_FAILED')
+            }
+            expect(await c.hasSessionKey(streamId, param(t, g, 'sessionId'), GroupEncryptionAlgorithmId.HybridGroupEncryption), 'not held')
+            return
+        }
+        case 'aesGcm': {
+            const key = await importAesGsmKeyBytes(unhex(t.key))
+            const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: unhex(t.iv), tagLength: 128 }, key, unhex(t.plaintext)))
+            expect(hex(ct) === t.ciphertext, 'ciphertext differs')
+            return
+        }
+        case 'hybridDecrypt':
+        case 'hybridEncrypt': {
+            const c = await freshCrypto()
+            const streamId = param(t, g, 'streamId')
+            await c.encryptionDevice.addHybridGroupSession(streamId, param(t, g, 'sessionId'), param(t, g, 'sessionKey'))
+            try {
+                if (type === 'hybridEncrypt') {
+                    await c.encryptGroupEvent(streamId, unhex(t.plaintext), GroupEncryptionAlgorithmId.HybridGroupEncryption)
+                    return
+                }
+                const out = await c.decryptGroupEvent(streamId, fromBinary(proto.EncryptedDataSchema, unhex(t.encryptedData)))
+                const bytes = typeof out === 'string' ? new TextEncoder().encode(out) : out
+                expect(hex(bytes) === t.plaintext, 'plaintext differs')
+            } catch (e: any) {
+                if (e instanceof Mismatch) throw e
+                throw coded(e, codeOf(e, 'decrypt'))
+            }
+            return
+        }
+        case 'megolmDecrypt': {
+            const c = await freshCrypto()
+            const streamId = param(t, g, 'streamId')
+            const sessionId = param(t, g, 'sessionId')
+            await c.encryptionDevice.addInboundGroupSession(streamId, sessionId, param(t, g, 'sessionKey'), {}, false)
+            const data = fromBinary(proto.EncryptedDataSchema, unhex(t.encryptedData))
+            let out
+            try {
+                out = await c.decryptGroupEvent(streamId, data)
+            } catch (e: any) {
+                if (t.olmError && !String(e?.message ?? e).includes(t.olmError)) throw new Mismatch(`olm error ${e?.message}, expected ${t.olmError}`)
+                throw coded(e, codeOf(e, 'decrypt'))
+            }
+            const bytes = typeof out === 'string' ? new TextEncoder().encode(out) : out
+            expect(hex(bytes) === t.plaintext, 'plaintext differs')
+            const { session } = await c.encryptionDevice.getInboundGroupSession(streamId, sessionId)
+            expect(session!.decrypt(data.ciphertext).message_index === t.messageIndex, 'message index differs')
+            return
+        }
+        case 'megolmImport': {
+            const c = await freshCrypto()
+            const streamId = param(t, g, 'streamId')
+            try {
+                await c.encryptionDevice.addInboundGroupSession(streamId, param(t, g, 'sessionId'), param(t, g, 'sessionKey'), {}, false)
+            } catch (e) {
+                throw coded(e, 'IMPORT_FAILED')
+            }
+            const { session } = await c.encryptionDevice.getInboundGroupSession(streamId, param(t, g, 'sessionId'))
+            expect(session && session.first_known_index() === t.firstKnownIndex, 'first known index differs')
+            return
+        }
+        case 'olmDecrypt': {
+            const O = await olm()
+            const sender = new O.Account()
+            sender.unpickle(param(t, g, 'senderPickleKey'), param(t, g, 'senderPickle'))
+            expect(JSON.parse(sender.identity_keys()).curve25519 === g.senderIdentityKey, 'the sender pickle is not the sender')
+            try {
+                const receiver = new O.Account()
+                receiver.unpickle(param(t, g, 'receiverPickleKey'), param(t, g, 'receiverPickle'))
+                const session = new O.Session()
+                session.create_inbound_from(receiver, param(t, g, 'senderIdentityKey'), param(t, g, 'message'))
+                const payload = session.decrypt(0, param(t, g, 'message'))
+                expect(payload === t.payload, 'payload differs')
+            } catch (e: any) {
+                if (e instanceof Mismatch) throw e
+                if (t.olmError && !String(e?.message ?? e).includes(t.olmError)) throw new Mismatch(`olm error ${e?.message}, expected ${t.olmError}`)
+                throw coded(e, 'DECRYPTION_FAILED')
+            }
+            return
+        }
+        case 'receiveSessions': {
+            const c = await freshCrypto(fromBinary(proto.ExportedDeviceSchema, unhex(g.receiverExportedDevice)))
+            expect(c.getUserDevice().deviceKey === g.receiverDeviceKey, 'receiver device key differs')
+            const imported = await receiveSessions(c, fromBinary(proto.UserInboxPayload_GroupEncryptionSessionsSchema, unhex(t.groupEncryptionSessions)))
+            expect(JSON.stringify(imported) === JSON.stringify(t.imported.map((x: any) => x.sessionId)), 'imported ids differ')
+            for (const want of t.imported) {
+                const s = await c.exportGroupSession(g.streamId, want.sessionId)
+                expect(s && s.sessionKey === want.sessionKey && s.algorithm === want.algorithm, 'imported key differs')
+            }
+            return
+        }
+        case 'decideSolicitation': {
+            const d = decideSolicitation(t.missingSessionIds, t.heldSessionCount, t.pending)
+            expect(JSON.stringify(d) === JSON.stringify(t.solicitation), 'decision differs')
+            return
+        }
+        case 'decideAnswer': {
+            const d = decideAnswer(t.known, g.ownDeviceKey, t.solicitation, t.requesterEntitled)
+            expect(JSON.stringify(d) === JSON.stringify(t.answer), 'decision differs')
+            return
+        }
+        case 'importDevice': {
+            let exported
+            try {
+                exported = fromBinary(proto.ExportedDeviceSchema, unhex(t.exportedDevice))
+            } catch (e) {
+                throw coded(e, 'INVALID_ARGUMENT')
+            }
+            let c
+            try {
+                c = await freshCrypto(exported)
+            } catch (e) {
+                throw coded(e, 'IMPORT_FAILED')
+            }
+            expect(c.getUserDevice().deviceKey === t.deviceKey, 'device key differs')
+            expect(c.getUserDevice().fallbackKey === t.fallbackKey, 'fallback key differs')
+            for (const e of t.events) {
+                const out = await c.decryptGroupEvent(e.streamId, fromBinary(proto.EncryptedDataSchema, unhex(e.encryptedData)))
+                const bytes = typeof out === 'string' ? new TextEncoder().encode(out) : out
+                expect(hex(bytes) === e.plaintext, 'event plaintext differs')
+            }
+            for (const o of t.outbound) {
+                const k = await c.encryptionDevice.getOutboundGroupSessionKey(o.streamId)
+                expect(k.sessionId === o.sessionId && k.chain_index === o.nextMessageIndex, 'outbound session does not continue')
+            }
+            return
+        }
+        default:
+            throw new Mismatch(`unknown test type ${type}`)
+    }
+}
+
+const DEVIATION_FLAGS = ['StrictDecoding', 'ClientDeviation']
+
+async function main() {
+    const dir = process.argv[2] ?? '../vectors'
+    let passed = 0
+    let failed = 0
+    const deviations: string[] = []
+    for (const name of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+        const doc = JSON.parse(readFileSync(join(dir, name), 'utf8'))
+        for (const g of doc.testGroups) {
+            for (const t of g.tests) {
+                let got = ''
+                let why = ''
+                try {
+                    await check(g.type, g, t)
+                } catch (e: any) {
+                    got = e instanceof Mismatch ? 'MISMATCH' : e?.code ?? 'EXCEPTION'
+                    why = String(e?.message ?? e)
+                }
+                const ok = t.result === 'valid' ? got === '' : got === t.error
+                const label = `${name} tcId ${t.tcId} (${g.type}, ${t.comment}): expected ${t.result === 'valid' ? 'valid' : t.error}, got ${got || 'valid'}${why ? ` (${why.slice(0, 160)})` : ''}`
+                if (ok) {
+                    passed++
+                } else if ((t.flags ?? []).some((f: string) => DEVIATION_FLAGS.includes(f))) {
+                    passed++
+                    deviations.push(label)
+                } else {
+                    failed++
+                    console.error(`FAIL ${label}`)
+                }
+            }
+        }
+    }
+    for (const d of deviations) process.stdout.write(`known deviation: ${d}\n`)
+    process.stdout.write(`${passed} passed, ${failed} failed\n`)
+    process.exit(failed === 0 ? 0 : 1)
+}
+void main()

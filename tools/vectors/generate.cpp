@@ -1,0 +1,754 @@
+// The vector generator. Every random input comes from one SeededRandom, drawn in
+// a fixed order, so a seed always gives the same files.
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "towns/crypto/aead.h"
+#include "towns/crypto/encoding.h"
+#include "towns/error.h"
+#include "towns/protocol/key_exchange.h"
+#include "towns/protocol/session_sharing.h"
+#include "towns/store/memory_crypto_store.h"
+#include "towns/version.h"
+#include "vectors.h"
+
+namespace towns::vectors {
+
+using json = nlohmann::ordered_json;
+using crypto::Base64Padding;
+using crypto::SecretBytes;
+
+namespace {
+
+constexpr const char* kSchema = "towns_e2ee_vectors_v1";
+
+std::string hex(std::span<const uint8_t> b) { return crypto::hex_encode(b); }
+std::string hex(const std::string& s) { return crypto::hex_encode(crypto::as_bytes(s)); }
+
+std::string serialize(const google::protobuf::MessageLite& m) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  {
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    m.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+std::string pb_hex(const google::protobuf::MessageLite& m) { return hex(serialize(m)); }
+
+std::string to_json(const google::protobuf::Message& m) {
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(m, &out).ok()) throw Error(ErrorCode::INTERNAL, "proto to JSON");
+  return out;
+}
+
+// One file of the corpus.
+class File {
+ public:
+  File(std::string algorithm, std::vector<std::string> header, json notes)
+      : algorithm_(std::move(algorithm)), header_(std::move(header)), notes_(std::move(notes)) {}
+
+  json& group(const std::string& type, json params = json::object()) {
+    json g = json::object();
+    g["type"] = type;
+    for (auto& [k, v] : params.items()) g[k] = v;
+    g["tests"] = json::array();
+    groups_.push_back(std::move(g));
+    return groups_.back();
+  }
+
+  void add(json& group, const std::string& comment, json fields, const std::vector<std::string>& flags = {},
+           const std::string& error = {}) {
+    json t = json::object();
+    t["tcId"] = ++count_;
+    t["comment"] = comment;
+    t["flags"] = flags;
+    for (auto& [k, v] : fields.items()) t[k] = v;
+    t["result"] = error.empty() ? "valid" : "invalid";
+    if (!error.empty()) t["error"] = error;
+    group["tests"].push_back(std::move(t));
+  }
+
+  void write(const std::string& path, const std::string& seed_hex) const {
+    json f = json::object();
+    f["algorithm"] = algorithm_;
+    f["schema"] = kSchema;
+    f["generatorVersion"] = "towns-e2ee " + versions().towns_e2ee;
+    f["seed"] = seed_hex;
+    f["numberOfTests"] = count_;
+    f["header"] = header_;
+    f["notes"] = notes_;
+    f["testGroups"] = groups_;
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << f.dump(2) << "\n";
+    if (!out) throw Error(ErrorCode::STORE_ERROR, "cannot write " + path);
+  }
+
+ private:
+  std::string algorithm_;
+  std::vector<std::string> header_;
+  json notes_;
+  std::vector<json> groups_;
+  int count_ = 0;
+};
+
+const json kCommonNotes = {
+    {"StrictDecoding",
+     "Refused by this library's strict decoder; the canonical client's decoder is lenient and accepts it "
+     "(docs/compat.md)."},
+    {"NonCanonical", "Decodes, but encoding the result gives other text."},
+    {"ClientDeviation",
+     "The canonical client accepts this; this library refuses it on purpose (docs/compat.md)."},
+};
+
+json notes(std::initializer_list<std::pair<const char*, const char*>> extra) {
+  json n = kCommonNotes;
+  for (const auto& [k, v] : extra) n[k] = v;
+  return n;
+}
+
+
+// A device in memory whose random draws come from the generator's source.
+struct Device {
+  MemoryCryptoStore store;
+  GroupEncryptionCrypto crypto;
+  Device(crypto::RandomSource& rng, const std::string& pickle_key) : crypto(nullptr, store, rng) {
+    crypto.init({.pickle_key = SecretBytes(std::string_view(pickle_key))});
+  }
+};
+
+std::string stream_of(crypto::RandomSource& rng) { return "20" + hex(rng.bytes(31).span()); }
+
+// ---------------------------------------------------------------- encodings
+
+void encodings(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("encodings",
+         {"Base64 (libolm's unpadded form and bin_toBase64's padded form), hex, and the protobuf JSON of "
+          "SessionKeys, as protocol.md section 1 defines them."},
+         notes({}));
+  struct Case {
+    std::string input;
+    std::string output;
+    std::vector<std::string> flags;
+    std::string error;
+    std::string comment;
+  };
+  auto random = rng.bytes(32);
+  auto decode_group = [&](const char* padding, const std::vector<Case>& cases) {
+    auto& g = f.group("base64Decode", {{"padding", padding}});
+    for (const auto& c : cases) {
+      json fields = {{"input", c.input}};
+      if (c.error.empty()) fields["output"] = c.output;
+      f.add(g, c.comment, fields, c.flags, c.error);
+    }
+  };
+  std::string r_unpadded = crypto::base64_encode(random.span(), Base64Padding::kNone);
+  std::string r_padded = crypto::base64_encode(random.span(), Base64Padding::kPadded);
+  decode_group("none", {
+                           {"", "", {}, "", "empty"},
+                           {"AQ", "01", {}, "", "one byte"},
+                           {"AQI", "0102", {}, "", "two bytes"},
+                           {"AQID", "010203", {}, "", "three bytes"},
+                           {r_unpadded, hex(random.span()), {}, "", "32 random bytes"},
+                           {"AQ==", "", {"StrictDecoding"}, "BAD_ENCODING", "padding where none is allowed"},
+                           {"A", "", {}, "BAD_ENCODING", "a length no encoding produces"},
+                           {"AQ!D", "", {}, "BAD_ENCODING", "a character outside the alphabet"},
+                           {"AR", "", {"StrictDecoding"}, "BAD_ENCODING", "non-zero trailing bits"},
+                           {"-_8", "", {"StrictDecoding"}, "BAD_ENCODING", "the URL-safe alphabet"},
+                           {"AQ I", "", {"StrictDecoding"}, "BAD_ENCODING", "white space"},
+                       });
+  decode_group("padded", {
+                             {"AQ==", "01", {}, "", "one byte"},
+                             {"AQI=", "0102", {}, "", "two bytes"},
+                             {r_padded, hex(random.span()), {}, "", "32 random bytes"},
+                             {"AQ", "", {"StrictDecoding"}, "BAD_ENCODING", "padding missing"},
+                             {"AQ=", "", {"StrictDecoding"}, "BAD_ENCODING", "padding incomplete"},
+                             {"AQ==AQ==", "", {"StrictDecoding"}, "BAD_ENCODING", "padding inside"},
+                         });
+  decode_group("optional", {
+                               {"AQ==", "01", {}, "", "padded"},
+                               {"AQ", "01", {}, "", "unpadded"},
+                               {"A", "", {}, "BAD_ENCODING", "a length no encoding produces"},
+                           });
+  for (const char* padding : {"none", "padded"}) {
+    auto& g = f.group("base64Encode", {{"padding", padding}});
+    auto mode = std::string(padding) == "none" ? Base64Padding::kNone : Base64Padding::kPadded;
+    for (size_t n : {0, 1, 2, 3, 32}) {
+      std::span<const uint8_t> part(random.data(), n);
+      f.add(g, std::to_string(n) + " bytes", {{"input", hex(part)}, {"output", crypto::base64_encode(part, mode)}});
+    }
+  }
+  auto& hd = f.group("hexDecode");
+  f.add(hd, "lowercase", {{"input", "0aff"}, {"output", "0aff"}});
+  f.add(hd, "uppercase", {{"input", "0AFF"}, {"output", "0aff"}});
+  f.add(hd, "0x prefix", {{"input", "0x0a"}, {"output", "0a"}});
+  f.add(hd, "empty", {{"input", ""}, {"output", ""}});
+  f.add(hd, "odd length", {{"input", "abc"}}, {}, "BAD_ENCODING");
+  f.add(hd, "not a hex digit", {{"input", "0g"}}, {}, "BAD_ENCODING");
+  f.add(hd, "0X prefix (the client refuses it too)", {{"input", "0X0a"}}, {}, "BAD_ENCODING");
+  auto& he = f.group("hexEncode");
+  f.add(he, "lowercase", {{"input", hex(random.span())}, {"output", hex(random.span())}});
+
+  auto& sk = f.group("sessionKeysJson");
+  f.add(sk, "two keys", {{"json", R"({"keys":["k1","k2"]})"}, {"keys", {"k1", "k2"}}});
+  f.add(sk, "no keys: the canonical form is {}", {{"json", "{}"}, {"keys", json::array()}});
+  f.add(sk, "an explicit empty list", {{"json", R"({"keys":[]})"}, {"keys", json::array()}}, {"NonCanonical"});
+  f.add(sk, "white space", {{"json", R"({ "keys" : [ "a" ] })"}, {"keys", {"a"}}}, {"NonCanonical"});
+  f.add(sk, "a list, not an object", {{"json", R"(["k1"])"}}, {}, "INVALID_ARGUMENT");
+  f.add(sk, "keys is not a list", {{"json", R"({"keys":"k1"})"}}, {}, "INVALID_ARGUMENT");
+  f.add(sk, "a key is not a string", {{"json", R"({"keys":[1]})"}}, {}, "INVALID_ARGUMENT");
+  f.add(sk, "an unknown field", {{"json", R"({"keys":[],"other":1})"}}, {}, "INVALID_ARGUMENT");
+  f.add(sk, "not JSON", {{"json", "keys: k1"}}, {}, "INVALID_ARGUMENT");
+  f.write(dir + "/encodings.json", seed_hex);
+}
+
+// ---------------------------------------------------------------- protobuf
+
+void protobuf(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("protobuf",
+         {"Binary encodings of every wire message of protocol.md section 3 (package river). json is the "
+          "message in the standard protobuf JSON mapping; bytes is its deterministic binary encoding."},
+         notes({}));
+  auto bytes = [&](size_t n) { return std::string(rng.bytes(n).view()); };
+  auto add = [&](const google::protobuf::Message& m, const std::string& comment) {
+    auto& g = f.group("protobufMessage", {{"message", m.GetTypeName()}});
+    f.add(g, comment, {{"json", to_json(m)}, {"bytes", pb_hex(m)}});
+    return serialize(m);
+  };
+  river::EncryptedData megolm;
+  megolm.set_ciphertext(crypto::base64_encode(rng.bytes(40).span(), Base64Padding::kNone));
+  megolm.set_algorithm("r.group-encryption.v1.aes-sha2");
+  megolm.set_sender_key(crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone));
+  megolm.set_session_id(crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone));
+  megolm.set_version(river::ENCRYPTED_DATA_VERSION_1);
+  auto megolm_bytes = add(megolm, "a megolm event");
+  river::EncryptedData hybrid;
+  hybrid.set_algorithm("grpaes");
+  hybrid.set_sender_key(megolm.sender_key());
+  hybrid.set_ciphertext_bytes(bytes(40));
+  hybrid.set_iv_bytes(bytes(12));
+  hybrid.set_session_id_bytes(bytes(32));
+  hybrid.set_version(river::ENCRYPTED_DATA_VERSION_1);
+  add(hybrid, "a grpaes event");
+  river::EncryptedData optionals;
+  optionals.set_ciphertext("c");
+  optionals.set_checksum("");
+  optionals.set_ref_event_id("ref");
+  optionals.set_device_key("");
+  add(optionals, "proto3 optional fields set to their defaults are encoded");
+  river::MemberPayload::KeySolicitation sol;
+  sol.set_device_key(megolm.sender_key());
+  sol.set_fallback_key(crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone));
+  sol.set_is_new_device(true);
+  sol.add_session_ids(megolm.session_id());
+  sol.add_session_ids(hex(hybrid.session_id_bytes()));
+  add(sol, "a key solicitation");
+  river::MemberPayload mp;
+  *mp.mutable_key_solicitation() = sol;
+  add(mp, "a member payload carrying it (field 2)");
+  river::MemberPayload::KeyFulfillment ful;
+  ful.set_user_address(bytes(20));
+  ful.set_device_key(sol.device_key());
+  ful.add_session_ids(megolm.session_id());
+  add(ful, "a key fulfillment");
+  river::MemberPayload mf;
+  *mf.mutable_key_fulfillment() = ful;
+  add(mf, "a member payload carrying it (field 3)");
+  river::UserInboxPayload::GroupEncryptionSessions ges;
+  ges.set_stream_id(bytes(32));
+  ges.set_sender_key(megolm.sender_key());
+  ges.add_session_ids(megolm.session_id());
+  (*ges.mutable_ciphertexts())[sol.device_key()] = crypto::base64_encode(rng.bytes(60).span(), Base64Padding::kNone);
+  ges.set_algorithm("r.group-encryption.v1.aes-sha2");
+  add(ges, "group encryption sessions for one device");
+  river::UserInboxPayload inbox;
+  *inbox.mutable_group_encryption_sessions() = ges;
+  add(inbox, "a user inbox payload carrying them (field 3)");
+  river::UserMetadataPayload::EncryptionDevice dev;
+  dev.set_device_key(sol.device_key());
+  dev.set_fallback_key(sol.fallback_key());
+  add(dev, "a published device");
+  river::SessionKeys keys;
+  keys.add_keys("key one");
+  keys.add_keys("key two");
+  add(keys, "session keys");
+  river::HybridGroupSessionKey hk;
+  hk.set_session_id(bytes(32));
+  hk.set_stream_id(bytes(32));
+  hk.set_key(bytes(32));
+  hk.set_miniblock_num(9223372036854775807LL);
+  hk.set_miniblock_hash(bytes(32));
+  add(hk, "a hybrid session key, miniblock 2^63-1");
+  river::HybridGroupSessionKey neg;
+  neg.set_miniblock_num(-1);
+  add(neg, "a negative miniblock number (ten-byte varint)");
+  river::ExportedDevice ed;
+  ed.set_picklekey("a pickle key");
+  ed.set_pickledaccount("pickled account");
+  auto* o = ed.add_outboundsessions();
+  o->set_session_id("out");
+  o->set_stream_id("20aa");
+  o->set_session("pickle");
+  auto* h = ed.add_hybridgroupsessions();
+  h->set_session_id("hy");
+  h->set_stream_id("20aa");
+  h->set_session_key(serialize(hk));
+  h->set_miniblock_num(3);
+  add(ed, "an exported device");
+
+  auto& bad = f.group("protobufMalformed", {{"message", "river.EncryptedData"}});
+  f.add(bad, "truncated inside a length-delimited field",
+        {{"bytes", hex(megolm_bytes.substr(0, megolm_bytes.size() - 3))}}, {}, "INVALID_ARGUMENT");
+  f.add(bad, "a varint that never ends", {{"bytes", "58ffffffffffffffffffff"}}, {}, "INVALID_ARGUMENT");
+  f.add(bad, "field number 0", {{"bytes", "0001"}}, {}, "INVALID_ARGUMENT");
+  f.write(dir + "/protobuf.json", seed_hex);
+}
+
+// ---------------------------------------------------------------- hybrid
+
+void hybrid(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("grpaes",
+         {"The hybrid algorithm (protocol.md section 6): session id derivation, session import checks, "
+          "AES-256-GCM, and decryption of grpaes events."},
+         notes({}));
+  auto& ids = f.group("hybridSessionId");
+  auto stream = rng.bytes(32);
+  stream.data()[0] = 0x20;
+  auto key = rng.bytes(32);
+  auto mhash = rng.bytes(32);
+  struct IdCase {
+    int64_t num;
+    size_t hash_len;
+  };
+  for (auto c : {IdCase{0, 0}, IdCase{0, 32}, IdCase{1, 32}, IdCase{1, 0}, IdCase{9223372036854775807LL, 32},
+                 IdCase{9223372036854775807LL, 0}}) {
+    std::span<const uint8_t> h(mhash.data(), c.hash_len);
+    f.add(ids, "miniblock " + std::to_string(c.num) + ", hash of " + std::to_string(c.hash_len) + " bytes",
+          {{"streamId", hex(stream.span())},
+           {"key", hex(key.span())},
+           {"miniblockNum", std::to_string(c.num)},
+           {"miniblockHash", hex(h)},
+           {"sessionId", hex(hybrid_session_key_hash(stream.span(), key.span(), c.num, h))}});
+  }
+
+  Device d(rng, "hybrid generator");
+  auto stream_id = stream_of(rng);
+  auto session = d.crypto.encryption_device().create_hybrid_group_session(stream_id, 42, mhash.span());
+  auto session_id = hex(session.session_id());
+  auto session_key_hex = hex(serialize(session));
+
+  auto& imp = f.group("hybridSessionImport", {{"streamId", stream_id}});
+  f.add(imp, "a valid session key", {{"sessionId", session_id}, {"sessionKey", session_key_hex}});
+  f.add(imp, "claimed for another stream",
+        {{"streamId", stream_of(rng)}, {"sessionId", session_id}, {"sessionKey", session_key_hex}}, {}, "IMPORT_FAILED");
+  f.add(imp, "claimed under another session id",
+        {{"sessionId", hex(rng.bytes(32).span())}, {"sessionKey", session_key_hex}}, {}, "IMPORT_FAILED");
+  auto forged = session;
+  (*forged.mutable_key())[0] ^= 1;
+  f.add(imp, "the key was changed: the id is not its hash", {{"sessionId", session_id}, {"sessionKey", pb_hex(forged)}}, {},
+        "IMPORT_FAILED");
+  f.add(imp, "not hex", {{"sessionId", session_id}, {"sessionKey", "zz"}}, {}, "IMPORT_FAILED");
+  f.add(imp, "not a HybridGroupSessionKey", {{"sessionId", session_id}, {"sessionKey", "ffff"}}, {}, "IMPORT_FAILED");
+
+  auto& aes = f.group("aesGcm", {{"keySize", 256}, {"ivSize", 96}, {"tagSize", 128}});
+  auto aes_key = rng.bytes(32);
+  auto gcm = crypto::AesGcm::New(aes_key);
+  for (size_t n : {1, 16, 33}) {
+    auto iv = rng.bytes(12);
+    auto pt = rng.bytes(n);
+    f.add(aes, std::to_string(n) + "-byte plaintext",
+          {{"key", hex(aes_key.span())}, {"iv", hex(iv.span())}, {"plaintext", hex(pt.span())},
+           {"ciphertext", hex(gcm.encrypt(iv.span(), pt.span()))}});
+  }
+
+  auto& dec = f.group("hybridDecrypt", {{"streamId", stream_id}, {"sessionId", session_id}, {"sessionKey", session_key_hex}});
+  auto payload = rng.bytes(48);
+  auto v1 = d.crypto.encrypt_group_event(stream_id, payload.span(), GroupEncryptionAlgorithm::kHybridGroupEncryption);
+  f.add(dec, "version 1: bytes", {{"encryptedData", pb_hex(v1)}, {"plaintext", hex(payload.span())}});
+  auto v0 = d.crypto.encrypt_group_event_deprecated_v0(stream_id, "version 0 text ✓", GroupEncryptionAlgorithm::kHybridGroupEncryption);
+  f.add(dec, "version 0: the UTF-8 of a string",
+        {{"encryptedData", pb_hex(v0)}, {"plaintext", hex(std::string("version 0 text ✓"))}});
+  auto tag = v1;
+  (*tag.mutable_ciphertext_bytes())[tag.ciphertext_bytes().size() - 1] ^= 0x80;
+  f.add(dec, "the tag was modified", {{"encryptedData", pb_hex(tag)}}, {}, "DECRYPTION_FAILED");
+  auto body = v1;
+  (*body.mutable_ciphertext_bytes())[0] ^= 0x01;
+  f.add(dec, "the ciphertext was modified", {{"encryptedData", pb_hex(body)}}, {}, "DECRYPTION_FAILED");
+  auto short_ct = v1;
+  short_ct.set_ciphertext_bytes(short_ct.ciphertext_bytes().substr(0, 16));
+  f.add(dec, "a ciphertext shorter than 17 bytes", {{"encryptedData", pb_hex(short_ct)}}, {}, "DECRYPTION_FAILED");
+  auto long_iv = v1;
+  long_iv.set_iv_bytes(std::string(16, '\0'));
+  f.add(dec, "an IV that is not 12 bytes", {{"encryptedData", pb_hex(long_iv)}}, {}, "DECRYPTION_FAILED");
+  auto no_iv = v1;
+  no_iv.clear_iv_bytes();
+  f.add(dec, "no IV (the client's missing-fields check does not see empty bytes fields)",
+        {{"encryptedData", pb_hex(no_iv)}}, {}, "DECRYPTION_FAILED");
+  auto no_sender = v1;
+  no_sender.clear_sender_key();
+  f.add(dec, "no sender key", {{"encryptedData", pb_hex(no_sender)}}, {}, "HYBRID_GROUP_DECRYPTION_MISSING_FIELDS");
+  auto other = v1;
+  other.set_session_id_bytes(std::string(rng.bytes(32).view()));
+  f.add(dec, "an unknown session", {{"encryptedData", pb_hex(other)}}, {}, "SESSION_NOT_FOUND");
+  auto version = v1;
+  version.set_version(static_cast<river::EncryptedDataVersion>(2));
+  f.add(dec, "version 2", {{"encryptedData", pb_hex(version)}}, {}, "GROUP_DECRYPTION_INVALID_VERSION");
+  auto& enc = f.group("hybridEncrypt", {{"streamId", stream_id}, {"sessionId", session_id}, {"sessionKey", session_key_hex}});
+  f.add(enc, "an empty payload is refused", {{"plaintext", ""}}, {}, "EMPTY_PAYLOAD");
+  f.write(dir + "/grpaes.json", seed_hex);
+}
+
+// ---------------------------------------------------------------- megolm
+
+void megolm(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("megolm",
+         {"GroupEncryption (protocol.md section 5): libolm megolm sessions imported from a key in either format, "
+          "and EncryptedData events decrypted with them. sessionKey is libolm's base64 (the signed session-key "
+          "format, or the export format at firstKnownIndex). olmError names libolm's error where one applies."},
+         notes({{"ForgedRatchet",
+                 "The key has the sender's public signing key but a different ratchet, so signatures verify and "
+                 "the MAC does not."}}));
+  Device d(rng, "megolm generator");
+  auto stream_id = stream_of(rng);
+  auto& dev = d.crypto.encryption_device();
+  auto session_id = dev.create_outbound_group_session(stream_id);
+  auto signed_key = dev.outbound_group_session_key(stream_id)->key.str();
+  std::vector<river::EncryptedData> events;
+  std::vector<std::string> texts;
+  for (int i = 0; i < 6; ++i) {
+    texts.push_back("megolm message " + std::to_string(i));
+    if (i == 4) {
+      events.push_back(d.crypto.encrypt_group_event_deprecated_v0(stream_id, texts.back(), GroupEncryptionAlgorithm::kGroupEncryption));
+    } else {
+      events.push_back(d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(texts.back()), GroupEncryptionAlgorithm::kGroupEncryption));
+    }
+  }
+  auto inbound = dev.inbound_group_session(stream_id, session_id);
+  auto export_at = [&](uint32_t i) { return inbound->export_session(i).str(); };
+
+  auto& full = f.group("megolmDecrypt", {{"streamId", stream_id}, {"sessionId", session_id}, {"sessionKey", signed_key}, {"firstKnownIndex", 0}});
+  for (int i : {5, 0, 2, 1, 4, 3}) {  // out of order on purpose
+    f.add(full, "index " + std::to_string(i) + (i == 4 ? ", version 0" : ", version 1"),
+          {{"encryptedData", pb_hex(events[static_cast<size_t>(i)])}, {"plaintext", hex(texts[static_cast<size_t>(i)])}, {"messageIndex", i}});
+  }
+  auto tampered = events[1];
+  auto raw = crypto::base64_decode(tampered.ciphertext(), Base64Padding::kNone);
+  raw[raw.size() / 2] ^= 0x01;
+  tampered.set_ciphertext(crypto::base64_encode(raw, Base64Padding::kNone));
+  f.add(full, "a ciphertext byte flipped", {{"encryptedData", pb_hex(tampered)}, {"olmError", "BAD_SIGNATURE"}}, {}, "DECRYPTION_FAILED");
+  auto truncated = events[1];
+  truncated.set_ciphertext(truncated.ciphertext().substr(0, 30));
+  f.add(full, "truncated", {{"encryptedData", pb_hex(truncated)}}, {}, "DECRYPTION_FAILED");
+  auto no_sender = events[0];
+  no_sender.clear_sender_key();
+  f.add(full, "no sender key", {{"encryptedData", pb_hex(no_sender)}}, {}, "GROUP_DECRYPTION_MISSING_FIELDS");
+  auto no_ct = events[0];
+  no_ct.clear_ciphertext();
+  f.add(full, "no ciphertext", {{"encryptedData", pb_hex(no_ct)}}, {}, "GROUP_DECRYPTION_MISSING_FIELDS");
+  auto unset = events[0];
+  unset.clear_algorithm();
+  f.add(full, "no algorithm", {{"encryptedData", pb_hex(unset)}}, {}, "GROUP_DECRYPTION_UNSET_ALGORITHM");
+  auto unknown = events[0];
+  unknown.set_algorithm("m.megolm.v1.aes-sha2");
+  f.add(full, "an unknown algorithm", {{"encryptedData", pb_hex(unknown)}}, {}, "GROUP_DECRYPTION_UNKNOWN_ALGORITHM");
+  auto version = events[0];
+  version.set_version(static_cast<river::EncryptedDataVersion>(3));
+  f.add(full, "version 3", {{"encryptedData", pb_hex(version)}}, {}, "GROUP_DECRYPTION_INVALID_VERSION");
+  auto other_session = events[0];
+  other_session.set_session_id(crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone));
+  f.add(full, "a session nobody shared", {{"encryptedData", pb_hex(other_session)}}, {}, "SESSION_NOT_FOUND");
+
+  auto& late = f.group("megolmDecrypt", {{"streamId", stream_id}, {"sessionId", session_id}, {"sessionKey", export_at(3)}, {"firstKnownIndex", 3}});
+  f.add(late, "before the first known index", {{"encryptedData", pb_hex(events[1])}, {"olmError", "UNKNOWN_MESSAGE_INDEX"}}, {}, "DECRYPTION_FAILED");
+  f.add(late, "at the first known index", {{"encryptedData", pb_hex(events[3])}, {"plaintext", hex(texts[3])}, {"messageIndex", 3}});
+  f.add(late, "after it", {{"encryptedData", pb_hex(events[5])}, {"plaintext", hex(texts[5])}, {"messageIndex", 5}});
+
+  // An export whose ratchet is not the session's: same id and signing key.
+  auto exported = crypto::base64_decode(export_at(0), Base64Padding::kNone);
+  auto ratchet = rng.bytes(128);
+  std::copy(ratchet.data(), ratchet.data() + 128, exported.begin() + 5);
+  auto& forged = f.group("megolmDecrypt", {{"streamId", stream_id}, {"sessionId", session_id},
+                                            {"sessionKey", crypto::base64_encode(exported, Base64Padding::kNone)}, {"firstKnownIndex", 0}});
+  f.add(forged, "the MAC does not verify", {{"encryptedData", pb_hex(events[0])}, {"olmError", "BAD_MESSAGE_MAC"}}, {"ForgedRatchet"}, "DECRYPTION_FAILED");
+
+  auto& imp = f.group("megolmImport", {{"streamId", stream_id}});
+  f.add(imp, "session-key format (signed)", {{"sessionId", session_id}, {"sessionKey", signed_key}, {"firstKnownIndex", 0}});
+  f.add(imp, "export format at index 0", {{"sessionId", session_id}, {"sessionKey", export_at(0)}, {"firstKnownIndex", 0}});
+  f.add(imp, "export format at index 2", {{"sessionId", session_id}, {"sessionKey", export_at(2)}, {"firstKnownIndex", 2}});
+  f.add(imp, "claimed under another session id",
+        {{"sessionId", crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone)}, {"sessionKey", export_at(0)}}, {}, "IMPORT_FAILED");
+  f.add(imp, "not a session key", {{"sessionId", session_id}, {"sessionKey", "AAAA"}}, {}, "IMPORT_FAILED");
+  f.write(dir + "/megolm.json", seed_hex);
+}
+
+// ---------------------------------------------------------------- olm
+
+void olm(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("olm",
+         {"Device-to-device pre-key messages (protocol.md section 7): the sender encrypts to the receiver's "
+          "identity key and fallback key; the receiver, from its pickled account, decrypts."},
+         notes({}));
+  const std::string sender_key_text = "sender pickle key", receiver_key_text = "receiver pickle key";
+  auto sender_account = olm::Account::create(rng);
+  auto receiver_account = olm::Account::create(rng);
+  receiver_account.generate_fallback_key(rng);
+  auto fallback_json = receiver_account.unpublished_fallback_key();
+  auto fallback = fallback_json.substr(fallback_json.rfind(":\"") + 2);
+  fallback = fallback.substr(0, fallback.find('"'));
+  auto& g = f.group("olmDecrypt", {{"senderIdentityKey", sender_account.curve25519_key()},
+                                   {"senderPickle", sender_account.pickle(sender_key_text)},
+                                   {"senderPickleKey", sender_key_text},
+                                   {"receiverIdentityKey", receiver_account.curve25519_key()},
+                                   {"receiverFallbackKey", fallback},
+                                   {"receiverPickle", receiver_account.pickle(receiver_key_text)},
+                                   {"receiverPickleKey", receiver_key_text}});
+  auto encrypt = [&](const std::string& to_fallback, const std::string& payload) {
+    auto session = olm::Session::create_outbound(sender_account, receiver_account.curve25519_key(), to_fallback, rng);
+    return session.encrypt(crypto::as_bytes(payload), rng).body;
+  };
+  std::string payload = session_keys_json({"a session key", "another"});
+  auto message = encrypt(fallback, payload);
+  f.add(g, "a pre-key message to the fallback key", {{"message", message}, {"payload", payload}});
+  f.add(g, "a second message: a fresh session each time", {{"message", encrypt(fallback, "ünïcode payload")}, {"payload", "ünïcode payload"}});
+  auto other = olm::Account::create(rng);
+  other.generate_fallback_key(rng);
+  auto other_json = other.unpublished_fallback_key();
+  auto other_fallback = other_json.substr(other_json.rfind(":\"") + 2);
+  other_fallback = other_fallback.substr(0, other_fallback.find('"'));
+  f.add(g, "encrypted to a fallback key the receiver does not have",
+        {{"message", encrypt(other_fallback, payload)}, {"olmError", "BAD_MESSAGE_KEY_ID"}}, {}, "DECRYPTION_FAILED");
+  auto raw = crypto::base64_decode(message, Base64Padding::kNone);
+  raw[raw.size() - 3] ^= 0x01;
+  f.add(g, "a byte of the inner message flipped", {{"message", crypto::base64_encode(raw, Base64Padding::kNone)}}, {}, "DECRYPTION_FAILED");
+  f.add(g, "claimed by another sender", {{"message", message}, {"senderIdentityKey", other.curve25519_key()}}, {}, "DECRYPTION_FAILED");
+  f.add(g, "the receiver's pickle opened with a wrong key", {{"message", message}, {"receiverPickleKey", "not the key"}, {"olmError", "BAD_ACCOUNT_KEY"}}, {}, "DECRYPTION_FAILED");
+  f.write(dir + "/olm.json", seed_hex);
+}
+
+// ---------------------------------------------------------------- session sharing
+
+void sharing(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("session sharing",
+         {"Receiving GroupEncryptionSessions (protocol.md section 8): the receiver, recreated from its "
+          "ExportedDevice, reads the ciphertext for its own device key and imports the listed sessions."},
+         notes({{"NotForThisDevice", "No ciphertext for the receiver's device: nothing is imported, no error."},
+                {"UnknownAlgorithm", "An algorithm the receiver does not know: ignored, no error."}}));
+  Device sender(rng, "sender");
+  Device receiver(rng, "receiver");
+  Device bystander(rng, "bystander");
+  auto stream_id = stream_of(rng);
+  auto& sdev = sender.crypto.encryption_device();
+  sdev.create_outbound_group_session(stream_id);
+  auto megolm_sessions = sender.crypto.export_room_keys();
+  auto mhash = rng.bytes(32);
+  sdev.create_hybrid_group_session(stream_id, 7, mhash.span());
+  std::vector<GroupEncryptionSession> hybrid_sessions;
+  for (auto& s : sender.crypto.export_room_keys()) {
+    if (s.algorithm == kHybridGroupEncryptionAlgorithmId) hybrid_sessions.push_back(s);
+  }
+  auto& g = f.group("receiveSessions", {{"streamId", stream_id},
+                                        {"receiverExportedDevice", pb_hex(receiver.crypto.export_device())},
+                                        {"receiverDeviceKey", receiver.crypto.get_user_device().device_key}});
+  auto expect_json = [](const std::vector<GroupEncryptionSession>& ss) {
+    json out = json::array();
+    for (const auto& s : ss) out.push_back({{"sessionId", s.session_id}, {"sessionKey", s.session_key}, {"algorithm", s.algorithm}});
+    return out;
+  };
+  auto to = [&](GroupEncryptionAlgorithm a, const std::vector<GroupEncryptionSession>& ss, const std::vector<UserDevice>& devices) {
+    return build_group_encryption_sessions(sender.crypto, stream_id, a, ss, devices).message;
+  };
+  auto both = std::vector<UserDevice>{receiver.crypto.get_user_device(), bystander.crypto.get_user_device()};
+  f.add(g, "a megolm session", {{"groupEncryptionSessions", pb_hex(to(GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, both))}, {"imported", expect_json(megolm_sessions)}});
+  f.add(g, "a grpaes session", {{"groupEncryptionSessions", pb_hex(to(GroupEncryptionAlgorithm::kHybridGroupEncryption, hybrid_sessions, both))}, {"imported", expect_json(hybrid_sessions)}});
+  auto empty_alg = to(GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, both);
+  empty_alg.clear_algorithm();
+  f.add(g, "no algorithm means megolm", {{"groupEncryptionSessions", pb_hex(empty_alg)}, {"imported", expect_json(megolm_sessions)}});
+  f.add(g, "only for another device", {{"groupEncryptionSessions", pb_hex(to(GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, {bystander.crypto.get_user_device()}))}, {"imported", json::array()}}, {"NotForThisDevice"});
+  auto future = to(GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, both);
+  future.set_algorithm("future.algorithm.v9");
+  f.add(g, "an unknown algorithm", {{"groupEncryptionSessions", pb_hex(future)}, {"imported", json::array()}}, {"UnknownAlgorithm"});
+  auto mismatch = to(GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, both);
+  mismatch.add_session_ids("one id too many");
+  f.add(g, "more session ids than keys", {{"groupEncryptionSessions", pb_hex(mismatch)}}, {}, "IMPORT_FAILED");
+  auto garbage = to(GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, both);
+  (*garbage.mutable_ciphertexts())[receiver.crypto.get_user_device().device_key] = "AwogYXJiYWdl";
+  f.add(g, "a ciphertext that is not an olm message", {{"groupEncryptionSessions", pb_hex(garbage)}}, {}, "DECRYPTION_FAILED");
+  f.write(dir + "/session_sharing.json", seed_hex);
+}
+
+// ---------------------------------------------------------------- key exchange
+
+void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("key exchange",
+         {"The decisions of protocol.md section 9, on session ids alone. decideSolicitation: which "
+          "solicitation a device that misses sessions posts (null: none). decideAnswer: what a device that "
+          "sees a solicitation fulfills and shares (null: nothing)."},
+         notes({}));
+  auto id = [&] { return crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone); };
+  auto hid = [&] { return hex(rng.bytes(32).span()); };
+  auto own = id();
+  auto requester = id();
+  auto sol_json = [](const river::MemberPayload::KeySolicitation& s) {
+    return json{{"deviceKey", s.device_key()}, {"isNewDevice", s.is_new_device()},
+                {"sessionIds", std::vector<std::string>(s.session_ids().begin(), s.session_ids().end())}};
+  };
+  auto& gs = f.group("decideSolicitation");
+  auto add_sol = [&](const std::string& comment, std::vector<std::string> missing, size_t held,
+                     std::vector<river::MemberPayload::KeySolicitation> pending) {
+    json pj = json::array();
+    for (const auto& p : pending) pj.push_back(sol_json(p));
+    auto d = decide_key_solicitation(missing, held, pending);
+    json out = d ? json{{"isNewDevice", d->is_new_device}, {"sessionIds", d->session_ids}} : json(nullptr);
+    f.add(gs, comment, {{"missingSessionIds", missing}, {"heldSessionCount", held}, {"pending", pj}, {"solicitation", out}});
+  };
+  auto a = id(), b = id(), c = id();
+  river::MemberPayload::KeySolicitation same, newdev, other;
+  same.set_device_key(own);
+  for (auto& x : std::vector<std::string>{a, b}) same.add_session_ids(x);
+  newdev.set_device_key(own);
+  newdev.set_is_new_device(true);
+  newdev.add_session_ids(c);
+  other.set_device_key(own);
+  other.add_session_ids(c);
+  add_sol("a new device: holds nothing", {b, a}, 0, {});
+  add_sol("missing some: ids sorted and once", {b, a, b}, 3, {});
+  add_sol("nothing missing: no solicitation", {}, 3, {});
+  add_sol("the same ids pending", {b, a}, 3, {same});
+  add_sol("a new-device solicitation pending", {a}, 0, {newdev});
+  add_sol("other ids pending", {a, b}, 3, {other});
+  std::vector<std::string> many;
+  for (int i = 0; i < 130; ++i) many.push_back(id());
+  add_sol("130 missing: the first 100 sorted", many, 1, {});
+
+  auto& ga = f.group("decideAnswer", {{"ownDeviceKey", own}});
+  std::map<std::string, GroupEncryptionAlgorithm> known;
+  std::vector<std::string> megolm_ids{id(), id(), id()}, hybrid_ids{hid(), hid()};
+  for (const auto& x : megolm_ids) known.emplace(x, GroupEncryptionAlgorithm::kGroupEncryption);
+  for (const auto& x : hybrid_ids) known.emplace(x, GroupEncryptionAlgorithm::kHybridGroupEncryption);
+  json known_json = json::object();
+  for (const auto& [k, v] : known) known_json[k] = std::string(algorithm_id(v));
+  auto add_ans = [&](const std::string& comment, const river::MemberPayload::KeySolicitation& s, bool entitled,
+                     const std::map<std::string, GroupEncryptionAlgorithm>& k) {
+    json kj = json::object();
+    for (const auto& [x, v] : k) kj[x] = std::string(algorithm_id(v));
+    auto d = decide_solicitation_answer(k, own, s, entitled);
+    json out = nullptr;
+    if (d) {
+      json shares = json::array();
+      for (const auto& [alg, ids] : d->shares) shares.push_back({{"algorithm", std::string(algorithm_id(alg))}, {"sessionIds", ids}});
+      out = {{"fulfilledSessionIds", d->fulfilled_session_ids}, {"shares", shares}};
+    }
+    f.add(ga, comment, {{"known", kj}, {"solicitation", sol_json(s)}, {"requesterEntitled", entitled}, {"answer", out}});
+  };
+  river::MemberPayload::KeySolicitation s1;
+  s1.set_device_key(requester);
+  s1.add_session_ids(megolm_ids[1]);
+  s1.add_session_ids(hybrid_ids[0]);
+  s1.add_session_ids(id());
+  add_ans("some requested, some unknown", s1, true, known);
+  add_ans("not entitled", s1, false, known);
+  river::MemberPayload::KeySolicitation s2;
+  s2.set_device_key(requester);
+  s2.set_is_new_device(true);
+  s2.add_session_ids(megolm_ids[0]);
+  add_ans("a new device gets every session; the fulfillment lists the requested ones", s2, true, known);
+  river::MemberPayload::KeySolicitation s3;
+  s3.set_device_key(requester);
+  s3.set_is_new_device(true);
+  s3.add_session_ids(id());
+  add_ans("a new device asking for ids nobody has: every session, all listed", s3, true, known);
+  river::MemberPayload::KeySolicitation s4;
+  s4.set_device_key(requester);
+  s4.add_session_ids(id());
+  add_ans("nothing to reply with", s4, true, known);
+  auto s5 = s1;
+  s5.set_device_key(own);
+  add_ans("our own device's solicitation", s5, true, known);
+  river::MemberPayload::KeySolicitation s6;
+  s6.set_device_key(requester);
+  s6.set_is_new_device(true);
+  add_ans("no session ids at all", s6, true, known);
+  std::map<std::string, GroupEncryptionAlgorithm> lots;
+  river::MemberPayload::KeySolicitation s7;
+  s7.set_device_key(requester);
+  for (int i = 0; i < 150; ++i) {
+    auto x = id();
+    lots.emplace(x, GroupEncryptionAlgorithm::kGroupEncryption);
+    if (i < 120) s7.add_session_ids(x);
+  }
+  add_ans("150 known, 120 requested: shares of at most 100 sessions", s7, true, lots);
+  (void)known_json;
+  f.write(dir + "/key_exchange.json", seed_hex);
+}
+
+// ---------------------------------------------------------------- exported devices
+
+void exported_devices(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("exported device",
+         {"ExportedDevice (payloads.proto): a device recreated from its export has the same keys, decrypts "
+          "the events of the sessions it carries, and continues its outbound megolm sessions at the next index."},
+         notes({}));
+  Device d(rng, "exported device key");
+  auto stream_id = stream_of(rng);
+  std::vector<std::pair<river::EncryptedData, std::string>> events;
+  for (int i = 0; i < 3; ++i) {
+    std::string text = "before export " + std::to_string(i);
+    events.push_back({d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(text), GroupEncryptionAlgorithm::kGroupEncryption), text});
+  }
+  auto mhash = rng.bytes(32);
+  d.crypto.ensure_outbound_session(stream_id, GroupEncryptionAlgorithm::kHybridGroupEncryption, {.miniblock_info = MiniblockInfo{5, {mhash.data(), mhash.data() + 32}}});
+  events.push_back({d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(std::string("grpaes before export")), GroupEncryptionAlgorithm::kHybridGroupEncryption), "grpaes before export"});
+  auto exported = d.crypto.export_device();
+  auto& g = f.group("importDevice");
+  json evs = json::array();
+  for (const auto& [e, t] : events) evs.push_back({{"streamId", stream_id}, {"encryptedData", pb_hex(e)}, {"plaintext", hex(t)}});
+  f.add(g, "a device with megolm and grpaes sessions",
+        {{"exportedDevice", pb_hex(exported)},
+         {"deviceKey", d.crypto.get_user_device().device_key},
+         {"fallbackKey", d.crypto.get_user_device().fallback_key},
+         {"events", evs},
+         {"outbound", json::array({json{{"streamId", stream_id}, {"sessionId", events[0].first.session_id()}, {"nextMessageIndex", 3}}})}});
+  auto damaged = exported;
+  damaged.mutable_inboundsessions(0)->set_session("not a pickle");
+  f.add(g, "an inbound session pickle is damaged", {{"exportedDevice", pb_hex(damaged)}}, {"ClientDeviation"}, "IMPORT_FAILED");
+  auto wrong_key = exported;
+  wrong_key.set_picklekey("not the pickle key");
+  f.add(g, "the pickle key does not open the pickles", {{"exportedDevice", pb_hex(wrong_key)}}, {}, "IMPORT_FAILED");
+  f.add(g, "not a protobuf", {{"exportedDevice", "0001"}}, {}, "INVALID_ARGUMENT");
+  f.write(dir + "/exported_device.json", seed_hex);
+}
+
+}  // namespace
+
+std::vector<std::string> file_names() {
+  return {"encodings.json", "protobuf.json", "grpaes.json", "megolm.json", "olm.json",
+          "session_sharing.json", "key_exchange.json", "exported_device.json"};
+}
+
+void generate(std::span<const uint8_t> seed, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  auto seed_hex = hex(seed);
+  // One source per file, each derived from the seed and the file's name, so that
+  // a change in one file's draws does not shift every file after it.
+  auto source = [&](const char* name) {
+    std::vector<uint8_t> s(seed.begin(), seed.end());
+    s.insert(s.end(), name, name + std::char_traits<char>::length(name));
+    return crypto::SeededRandom(s);
+  };
+  { auto r = source("encodings"); encodings(dir, seed_hex, r); }
+  { auto r = source("protobuf"); protobuf(dir, seed_hex, r); }
+  { auto r = source("grpaes"); hybrid(dir, seed_hex, r); }
+  { auto r = source("megolm"); megolm(dir, seed_hex, r); }
+  { auto r = source("olm"); olm(dir, seed_hex, r); }
+  { auto r = source("session_sharing"); sharing(dir, seed_hex, r); }
+  { auto r = source("key_exchange"); key_exchange(dir, seed_hex, r); }
+  { auto r = source("exported_device"); exported_devices(dir, seed_hex, r); }
+}
+
+}  // namespace towns::vectors

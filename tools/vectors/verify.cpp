@@ -1,0 +1,312 @@
+// The vector verifier: runs every test of every file through this library.
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "towns/crypto/aead.h"
+#include "towns/crypto/encoding.h"
+#include "towns/error.h"
+#include "towns/protocol/key_exchange.h"
+#include "towns/protocol/session_sharing.h"
+#include "towns/store/memory_crypto_store.h"
+#include "vectors.h"
+
+namespace towns::vectors {
+
+using json = nlohmann::json;
+using crypto::Base64Padding;
+using crypto::SecretBytes;
+
+namespace {
+
+struct Failure {
+  std::string why;
+};
+[[noreturn]] void fail(const std::string& why) { throw Failure{why}; }
+void expect(bool ok, const std::string& what) {
+  if (!ok) fail(what);
+}
+
+std::string hex(std::span<const uint8_t> b) { return crypto::hex_encode(b); }
+std::string hex(const std::string& s) { return crypto::hex_encode(crypto::as_bytes(s)); }
+std::string unhex(const std::string& h) {
+  auto b = crypto::hex_decode(h);
+  return {b.begin(), b.end()};
+}
+
+// A test's value, falling back to its group's.
+const json& param(const json& test, const json& group, const char* name) {
+  if (test.contains(name)) return test.at(name);
+  if (group.contains(name)) return group.at(name);
+  fail(std::string("the vector lacks ") + name);
+}
+std::string sparam(const json& test, const json& group, const char* name) {
+  return param(test, group, name).get<std::string>();
+}
+
+template <typename M>
+M parse_hex(const std::string& h) {
+  M m;
+  auto b = unhex(h);
+  if (!m.ParseFromString(b)) throw Error(ErrorCode::INVALID_ARGUMENT, "not a valid protobuf");
+  return m;
+}
+
+struct Device {
+  MemoryCryptoStore store;
+  GroupEncryptionCrypto crypto{nullptr, store};
+  Device() { crypto.init(); }
+};
+
+Base64Padding padding_of(const std::string& p) {
+  if (p == "none") return Base64Padding::kNone;
+  if (p == "padded") return Base64Padding::kPadded;
+  if (p == "optional") return Base64Padding::kOptional;
+  fail("unknown padding " + p);
+}
+
+bool has_flag(const json& test, const char* flag) {
+  for (const auto& f : test.value("flags", json::array())) {
+    if (f == flag) return true;
+  }
+  return false;
+}
+
+river::MemberPayload::KeySolicitation solicitation_of(const json& j) {
+  river::MemberPayload::KeySolicitation s;
+  s.set_device_key(j.value("deviceKey", ""));
+  s.set_is_new_device(j.value("isNewDevice", false));
+  for (const auto& id : j.at("sessionIds")) s.add_session_ids(id.get<std::string>());
+  return s;
+}
+
+// Runs one test; returns normally when the outcome is the expected one. A
+// towns::Error escaping the check is compared with the test's error code.
+void check(const std::string& type, const json& g, const json& t) {
+  if (type == "base64Decode") {
+    auto out = crypto::base64_decode(t.at("input").get<std::string>(), padding_of(g.at("padding")));
+    expect(hex(out) == t.at("output"), "decoded bytes differ");
+  } else if (type == "base64Encode") {
+    expect(crypto::base64_encode(crypto::hex_decode(t.at("input").get<std::string>()), padding_of(g.at("padding"))) ==
+               t.at("output"),
+           "encoded text differs");
+  } else if (type == "hexDecode") {
+    expect(hex(crypto::hex_decode(t.at("input").get<std::string>())) == t.at("output"), "decoded bytes differ");
+  } else if (type == "hexEncode") {
+    expect(hex(crypto::hex_decode(t.at("input").get<std::string>())) == t.at("output"), "hex differs");
+  } else if (type == "sessionKeysJson") {
+    auto keys = parse_session_keys_json(t.at("json").get<std::string>());
+    expect(keys == t.at("keys").get<std::vector<std::string>>(), "keys differ");
+    if (!has_flag(t, "NonCanonical")) expect(session_keys_json(keys) == t.at("json"), "re-encoding differs");
+  } else if (type == "protobufMessage" || type == "protobufMalformed") {
+    const auto* desc = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(g.at("message"));
+    expect(desc != nullptr, "unknown message type");
+    const auto* proto = google::protobuf::MessageFactory::generated_factory()->GetPrototype(desc);
+    std::unique_ptr<google::protobuf::Message> from_bytes(proto->New()), from_json(proto->New());
+    if (!from_bytes->ParseFromString(unhex(t.at("bytes")))) throw Error(ErrorCode::INVALID_ARGUMENT, "does not parse");
+    expect(type == "protobufMessage", "malformed bytes parsed");
+    expect(google::protobuf::util::JsonStringToMessage(t.at("json").get<std::string>(), from_json.get()).ok(), "JSON does not parse");
+    expect(google::protobuf::util::MessageDifferencer::Equals(*from_bytes, *from_json), "bytes and JSON differ");
+    std::string out;
+    google::protobuf::io::StringOutputStream stream(&out);
+    {
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      from_json->SerializeToCodedStream(&coded);
+    }
+    expect(hex(out) == t.at("bytes"), "re-encoding differs");
+  } else if (type == "hybridSessionId") {
+    auto id = hybrid_session_key_hash(crypto::hex_decode(t.at("streamId").get<std::string>()),
+                                      crypto::hex_decode(t.at("key").get<std::string>()),
+                                      static_cast<int64_t>(std::stoull(t.at("miniblockNum").get<std::string>())),
+                                      crypto::hex_decode(t.at("miniblockHash").get<std::string>()));
+    expect(hex(id) == t.at("sessionId"), "session id differs");
+  } else if (type == "hybridSessionImport") {
+    Device d;
+    d.crypto.encryption_device().add_hybrid_group_session(sparam(t, g, "streamId"), sparam(t, g, "sessionId"),
+                                                          sparam(t, g, "sessionKey"));
+    expect(d.crypto.has_session_key(sparam(t, g, "streamId"), sparam(t, g, "sessionId"),
+                                    GroupEncryptionAlgorithm::kHybridGroupEncryption),
+           "not held after import");
+  } else if (type == "aesGcm") {
+    auto aes = crypto::AesGcm::New(SecretBytes(std::span<const uint8_t>(crypto::hex_decode(t.at("key").get<std::string>()))));
+    auto iv = crypto::hex_decode(t.at("iv").get<std::string>());
+    auto pt = crypto::hex_decode(t.at("plaintext").get<std::string>());
+    expect(hex(aes.encrypt(iv, pt)) == t.at("ciphertext"), "ciphertext differs");
+    expect(hex(aes.decrypt(iv, crypto::hex_decode(t.at("ciphertext").get<std::string>())).span()) == t.at("plaintext"),
+           "plaintext differs");
+  } else if (type == "hybridDecrypt" || type == "hybridEncrypt") {
+    Device d;
+    auto stream = sparam(t, g, "streamId");
+    d.crypto.encryption_device().add_hybrid_group_session(stream, sparam(t, g, "sessionId"), sparam(t, g, "sessionKey"));
+    if (type == "hybridEncrypt") {
+      auto pt = crypto::hex_decode(t.at("plaintext").get<std::string>());
+      auto e = d.crypto.encrypt_group_event(stream, pt, GroupEncryptionAlgorithm::kHybridGroupEncryption);
+      expect(hex(d.crypto.decrypt_group_event(stream, e).plaintext.span()) == t.at("plaintext"), "round trip differs");
+    } else {
+      auto out = d.crypto.decrypt_group_event(stream, parse_hex<river::EncryptedData>(t.at("encryptedData")));
+      expect(hex(out.plaintext.span()) == t.at("plaintext"), "plaintext differs");
+    }
+  } else if (type == "megolmDecrypt") {
+    Device d;
+    auto stream = sparam(t, g, "streamId");
+    d.crypto.encryption_device().add_inbound_group_session(stream, sparam(t, g, "sessionId"), sparam(t, g, "sessionKey"));
+    auto out = d.crypto.decrypt_group_event(stream, parse_hex<river::EncryptedData>(t.at("encryptedData")));
+    expect(hex(out.plaintext.span()) == t.at("plaintext"), "plaintext differs");
+    expect(out.message_index && *out.message_index == t.at("messageIndex").get<uint32_t>(), "message index differs");
+  } else if (type == "megolmImport") {
+    Device d;
+    auto stream = sparam(t, g, "streamId");
+    auto id = sparam(t, g, "sessionId");
+    d.crypto.encryption_device().add_inbound_group_session(stream, id, sparam(t, g, "sessionKey"));
+    auto s = d.crypto.encryption_device().inbound_group_session(stream, id);
+    expect(s && s->first_known_index() == t.at("firstKnownIndex").get<uint32_t>(), "first known index differs");
+  } else if (type == "olmDecrypt") {
+    auto sender = olm::Account::unpickle(sparam(t, g, "senderPickleKey"), sparam(t, g, "senderPickle"));
+    expect(sender.curve25519_key() == g.at("senderIdentityKey"), "the sender pickle is not the sender");
+    try {
+      auto receiver = olm::Account::unpickle(sparam(t, g, "receiverPickleKey"), sparam(t, g, "receiverPickle"));
+      expect(receiver.curve25519_key() == g.at("receiverIdentityKey"), "the receiver pickle is not the receiver");
+      auto message = sparam(t, g, "message");
+      auto session = olm::Session::create_inbound_from(receiver, sparam(t, g, "senderIdentityKey"), message);
+      auto payload = session.decrypt(0, message);
+      expect(payload.view() == t.at("payload").get<std::string>(), "payload differs");
+    } catch (const Error& e) {
+      if (!is_olm_error(e.code())) throw;
+      if (t.contains("olmError") && std::string(e.code_name()) != "OLM_" + t.at("olmError").get<std::string>()) {
+        fail("olm error " + std::string(e.code_name()) + ", expected OLM_" + t.at("olmError").get<std::string>());
+      }
+      throw Error(ErrorCode::DECRYPTION_FAILED, e.what());
+    }
+  } else if (type == "receiveSessions") {
+    auto exported = parse_hex<river::ExportedDevice>(g.at("receiverExportedDevice"));
+    MemoryCryptoStore store;
+    GroupEncryptionCrypto c(nullptr, store);
+    c.init({.from_exported_device = &exported});
+    expect(c.get_user_device().device_key == g.at("receiverDeviceKey"), "receiver device key differs");
+    auto result = receive_group_encryption_sessions(c, parse_hex<river::UserInboxPayload::GroupEncryptionSessions>(t.at("groupEncryptionSessions")));
+    const auto& want = t.at("imported");
+    expect(result.imported.size() == want.size(), "imported count differs");
+    for (size_t i = 0; i < want.size(); ++i) {
+      expect(result.imported[i] == want[i].at("sessionId"), "imported ids differ");
+      auto s = c.export_group_session(g.at("streamId").get<std::string>(), result.imported[i]);
+      expect(s && s->session_key == want[i].at("sessionKey") && s->algorithm == want[i].at("algorithm"), "imported key differs");
+    }
+  } else if (type == "decideSolicitation") {
+    std::vector<river::MemberPayload::KeySolicitation> pending;
+    for (const auto& p : t.at("pending")) pending.push_back(solicitation_of(p));
+    auto d = decide_key_solicitation(t.at("missingSessionIds").get<std::vector<std::string>>(),
+                                     t.at("heldSessionCount").get<size_t>(), pending);
+    const auto& want = t.at("solicitation");
+    expect(want.is_null() == !d.has_value(), "whether to solicit differs");
+    if (d) {
+      expect(d->is_new_device == want.at("isNewDevice").get<bool>(), "isNewDevice differs");
+      expect(d->session_ids == want.at("sessionIds").get<std::vector<std::string>>(), "session ids differ");
+    }
+  } else if (type == "decideAnswer") {
+    std::map<std::string, GroupEncryptionAlgorithm> known;
+    for (const auto& [id, alg] : t.at("known").items()) {
+      known.emplace(id, *parse_group_encryption_algorithm(alg.get<std::string>()));
+    }
+    auto d = decide_solicitation_answer(known, g.at("ownDeviceKey").get<std::string>(), solicitation_of(t.at("solicitation")),
+                                        t.at("requesterEntitled").get<bool>());
+    const auto& want = t.at("answer");
+    expect(want.is_null() == !d.has_value(), "whether to answer differs");
+    if (d) {
+      expect(d->fulfilled_session_ids == want.at("fulfilledSessionIds").get<std::vector<std::string>>(), "fulfilled ids differ");
+      expect(d->shares.size() == want.at("shares").size(), "share count differs");
+      for (size_t i = 0; i < d->shares.size(); ++i) {
+        expect(algorithm_id(d->shares[i].first) == want.at("shares")[i].at("algorithm").get<std::string>(), "share algorithm differs");
+        expect(d->shares[i].second == want.at("shares")[i].at("sessionIds").get<std::vector<std::string>>(), "share ids differ");
+      }
+    }
+  } else if (type == "importDevice") {
+    auto exported = parse_hex<river::ExportedDevice>(t.at("exportedDevice"));
+    MemoryCryptoStore store;
+    GroupEncryptionCrypto c(nullptr, store);
+    c.init({.from_exported_device = &exported});
+    expect(c.get_user_device().device_key == t.at("deviceKey"), "device key differs");
+    expect(c.get_user_device().fallback_key == t.at("fallbackKey"), "fallback key differs");
+    for (const auto& e : t.at("events")) {
+      auto out = c.decrypt_group_event(e.at("streamId").get<std::string>(), parse_hex<river::EncryptedData>(e.at("encryptedData")));
+      expect(hex(out.plaintext.span()) == e.at("plaintext"), "event plaintext differs");
+    }
+    for (const auto& o : t.at("outbound")) {
+      auto key = c.encryption_device().outbound_group_session_key(o.at("streamId").get<std::string>());
+      expect(key && key->session_id == o.at("sessionId") && key->chain_index == o.at("nextMessageIndex").get<uint32_t>(),
+             "outbound session does not continue");
+    }
+  } else {
+    fail("unknown test type " + type);
+  }
+}
+
+}  // namespace
+
+VerifyResult verify(const std::string& dir) {
+  VerifyResult r;
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".json") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) {
+    r.failed = 1;
+    r.failures.push_back(dir + ": no vector files");
+    return r;
+  }
+  for (const auto& path : files) {
+    std::ifstream in(path);
+    auto doc = json::parse(in, nullptr, false);
+    auto name = path.filename().string();
+    if (doc.is_discarded()) {
+      ++r.failed;
+      r.failures.push_back(name + ": not JSON");
+      continue;
+    }
+    size_t counted = 0;
+    for (const auto& g : doc.at("testGroups")) {
+      auto type = g.at("type").get<std::string>();
+      for (const auto& t : g.at("tests")) {
+        ++counted;
+        bool valid = t.at("result") == "valid";
+        std::string got;  // "" when the check passed as valid, else the error code
+        std::string why;
+        try {
+          check(type, g, t);
+        } catch (const Error& e) {
+          got = std::string(e.code_name());
+          why = e.what();
+        } catch (const Failure& f) {
+          got = "MISMATCH";
+          why = f.why;
+        } catch (const std::exception& e) {
+          got = "EXCEPTION";
+          why = e.what();
+        }
+        bool ok = valid ? got.empty() : got == t.value("error", std::string());
+        if (ok) {
+          ++r.passed;
+        } else {
+          ++r.failed;
+          r.failures.push_back(name + " tcId " + std::to_string(t.at("tcId").get<int>()) + " (" + type + ", " +
+                               t.value("comment", "") + "): expected " + (valid ? "valid" : t.value("error", "?")) +
+                               ", got " + (got.empty() ? "valid" : got + " (" + why + ")"));
+        }
+      }
+    }
+    if (counted != doc.at("numberOfTests").get<size_t>()) {
+      ++r.failed;
+      r.failures.push_back(name + ": numberOfTests does not match the tests");
+    }
+  }
+  return r;
+}
+
+}  // namespace towns::vectors
