@@ -599,3 +599,29 @@ TEST_CASE("sqlite: two processes on one device store never reuse a message index
   }
   CHECK(indices.size() == 2 * kEach);
 }
+
+TEST_CASE("replay: another event with an index already seen is refused; the same event again is fine") {
+  Device a, b, c;
+  auto e0 = megolm_event(a, "first");
+  auto after_e0 = a.store.get_outbound_session(kStream);  // the ratchet at index 1
+  REQUIRE(after_e0.has_value());
+  auto e1 = megolm_event(a, "second");
+  // A sender that reuses index 1 for other content, as a device restored from
+  // an old pickle would.
+  auto rolled_back = olm::OutboundGroupSession::unpickle(kDefaultPickleKey, after_e0->pickle);
+  auto forged = e1;
+  forged.set_ciphertext(rolled_back.encrypt(crypto::as_bytes(crypto::base64_encode(test::bytes("other content"),
+                                                                                   crypto::Base64Padding::kPadded))));
+  REQUIRE(forged.ciphertext() != e1.ciphertext());
+
+  b.crypto.import_session_keys(kStream, {a.client.shared[0].session});
+  CHECK(b.crypto.decrypt_group_event(kStream, e0).message_index == 0u);
+  CHECK(b.crypto.decrypt_group_event(kStream, e1).message_index == 1u);
+  CHECK(b.crypto.decrypt_group_event(kStream, e1).message_index == 1u);  // the same event again: fine
+  REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, forged), REPLAY);
+
+  // Whichever comes first is the one accepted.
+  c.crypto.import_session_keys(kStream, {a.client.shared[0].session});
+  CHECK(text(c.crypto.decrypt_group_event(kStream, forged).plaintext) == "other content");
+  REQUIRE_ERROR(c.crypto.decrypt_group_event(kStream, e1), REPLAY);
+}

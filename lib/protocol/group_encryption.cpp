@@ -99,7 +99,18 @@ DecryptedPayload GroupDecryption::decrypt(std::string_view stream_id, const rive
     if (!is_olm_error(e.code())) throw;
     throw Error(ErrorCode::DECRYPTION_FAILED, "megolm decryption failed: " + std::string(e.code_name()));
   }
-  return by_version(content.version(), std::move(result.plaintext), result.message_index, true);
+  auto decrypted = by_version(content.version(), std::move(result.plaintext), result.message_index, true);
+  {
+    auto fingerprint = crypto::sha256(bytes_of(content.ciphertext()));
+    std::string key = std::string(stream_id) + "|" + content.session_id() + "|" + std::to_string(result.message_index);
+    std::lock_guard lock(seen_mu_);
+    auto [it, inserted] = seen_.emplace(key, fingerprint);
+    if (!inserted && it->second != fingerprint) {
+      throw Error(ErrorCode::REPLAY, "message index " + std::to_string(result.message_index) + " of session " +
+                                         content.session_id() + " was already used by another event");
+    }
+  }
+  return decrypted;
 }
 
 void GroupDecryption::import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session) {

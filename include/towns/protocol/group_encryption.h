@@ -16,6 +16,9 @@
 // Thread-safe as far as the EncryptionDevice they use is.
 #pragma once
 
+#include <array>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,6 +77,11 @@ class TOWNS_API GroupEncryption {
   GroupEncryptionClient* client_;
 };
 
+// Replay: every decrypted megolm message's (stream, session, index) is
+// remembered with a fingerprint (SHA-256) of its ciphertext. Decrypting the same
+// event again is fine; a different event carrying an index already seen is
+// refused with REPLAY, for a sender never reuses an index. (The client declares
+// such a map but never consults it.) The memory lasts as long as the object.
 class TOWNS_API GroupDecryption {
  public:
   explicit GroupDecryption(EncryptionDevice& device) : device_(device) {}
@@ -86,6 +94,8 @@ class TOWNS_API GroupDecryption {
 
  private:
   EncryptionDevice& device_;
+  std::mutex seen_mu_;
+  std::map<std::string, std::array<uint8_t, 32>> seen_;  // stream|session|index -> ciphertext hash
 };
 
 class TOWNS_API HybridGroupEncryption {
