@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Writes the fuzz seed corpora (test/fuzz/corpus/<target>/) from the vector
+corpus (test/vectors/). Run from the repository root after regenerating vectors:
+    python3 tools/fuzz/make_corpus.py"""
+import hashlib
+import json
+import os
+import sys
+
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+vectors = os.path.join(root, "test", "vectors")
+out = os.path.join(root, "test", "fuzz", "corpus")
+seeds = {}
+
+
+def add(target, data):
+    if isinstance(data, str):
+        data = data.encode()
+    seeds.setdefault(target, {})[hashlib.sha1(data).hexdigest()] = data
+
+
+def load(name):
+    with open(os.path.join(vectors, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def varint(n):
+    b = bytearray()
+    while True:
+        if n < 0x80:
+            b.append(n)
+            return bytes(b)
+        b.append((n & 0x7F) | 0x80)
+        n >>= 7
+
+
+def field(number, payload):
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def solicitation(s):
+    b = field(1, s.get("deviceKey", "").encode()) + field(2, b"fallback")
+    if s.get("isNewDevice"):
+        b += bytes([0x18, 1])
+    for i in s.get("sessionIds", []):
+        b += field(4, i.encode())
+    return b
+
+
+def walk(doc):
+    for g in doc["testGroups"]:
+        for t in g["tests"]:
+            yield g, t
+
+
+for name in os.listdir(vectors):
+    doc = load(name)
+    for g, t in walk(doc):
+        for key in ("encryptedData",):
+            if key in t:
+                add("decrypt", bytes.fromhex(t[key]))
+        for e in t.get("events", []):
+            add("decrypt", bytes.fromhex(e["encryptedData"]))
+        if "groupEncryptionSessions" in t:
+            add("receive_sessions", bytes.fromhex(t["groupEncryptionSessions"]))
+        if g["type"] == "sessionKeysJson":
+            add("session_keys_json", t["json"])
+        if g["type"] == "hybridSessionImport":
+            try:
+                add("hybrid_import", bytes.fromhex(t.get("sessionKey", g.get("sessionKey", ""))))
+            except ValueError:
+                pass
+        if "exportedDevice" in t:
+            try:
+                add("exported_device", bytes.fromhex(t["exportedDevice"]))
+            except ValueError:
+                pass
+        if "receiverExportedDevice" in g:
+            add("exported_device", bytes.fromhex(g["receiverExportedDevice"]))
+        if g["type"] == "protobufMessage":
+            if g["message"] == "river.MemberPayload.KeySolicitation":
+                add("answer_solicitation", bytes.fromhex(t["bytes"]))
+            if g["message"] == "river.HybridGroupSessionKey":
+                add("hybrid_import", bytes.fromhex(t["bytes"]))
+            if g["message"] == "river.ExportedDevice":
+                add("exported_device", bytes.fromhex(t["bytes"]))
+            if g["message"] == "river.EncryptedData":
+                add("decrypt", bytes.fromhex(t["bytes"]))
+        if g["type"] == "decideAnswer":
+            add("answer_solicitation", solicitation(t["solicitation"]))
+
+import base64
+
+b64 = lambda h: base64.b64encode(bytes.fromhex(h)).decode()
+mg = load("megolm.json")["testGroups"][0]
+lines = [
+    '{"id":2,"cmd":"device"}',
+    '{"id":3,"cmd":"encrypt","stream_id":"20ff","algorithm":"r.group-encryption.v1.aes-sha2","plaintext_b64":"aGk="}',
+    '{"id":4,"cmd":"encrypt","stream_id":"20ff","algorithm":"grpaes","plaintext_b64":"aGk=","miniblock_num":"3","miniblock_hash_hex":"00"}',
+    '{"id":5,"cmd":"decrypt","stream_id":"%s","encrypted_data_pb":"%s"}' % (mg["streamId"], b64(mg["tests"][0]["encryptedData"])),
+    '{"id":6,"cmd":"import_sessions","sessions":[{"streamId":"%s","sessionId":"%s","sessionKey":"%s","algorithm":"r.group-encryption.v1.aes-sha2"}]}' % (mg["streamId"], mg["sessionId"], mg["sessionKey"]),
+    '{"id":7,"cmd":"solicit","stream_id":"20ff","missing_session_ids":["a","b"]}',
+    '{"id":8,"cmd":"export_sessions"}',
+    '{"id":9,"cmd":"export_device"}',
+    '{"id":10,"cmd":"encrypt_to_devices","payload":"x","devices":[{"device_key":"k","fallback_key":"f"}]}',
+    '{"id":11,"cmd":"decrypt_from_device","ciphertext":"AwoA","sender_key":"k"}',
+    '{"id":12,"cmd":"session_ids","stream_id":"20ff"}',
+    '{"id":13,"cmd":"answer_solicitation","stream_id":"20ff","from_user_id":"ab","key_solicitation_pb":"CgFhEgFiGAEiAWM=","requester_entitled":true}',
+    '{"id":14,"cmd":"receive_sessions","group_encryption_sessions_pb":"CgIg/xIBaxoBYQ=="}',
+    'not json', '[]', '{"cmd":5}', '{"id":15,"cmd":"quit"}',
+]
+for l in lines:
+    add("driver_line", l)
+add("driver_line", "\n".join(lines[:6]))
+
+for target, files in sorted(seeds.items()):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    for digest, data in files.items():
+        with open(os.path.join(d, digest), "wb") as f:
+            f.write(data)
+    print(f"{target}: {len(files)} seeds", file=sys.stderr)
