@@ -54,3 +54,32 @@ TEST_CASE("hex is lowercase out, either case and optional 0x in") {
     REQUIRE_ERROR(hex_decode(bad), BAD_ENCODING);
   }
 }
+
+TEST_CASE("every byte value decodes as the alphabet says, and hex too") {
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (int c = 0; c < 256; ++c) {
+    std::string quad(4, 'A');
+    quad[0] = static_cast<char>(c);
+    auto pos = alphabet.find(static_cast<char>(c));
+    if (c != 0 && pos != std::string::npos) {
+      auto b = base64_decode(quad, Base64Padding::kNone);
+      REQUIRE(b.size() == 3);
+      CHECK((b[0] >> 2) == static_cast<uint8_t>(pos));
+    } else {
+      REQUIRE_ERROR(base64_decode(quad, Base64Padding::kNone), BAD_ENCODING);
+    }
+    std::string pair = "0";
+    pair += static_cast<char>(c);
+    bool is_hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (c == 'x') {
+      CHECK(hex_decode(pair).empty());  // "0x" is the prefix alone
+    } else if (is_hex) {
+      CHECK(hex_decode(pair).size() == 1);
+    } else {
+      REQUIRE_ERROR(hex_decode(pair), BAD_ENCODING);
+    }
+  }
+  std::vector<uint8_t> all(256);
+  for (int i = 0; i < 256; ++i) all[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
+  CHECK(hex_decode(hex_encode(all)) == all);
+}

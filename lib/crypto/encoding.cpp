@@ -1,21 +1,55 @@
 #include "towns/crypto/encoding.h"
 
-#include <array>
 
 #include "towns/error.h"
 
 namespace towns::crypto {
 namespace {
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+// Constant-time codecs: secrets (session keys, hybrid keys, payloads) pass
+// through them, so no table is indexed by, and no branch taken on, the value of
+// an input character; the only data-dependent branch is on validity, which is
+// public. (libolm's table-driven base64 is CVE-2024-45192.)
 
-constexpr std::array<int8_t, 256> make_table() {
-  std::array<int8_t, 256> t{};
-  for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(kAlphabet[i])] = static_cast<int8_t>(i);
-  return t;
+// -1 (all ones) when lo <= x <= hi, else 0, without branching.
+constexpr int32_t in_range(int32_t x, int32_t lo, int32_t hi) { return ((lo - 1 - x) & (x - hi - 1)) >> 31; }
+
+// The 6-bit value of a base64 character, or -1.
+constexpr int32_t base64_value(uint8_t c) {
+  int32_t x = c, v = -1;
+  v += in_range(x, 'A', 'Z') & (x - 'A' + 1);
+  v += in_range(x, 'a', 'z') & (x - 'a' + 27);
+  v += in_range(x, '0', '9') & (x - '0' + 53);
+  v += in_range(x, '+', '+') & 63;
+  v += in_range(x, '/', '/') & 64;
+  return v;
 }
-constexpr auto kTable = make_table();
+
+// The base64 character of a 6-bit value.
+constexpr char base64_char(int32_t v) {
+  int32_t c = 'A' + v;
+  c += ((25 - v) >> 8) & ('a' - 26 - 'A');
+  c += ((51 - v) >> 8) & (('0' - 52) - ('a' - 26));
+  c += ((61 - v) >> 8) & (('+' - 62) - ('0' - 52));
+  c += ((62 - v) >> 8) & (('/' - 63) - ('+' - 62));
+  return static_cast<char>(c);
+}
+
+constexpr int32_t hex_value(uint8_t c) {
+  int32_t x = c, v = -1;
+  v += in_range(x, '0', '9') & (x - '0' + 1);
+  v += in_range(x, 'a', 'f') & (x - 'a' + 11);
+  v += in_range(x, 'A', 'F') & (x - 'A' + 11);
+  return v;
+}
+
+constexpr char hex_char(int32_t n) { return static_cast<char>(n + '0' + (((9 - n) >> 8) & ('a' - '0' - 10))); }
+
+static_assert(base64_value('A') == 0 && base64_value('z') == 51 && base64_value('+') == 62 &&
+              base64_value('/') == 63 && base64_value('=') == -1 && base64_value(0xff) == -1);
+static_assert(base64_char(0) == 'A' && base64_char(26) == 'a' && base64_char(52) == '0' && base64_char(62) == '+' &&
+              base64_char(63) == '/');
+static_assert(hex_value('f') == 15 && hex_value('F') == 15 && hex_value('g') == -1 && hex_char(10) == 'a');
 
 [[noreturn]] void bad_base64(const char* why) {
   throw Error(ErrorCode::BAD_ENCODING, std::string("invalid base64: ") + why);
@@ -41,7 +75,7 @@ void decode_into(std::string_view text, Base64Padding padding, Out& out) {
   uint32_t acc = 0;
   int bits = 0;
   for (char c : body) {
-    int8_t v = kTable[static_cast<uint8_t>(c)];
+    int32_t v = base64_value(static_cast<uint8_t>(c));
     if (v < 0) bad_base64(c == '=' ? "padding inside the text" : "character outside the alphabet");
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
@@ -54,12 +88,6 @@ void decode_into(std::string_view text, Base64Padding padding, Out& out) {
   if (acc != 0) bad_base64("non-zero trailing bits");
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 }  // namespace
 
@@ -69,18 +97,18 @@ std::string base64_encode(std::span<const uint8_t> data, Base64Padding padding) 
   size_t i = 0;
   for (; i + 3 <= data.size(); i += 3) {
     uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
+    out += base64_char(static_cast<int32_t>(v >> 18));
+    out += base64_char(static_cast<int32_t>((v >> 12) & 63));
+    out += base64_char(static_cast<int32_t>((v >> 6) & 63));
+    out += base64_char(static_cast<int32_t>(v & 63));
   }
   size_t rem = data.size() - i;
   if (rem > 0) {
     uint32_t v = uint32_t{data[i]} << 16;
     if (rem == 2) v |= uint32_t{data[i + 1]} << 8;
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    if (rem == 2) out += kAlphabet[(v >> 6) & 63];
+    out += base64_char(static_cast<int32_t>(v >> 18));
+    out += base64_char(static_cast<int32_t>((v >> 12) & 63));
+    if (rem == 2) out += base64_char(static_cast<int32_t>((v >> 6) & 63));
     if (padding == Base64Padding::kPadded) out.append(3 - rem, '=');
   }
   return out;
@@ -99,12 +127,11 @@ SecretBytes base64_decode_secret(std::string_view text, Base64Padding padding) {
 }
 
 std::string hex_encode(std::span<const uint8_t> data) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
   out.reserve(data.size() * 2);
   for (uint8_t b : data) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 15];
+    out += hex_char(b >> 4);
+    out += hex_char(b & 15);
   }
   return out;
 }
@@ -114,8 +141,8 @@ std::vector<uint8_t> hex_decode(std::string_view text) {
   if (text.size() % 2 != 0) throw Error(ErrorCode::BAD_ENCODING, "invalid hex: odd number of digits");
   std::vector<uint8_t> out(text.size() / 2);
   for (size_t i = 0; i < out.size(); ++i) {
-    int hi = hex_digit(text[2 * i]);
-    int lo = hex_digit(text[2 * i + 1]);
+    int32_t hi = hex_value(static_cast<uint8_t>(text[2 * i]));
+    int32_t lo = hex_value(static_cast<uint8_t>(text[2 * i + 1]));
     if (hi < 0 || lo < 0) throw Error(ErrorCode::BAD_ENCODING, "invalid hex: character outside 0-9a-fA-F");
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
