@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "bench.h"
 #include "demo.h"
 #include "driver.h"
 #include "vectors.h"
@@ -40,6 +41,8 @@ int usage(FILE* out) {
                "              many devices, each on its own SQLite store, exchange keys on a\n"
                "              simulated Towns node; exits 1 if any cannot read what it may\n"
                "  driver      the conformance driver: JSON requests on stdin, replies on stdout\n"
+               "  bench [--quick] [--only <workload>]\n"
+               "              the performance workloads (docs/performance.md), as JSON lines\n"
                "  vectors generate --seed <hex> --out <dir>\n"
                "              write the test-vector corpus, deterministically from the seed\n"
                "  vectors verify <dir>\n"
@@ -75,6 +78,7 @@ int main(int argc, char** argv) {
       }
       return usage(stderr);
     }
+    if (cmd == "bench") return towns::tools::run_bench(argc, argv);
     if (cmd == "driver") {
       std::ios::sync_with_stdio(false);
       return towns::tools::run_driver(std::cin, std::cout);

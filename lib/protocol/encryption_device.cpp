@@ -1,5 +1,9 @@
 #include "towns/protocol/encryption_device.h"
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
@@ -104,6 +108,7 @@ void EncryptionDevice::init(const DeviceInitOptions& options) {
   if (key.empty()) throw Error(ErrorCode::INVALID_ARGUMENT, "the pickle key is empty");
   pickle_key_ = std::move(key);
   account_.reset();
+  clear_caches();
   if (options.from_exported_device != nullptr) {
     import_exported_device(*options.from_exported_device);
   } else if (auto pickled = store_.get_account()) {
@@ -175,6 +180,7 @@ void EncryptionDevice::import_exported_device(const river::ExportedDevice& expor
     for (const auto& r : inbound) store_.store_inbound_session(r);
     for (const auto& r : hybrid) store_.store_hybrid_session(r);
   });
+  clear_caches();
   account_ = std::move(account);
 }
 
@@ -250,46 +256,155 @@ std::string EncryptionDevice::create_outbound_group_session(std::string_view str
   auto session = olm::OutboundGroupSession::create(rng_);
   auto session_id = session.session_id();
   auto inbound = olm::InboundGroupSession::create(session.session_key());
-  GroupSessionRecord out{std::string(stream_id), session_id, session.pickle(pickle_key_)};
+  GroupSessionRecord out{std::string(stream_id), session_id, session.pickle(pickle_key_), 0};
   GroupSessionRecord in{std::string(stream_id), session_id, inbound.pickle(pickle_key_)};
   store_.transaction([&] {
     store_.store_outbound_session(out);
     store_.store_inbound_session(in);
   });
+  {
+    std::lock_guard c(cache_mu_);
+    inbound_cache_.erase(std::string(stream_id) + "|" + session_id);
+  }
+  outbound_cache_.insert_or_assign(std::string(stream_id), OutboundState{std::move(session), 0});
   return session_id;
 }
 
 EncryptionDevice::EnsuredSession EncryptionDevice::ensure_outbound_group_session(std::string_view stream_id) {
   Lock l(mu_);
+  auto cached = outbound_cache_.find(stream_id);
+  if (cached != outbound_cache_.end()) return {cached->second.session.session_id(), false};
   if (auto record = store_.get_outbound_session(stream_id)) return {record->session_id, false};
   return {create_outbound_group_session(stream_id), true};
 }
 
 std::optional<OutboundGroupSessionKey> EncryptionDevice::outbound_group_session_key(std::string_view stream_id) {
   Lock l(mu_);
+  auto cached = outbound_cache_.find(stream_id);
+  if (cached != outbound_cache_.end()) {
+    const auto& st = cached->second;
+    return OutboundGroupSessionKey{st.session.message_index(), st.session.session_key(), st.session.session_id()};
+  }
   auto record = store_.get_outbound_session(stream_id);
   if (!record) return std::nullopt;
   auto session = olm::OutboundGroupSession::unpickle(pickle_key_, record->pickle);
-  return OutboundGroupSessionKey{session.message_index(), session.session_key(), session.session_id()};
+  return OutboundGroupSessionKey{std::max(session.message_index(), record->reserved_until), session.session_key(),
+                                 session.session_id()};
 }
 
-GroupCiphertext EncryptionDevice::encrypt_group_message(std::string_view payload, std::string_view stream_id) {
-  check_payload_length(payload, "encryptGroupMessage");
-  Lock l(mu_);
-  GroupCiphertext result;
+namespace {
+// Moves an outbound ratchet forward to `index` (only after a crash, or when
+// another process holds the indices in between).
+void advance(olm::OutboundGroupSession& session, uint32_t index) {
+  static constexpr uint8_t kFiller[1] = {0};
+  while (session.message_index() < index) (void)session.encrypt(kFiller);
+}
+}  // namespace
+
+EncryptionDevice::OutboundState& EncryptionDevice::outbound_state(std::string_view stream_id) {
+  auto it = outbound_cache_.find(stream_id);
+  if (it != outbound_cache_.end()) return it->second;
+  auto record = store_.get_outbound_session(stream_id);
+  if (!record) {
+    throw Error(ErrorCode::SESSION_NOT_FOUND, "unknown outbound group session for stream " + std::string(stream_id));
+  }
+  // reserved_until stays as stored: the first encrypt reserves a new block,
+  // advancing past every index anyone may have used.
+  OutboundState st{olm::OutboundGroupSession::unpickle(pickle_key_, record->pickle), record->reserved_until};
+  st.reserved_until = std::min(st.reserved_until, st.session.message_index());  // force a reservation first
+  return outbound_cache_.emplace(std::string(stream_id), std::move(st)).first->second;
+}
+
+void EncryptionDevice::reserve_block(std::string_view stream_id, OutboundState& st) {
   store_.transaction([&] {
     auto record = store_.get_outbound_session(stream_id);
     if (!record) {
       throw Error(ErrorCode::SESSION_NOT_FOUND, "unknown outbound group session for stream " + std::string(stream_id));
     }
-    auto session = olm::OutboundGroupSession::unpickle(pickle_key_, record->pickle);
-    result.message_index = session.message_index();
-    result.ciphertext = session.encrypt(crypto::as_bytes(payload));
-    result.session_id = session.session_id();
-    record->pickle = session.pickle(pickle_key_);
+    if (record->session_id != st.session.session_id()) {
+      // Another process made a new session for the stream: use it from now on.
+      st.session = olm::OutboundGroupSession::unpickle(pickle_key_, record->pickle);
+    }
+    uint32_t start = std::max(record->reserved_until, st.session.message_index());
+    advance(st.session, start);
+    record->pickle = st.session.pickle(pickle_key_);
+    record->reserved_until = start + kOutboundReservation;
     store_.store_outbound_session(*record);
+    st.reserved_until = record->reserved_until;
   });
+}
+
+GroupCiphertext EncryptionDevice::encrypt_group_message(std::string_view payload, std::string_view stream_id) {
+  check_payload_length(payload, "encryptGroupMessage");
+  Lock l(mu_);
+  account();
+  auto& st = outbound_state(stream_id);
+  if (st.session.message_index() >= st.reserved_until) reserve_block(stream_id, st);
+  GroupCiphertext result;
+  result.message_index = st.session.message_index();
+  result.ciphertext = st.session.encrypt(crypto::as_bytes(payload));
+  result.session_id = st.session.session_id();
   return result;
+}
+
+std::vector<EncryptionDevice::DeviceCiphertext> EncryptionDevice::encrypt_to_devices(
+    std::string_view payload, const std::vector<UserDevice>& devices, unsigned threads) {
+  check_payload_length(payload, "encryptUsingFallbackKey");
+  Lock l(mu_);
+  const olm::Account& acct = account();
+  std::vector<SecretBytes> seeds;
+  seeds.reserve(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) seeds.push_back(rng_.bytes(32));
+  std::vector<DeviceCiphertext> out(devices.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < devices.size();) {
+      try {
+        // libolm only reads the account here, so threads may share it.
+        crypto::SeededRandom r(seeds[i].span());
+        auto session = olm::Session::create_outbound(acct, devices[i].device_key, devices[i].fallback_key, r);
+        out[i].message = session.encrypt(crypto::as_bytes(payload), r);
+      } catch (const Error& e) {
+        out[i].error = e;
+      }
+    }
+  };
+  threads = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(devices.size())));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  return out;
+}
+
+bool EncryptionDevice::with_inbound_group_session(std::string_view stream_id, std::string_view session_id,
+                                                  const std::function<void(olm::InboundGroupSession&)>& fn) {
+  std::string key = std::string(stream_id) + "|" + std::string(session_id);
+  std::shared_ptr<CachedInbound> entry;
+  {
+    std::lock_guard c(cache_mu_);
+    auto it = inbound_cache_.find(key);
+    if (it != inbound_cache_.end()) entry = it->second;
+  }
+  if (!entry) {
+    auto session = inbound_group_session(stream_id, session_id);
+    if (!session) return false;
+    auto fresh = std::shared_ptr<CachedInbound>(new CachedInbound{{}, std::move(*session)});
+    std::lock_guard c(cache_mu_);
+    if (inbound_cache_.size() >= 10000) inbound_cache_.clear();  // a simple bound
+    entry = inbound_cache_.emplace(key, fresh).first->second;
+  }
+  std::lock_guard one(entry->mu);
+  fn(entry->session);
+  return true;
+}
+
+void EncryptionDevice::clear_caches() {
+  outbound_cache_.clear();
+  std::lock_guard c(cache_mu_);
+  inbound_cache_.clear();
+  for (auto& [k, v] : hybrid_cache_) crypto::wipe(v.mutable_key()->data(), v.key().size());
+  hybrid_cache_.clear();
 }
 
 ImportOutcome EncryptionDevice::add_inbound_group_session(std::string_view stream_id, std::string_view session_id,
@@ -314,6 +429,8 @@ ImportOutcome EncryptionDevice::add_inbound_group_session(std::string_view strea
     }
   }
   store_.store_inbound_session({std::string(stream_id), std::string(session_id), session->pickle(pickle_key_)});
+  std::lock_guard c(cache_mu_);
+  inbound_cache_.erase(std::string(stream_id) + "|" + std::string(session_id));
   return ImportOutcome::kImported;
 }
 
@@ -374,6 +491,10 @@ river::HybridGroupSessionKey EncryptionDevice::create_hybrid_group_session(std::
   session.set_miniblock_num(miniblock_num);
   session.set_miniblock_hash(std::string(miniblock_hash.begin(), miniblock_hash.end()));
   store_.store_hybrid_session({std::string(stream_id), crypto::hex_encode(id), serialize_secret(session), miniblock_num});
+  {
+    std::lock_guard c(cache_mu_);
+    hybrid_cache_.erase("latest|" + std::string(stream_id));
+  }
   return session;
 }
 
@@ -392,16 +513,35 @@ river::HybridGroupSessionKey EncryptionDevice::ensure_hybrid_group_session(std::
 
 std::optional<river::HybridGroupSessionKey> EncryptionDevice::hybrid_group_session_key_for_stream(
     std::string_view stream_id) {
+  std::string key = "latest|" + std::string(stream_id);
+  {
+    std::lock_guard c(cache_mu_);
+    auto it = hybrid_cache_.find(key);
+    if (it != hybrid_cache_.end()) return it->second;
+  }
   auto record = store_.latest_hybrid_session(stream_id);
   if (!record) return std::nullopt;
-  return parse_hybrid_key(record->session_key.span());
+  auto parsed = parse_hybrid_key(record->session_key.span());
+  std::lock_guard c(cache_mu_);
+  hybrid_cache_.insert_or_assign(key, parsed);
+  return parsed;
 }
 
 std::optional<river::HybridGroupSessionKey> EncryptionDevice::hybrid_group_session_key(std::string_view stream_id,
                                                                                        std::string_view session_id) {
+  std::string key = "id|" + std::string(stream_id) + "|" + std::string(session_id);
+  {
+    std::lock_guard c(cache_mu_);
+    auto it = hybrid_cache_.find(key);
+    if (it != hybrid_cache_.end()) return it->second;
+  }
   auto record = store_.get_hybrid_session(stream_id, session_id);
   if (!record) return std::nullopt;
-  return parse_hybrid_key(record->session_key.span());
+  auto parsed = parse_hybrid_key(record->session_key.span());
+  std::lock_guard c(cache_mu_);
+  if (hybrid_cache_.size() >= 10000) hybrid_cache_.clear();
+  hybrid_cache_.insert_or_assign(key, parsed);
+  return parsed;
 }
 
 void EncryptionDevice::add_hybrid_group_session(std::string_view stream_id, std::string_view session_id,
@@ -419,6 +559,9 @@ void EncryptionDevice::add_hybrid_group_session(std::string_view stream_id, std:
   Lock l(mu_);
   account();
   store_.store_hybrid_session({std::string(stream_id), std::string(session_id), std::move(bytes), key.miniblock_num()});
+  std::lock_guard c(cache_mu_);
+  hybrid_cache_.erase("latest|" + std::string(stream_id));
+  hybrid_cache_.erase("id|" + std::string(stream_id) + "|" + std::string(session_id));
 }
 
 bool EncryptionDevice::has_hybrid_group_session_key(std::string_view stream_id, std::string_view session_id) {
@@ -455,7 +598,11 @@ river::ExportedDevice EncryptionDevice::export_device() {
     auto* s = out.add_outboundsessions();
     s->set_session_id(r.session_id);
     s->set_stream_id(r.stream_id);
-    s->set_session(r.pickle);
+    auto cached = outbound_cache_.find(r.stream_id);
+    bool same = cached != outbound_cache_.end() && cached->second.session.session_id() == r.session_id;
+    auto copy = olm::OutboundGroupSession::unpickle(pickle_key_, same ? cached->second.session.pickle(pickle_key_) : r.pickle);
+    advance(copy, std::max(r.reserved_until, same ? cached->second.reserved_until : 0u));
+    s->set_session(copy.pickle(pickle_key_));
   }
   for (const auto& r : store_.all_inbound_sessions()) {
     auto* s = out.add_inboundsessions();

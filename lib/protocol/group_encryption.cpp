@@ -86,31 +86,43 @@ river::EncryptedData GroupEncryption::encrypt_deprecated_v0(std::string_view str
 
 // ---- GroupDecryption
 
-DecryptedPayload GroupDecryption::decrypt(std::string_view stream_id, const river::EncryptedData& content) {
+void GroupDecryption::check_fields(const river::EncryptedData& content) {
   if (content.sender_key().empty() || content.session_id().empty() || content.ciphertext().empty()) {
     throw Error(ErrorCode::GROUP_DECRYPTION_MISSING_FIELDS, "Missing fields in input");
   }
-  auto session = device_.inbound_group_session(stream_id, content.session_id());
-  if (!session) throw Error(ErrorCode::SESSION_NOT_FOUND, "Session not found");
+}
+
+DecryptedPayload GroupDecryption::decrypt_with(olm::InboundGroupSession& session, const river::EncryptedData& content) {
   olm::GroupPlaintext result;
   try {
-    result = session->decrypt(content.ciphertext());
+    result = session.decrypt(content.ciphertext());
   } catch (const Error& e) {
     if (!is_olm_error(e.code())) throw;
     throw Error(ErrorCode::DECRYPTION_FAILED, "megolm decryption failed: " + std::string(e.code_name()));
   }
-  auto decrypted = by_version(content.version(), std::move(result.plaintext), result.message_index, true);
-  {
-    auto fingerprint = crypto::sha256(bytes_of(content.ciphertext()));
-    std::string key = std::string(stream_id) + "|" + content.session_id() + "|" + std::to_string(result.message_index);
-    std::lock_guard lock(seen_mu_);
-    auto [it, inserted] = seen_.emplace(key, fingerprint);
-    if (!inserted && it->second != fingerprint) {
-      throw Error(ErrorCode::REPLAY, "message index " + std::to_string(result.message_index) + " of session " +
-                                         content.session_id() + " was already used by another event");
-    }
+  return by_version(content.version(), std::move(result.plaintext), result.message_index, true);
+}
+
+void GroupDecryption::remember(std::string_view stream_id, const river::EncryptedData& content, uint32_t index) {
+  auto fingerprint = crypto::sha256(bytes_of(content.ciphertext()));
+  std::string key = std::string(stream_id) + "|" + content.session_id() + "|" + std::to_string(index);
+  std::lock_guard lock(seen_mu_);
+  auto [it, inserted] = seen_.emplace(key, fingerprint);
+  if (!inserted && it->second != fingerprint) {
+    throw Error(ErrorCode::REPLAY, "message index " + std::to_string(index) + " of session " + content.session_id() +
+                                       " was already used by another event");
   }
-  return decrypted;
+}
+
+DecryptedPayload GroupDecryption::decrypt(std::string_view stream_id, const river::EncryptedData& content) {
+  check_fields(content);
+  std::optional<DecryptedPayload> decrypted;
+  bool held = device_.with_inbound_group_session(stream_id, content.session_id(), [&](olm::InboundGroupSession& s) {
+    decrypted = decrypt_with(s, content);
+  });
+  if (!held) throw Error(ErrorCode::SESSION_NOT_FOUND, "Session not found");
+  remember(stream_id, content, *decrypted->message_index);
+  return std::move(*decrypted);
 }
 
 void GroupDecryption::import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session) {

@@ -2,6 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <thread>
+
 #include "towns/error.h"
 
 namespace towns {
@@ -9,6 +14,7 @@ namespace towns {
 GroupEncryptionCrypto::GroupEncryptionCrypto(GroupEncryptionClient* client, CryptoStore& store,
                                              crypto::RandomSource& rng)
     : device_(store, rng),
+      parallelism_(std::max(1u, std::thread::hardware_concurrency())),
       megolm_encryption_(device_, client),
       megolm_decryption_(device_),
       hybrid_encryption_(device_, client),
@@ -19,8 +25,10 @@ void GroupEncryptionCrypto::init(const DeviceInitOptions& options) { device_.ini
 std::map<std::string, std::string> GroupEncryptionCrypto::encrypt_with_device_keys(
     std::string_view payload, const std::vector<UserDevice>& devices) {
   std::map<std::string, std::string> out;
-  for (const auto& d : devices) {
-    out[d.device_key] = device_.encrypt_using_fallback_key(d.device_key, d.fallback_key, payload).body;
+  auto results = device_.encrypt_to_devices(payload, devices, parallelism_);
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (results[i].error) throw *results[i].error;
+    out[devices[i].device_key] = std::move(results[i].message->body);
   }
   return out;
 }
@@ -68,6 +76,66 @@ DecryptedPayload GroupEncryptionCrypto::decrypt_group_event(std::string_view str
   if (!algorithm) throw Error(ErrorCode::GROUP_DECRYPTION_UNKNOWN_ALGORITHM, "unknown algorithm");
   return *algorithm == GroupEncryptionAlgorithm::kGroupEncryption ? megolm_decryption_.decrypt(stream_id, content)
                                                                   : hybrid_decryption_.decrypt(stream_id, content);
+}
+
+std::vector<GroupEncryptionCrypto::EventResult> GroupEncryptionCrypto::decrypt_group_events(
+    std::string_view stream_id, const std::vector<river::EncryptedData>& events) {
+  std::vector<EventResult> results(events.size());
+  std::vector<bool> batched(events.size(), false);
+  // Megolm events with their fields in place, grouped by session.
+  std::map<std::string, std::vector<size_t>> by_session;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const auto& e = events[i];
+    if (e.algorithm() != kGroupEncryptionAlgorithmId) continue;
+    if (e.sender_key().empty() || e.session_id().empty() || e.ciphertext().empty()) continue;
+    by_session[e.session_id()].push_back(i);
+    batched[i] = true;
+  }
+  std::vector<const std::vector<size_t>*> groups;
+  for (const auto& [id, indices] : by_session) groups.push_back(&indices);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t g; (g = next.fetch_add(1)) < groups.size();) {
+      const auto& indices = *groups[g];
+      std::optional<olm::InboundGroupSession> session;
+      try {
+        session = device_.inbound_group_session(stream_id, events[indices[0]].session_id());
+      } catch (const Error& e) {
+        for (size_t i : indices) results[i].error = e;
+        continue;
+      }
+      for (size_t i : indices) {
+        if (!session) {
+          results[i].error = Error(ErrorCode::SESSION_NOT_FOUND, "Session not found");
+          continue;
+        }
+        try {
+          results[i].payload = GroupDecryption::decrypt_with(*session, events[i]);
+        } catch (const Error& e) {
+          results[i].error = e;
+        }
+      }
+    }
+  };
+  unsigned threads = std::min<unsigned>(parallelism_, static_cast<unsigned>(std::max<size_t>(1, groups.size())));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  // In input order: the replay check, and everything else the one-by-one way.
+  for (size_t i = 0; i < events.size(); ++i) {
+    try {
+      if (!batched[i]) {
+        results[i].payload = decrypt_group_event(stream_id, events[i]);
+      } else if (results[i].payload) {
+        megolm_decryption_.remember(stream_id, events[i], *results[i].payload->message_index);
+      }
+    } catch (const Error& e) {
+      results[i].payload.reset();
+      results[i].error = e;
+    }
+  }
+  return results;
 }
 
 std::optional<GroupEncryptionSession> GroupEncryptionCrypto::export_group_session(std::string_view stream_id,

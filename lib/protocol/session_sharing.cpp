@@ -64,14 +64,18 @@ SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::st
   crypto::SecretBytes cleartext(session_keys_json(keys));
   for (auto& k : keys) crypto::wipe(k.data(), k.size());
   auto own = crypto.get_user_device().device_key;
+  std::vector<UserDevice> targets;
   for (const auto& d : devices) {
-    if (d.device_key == own) continue;
-    try {
-      (*m.mutable_ciphertexts())[d.device_key] =
-          crypto.encrypt_with_device_keys(cleartext.view(), {d}).at(d.device_key);
-    } catch (const Error& e) {
-      if (!is_olm_error(e.code())) throw;
-      plan.skipped_devices.push_back(d.device_key);
+    if (d.device_key != own) targets.push_back(d);
+  }
+  auto results = crypto.encryption_device().encrypt_to_devices(cleartext.view(), targets, crypto.parallelism());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (results[i].message) {
+      (*m.mutable_ciphertexts())[targets[i].device_key] = std::move(results[i].message->body);
+    } else if (results[i].error && is_olm_error(results[i].error->code())) {
+      plan.skipped_devices.push_back(targets[i].device_key);
+    } else if (results[i].error) {
+      throw *results[i].error;
     }
   }
   return plan;

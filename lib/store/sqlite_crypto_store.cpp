@@ -33,6 +33,10 @@ const char* const kMigrations[] = {
       expiration_ms INTEGER NOT NULL, PRIMARY KEY (user_id, device_key)) WITHOUT ROWID;
     CREATE INDEX user_devices_expiry ON user_devices (expiration_ms);
     )sql",
+    // 2: outbound ratchets are reserved in blocks (docs/performance.md).
+    R"sql(
+    ALTER TABLE outbound_sessions ADD COLUMN reserved_until INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == SqliteCryptoStore::kSchemaVersion);
@@ -315,17 +319,21 @@ void SqliteCryptoStore::delete_account() {
 
 std::optional<GroupSessionRecord> SqliteCryptoStore::get_outbound_session(std::string_view stream_id) {
   Lock l(impl_->mu);
-  auto s = impl_->stmt("SELECT stream_id, session_id, pickle FROM outbound_sessions WHERE stream_id = ?");
+  auto s = impl_->stmt(
+      "SELECT stream_id, session_id, pickle, reserved_until FROM outbound_sessions WHERE stream_id = ?");
   s.bind(1, stream_id);
   if (!s.step()) return std::nullopt;
-  return GroupSessionRecord{s.text(0), s.text(1), s.text(2)};
+  return GroupSessionRecord{s.text(0), s.text(1), s.text(2), static_cast<uint32_t>(s.int64(3))};
 }
 void SqliteCryptoStore::store_outbound_session(const GroupSessionRecord& r) {
   impl_->write_txn([&] {
-    impl_->stmt("INSERT OR REPLACE INTO outbound_sessions (stream_id, session_id, pickle) VALUES (?, ?, ?)")
+    impl_->stmt(
+              "INSERT OR REPLACE INTO outbound_sessions (stream_id, session_id, pickle, reserved_until) "
+              "VALUES (?, ?, ?, ?)")
         .bind(1, r.stream_id)
         .bind(2, r.session_id)
         .bind(3, r.pickle)
+        .bind(4, static_cast<int64_t>(r.reserved_until))
         .run();
   });
 }
@@ -333,7 +341,12 @@ void SqliteCryptoStore::delete_outbound_session(std::string_view stream_id) {
   impl_->write_txn([&] { impl_->stmt("DELETE FROM outbound_sessions WHERE stream_id = ?").bind(1, stream_id).run(); });
 }
 std::vector<GroupSessionRecord> SqliteCryptoStore::all_outbound_sessions() {
-  return impl_->group_rows("SELECT stream_id, session_id, pickle FROM outbound_sessions ORDER BY stream_id");
+  Lock l(impl_->mu);
+  auto s = impl_->stmt(
+      "SELECT stream_id, session_id, pickle, reserved_until FROM outbound_sessions ORDER BY stream_id");
+  std::vector<GroupSessionRecord> out;
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), static_cast<uint32_t>(s.int64(3))});
+  return out;
 }
 
 std::optional<GroupSessionRecord> SqliteCryptoStore::get_inbound_session(std::string_view stream_id,

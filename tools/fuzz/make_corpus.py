@@ -116,6 +116,8 @@ add("driver_line", "\n".join(lines[:6]))
 for target, files in sorted(seeds.items()):
     d = os.path.join(out, target)
     os.makedirs(d, exist_ok=True)
+    for old in os.listdir(d):  # the corpus is exactly what the vectors give
+        os.remove(os.path.join(d, old))
     for digest, data in files.items():
         with open(os.path.join(d, digest), "wb") as f:
             f.write(data)

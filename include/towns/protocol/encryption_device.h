@@ -8,14 +8,23 @@
 // - Importing an ExportedDevice unpickles every object first and re-pickles it
 //   under this device's pickle key, all in one store transaction: a damaged
 //   export changes nothing, and the store stays readable with one key.
-// - An outbound megolm session is stored (ratchet advanced) before its
-//   ciphertext is returned, inside one store transaction, so that neither a
-//   crash nor a second process on the same store can reuse a message index.
+// - Outbound megolm ratchets are reserved in blocks: before the first index of a
+//   block is used, the store records (in one transaction) that every index below
+//   the block's end may be in use. A device that loads the session (after a
+//   crash, or in a second process) advances it past that point first. So no
+//   index is ever used twice, while the store is written once per block instead
+//   of once per message; a crash skips at most a block of indices, which
+//   receivers accept.
+// - Unpickled sessions are cached in memory (outbound per stream, inbound and
+//   hybrid keys per session); every write through this device keeps the caches
+//   right. Another process writing the same store is seen at the next block.
 //
 // Thread-safe: operations are serialised by an internal mutex; the store is
 // thread-safe itself. Errors are towns::Error with the codes named per method.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +33,7 @@
 
 #include "towns/crypto/random.h"
 #include "towns/crypto/secret.h"
+#include "towns/error.h"
 #include "towns/olm/olm.h"
 #include "towns/protocol/types.h"
 #include "towns/proto/payloads.pb.h"
@@ -142,7 +152,28 @@ class TOWNS_API EncryptionDevice {
   std::vector<GroupEncryptionSession> export_hybrid_group_sessions();
   std::vector<std::string> hybrid_group_session_ids(std::string_view stream_id);
 
+  // One pre-key message per device (as encrypt_using_fallback_key), on up to
+  // `threads` threads. Each device's randomness is drawn from this device's
+  // source in device order before the work is split, so the result does not
+  // depend on the thread count. A device whose keys olm refuses gets its error.
+  struct DeviceCiphertext {
+    std::optional<olm::OlmMessage> message;
+    std::optional<Error> error;
+  };
+  std::vector<DeviceCiphertext> encrypt_to_devices(std::string_view payload, const std::vector<UserDevice>& devices,
+                                                   unsigned threads);
+
+  // Runs fn on the stream's inbound session, unpickled once and cached; false
+  // when the session is not held. Calls on one session are serialised.
+  bool with_inbound_group_session(std::string_view stream_id, std::string_view session_id,
+                                  const std::function<void(olm::InboundGroupSession&)>& fn);
+
+  // Indices reserved per store write (see above).
+  static constexpr uint32_t kOutboundReservation = 100;
+
   // ---- whole device
+  // Outbound sessions are exported advanced to their reserved index, so that the
+  // exported device never reuses an index this one may have used.
   river::ExportedDevice export_device();
 
   CryptoStore& store() { return store_; }
@@ -151,6 +182,17 @@ class TOWNS_API EncryptionDevice {
  private:
   olm::Account& account();  // NOT_INITIALIZED before init
   void save_account();
+  struct OutboundState {
+    olm::OutboundGroupSession session;
+    uint32_t reserved_until = 0;
+  };
+  OutboundState& outbound_state(std::string_view stream_id);
+  void reserve_block(std::string_view stream_id, OutboundState& state);
+  void clear_caches();
+  struct CachedInbound {
+    std::mutex mu;
+    olm::InboundGroupSession session;
+  };
   void import_exported_device(const river::ExportedDevice& exported);
   void refresh_fallback_key();
 
@@ -162,6 +204,11 @@ class TOWNS_API EncryptionDevice {
   std::string device_key_;
   std::string ed25519_key_;
   std::string fallback_key_;
+
+  std::map<std::string, OutboundState, std::less<>> outbound_cache_;  // under mu_
+  std::mutex cache_mu_;  // the two caches below
+  std::map<std::string, std::shared_ptr<CachedInbound>> inbound_cache_;
+  std::map<std::string, river::HybridGroupSessionKey> hybrid_cache_;  // "id|stream|id", "latest|stream"
 };
 
 // SHA-256("RVR_HSK:" || stream_id || key || u64_be(miniblock_num) || miniblock_hash).

@@ -86,6 +86,11 @@ class TOWNS_API GroupDecryption {
  public:
   explicit GroupDecryption(EncryptionDevice& device) : device_(device) {}
   DecryptedPayload decrypt(std::string_view stream_id, const river::EncryptedData& content);
+  // The steps of decrypt, for batches: the field check, decryption with a
+  // session already loaded (no replay check), and the replay check.
+  static void check_fields(const river::EncryptedData& content);
+  static DecryptedPayload decrypt_with(olm::InboundGroupSession& session, const river::EncryptedData& content);
+  void remember(std::string_view stream_id, const river::EncryptedData& content, uint32_t message_index);
   void import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session);
   std::optional<GroupEncryptionSession> export_group_session(std::string_view stream_id, std::string_view session_id);
   std::vector<GroupEncryptionSession> export_group_sessions();

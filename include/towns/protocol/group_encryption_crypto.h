@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 
+#include "towns/error.h"
 #include "towns/protocol/group_encryption.h"
 
 namespace towns {
@@ -62,6 +63,24 @@ class TOWNS_API GroupEncryptionCrypto {
   // bad algorithm field, then the algorithm's own errors.
   DecryptedPayload decrypt_group_event(std::string_view stream_id, const river::EncryptedData& content);
 
+  // Decrypts a batch of events of one stream (a backlog), on up to
+  // parallelism() threads: megolm sessions are loaded once each and decrypted
+  // side by side. Each result is exactly what decrypt_group_event would give
+  // for that event in that order (replays included).
+  struct EventResult {
+    std::optional<DecryptedPayload> payload;
+    std::optional<Error> error;
+    bool has_value() const { return payload.has_value(); }
+  };
+  std::vector<EventResult> decrypt_group_events(std::string_view stream_id,
+                                                const std::vector<river::EncryptedData>& events);
+
+  // Threads used by the batch operations (decrypt_group_events,
+  // encrypt_with_device_keys); 1 makes them sequential. Results do not depend
+  // on it. Default: the number of cores.
+  void set_parallelism(unsigned threads) { parallelism_ = threads == 0 ? 1 : threads; }
+  unsigned parallelism() const { return parallelism_; }
+
   std::optional<GroupEncryptionSession> export_group_session(std::string_view stream_id, std::string_view session_id);
   std::vector<GroupEncryptionSession> export_room_keys();
   // Megolm session ids, then hybrid ones (each sorted), as the client lists them.
@@ -89,6 +108,7 @@ class TOWNS_API GroupEncryptionCrypto {
   bool import_one(std::string_view stream_id, const GroupEncryptionSession& key, ImportResult& result);
 
   EncryptionDevice device_;
+  unsigned parallelism_;
   GroupEncryption megolm_encryption_;
   GroupDecryption megolm_decryption_;
   HybridGroupEncryption hybrid_encryption_;

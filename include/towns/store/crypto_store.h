@@ -31,11 +31,15 @@
 
 namespace towns {
 
-// An olm group session (outbound or inbound) as stored: its pickle.
+// An olm group session (outbound or inbound) as stored: its pickle. For an
+// outbound session, reserved_until is the first message index nobody has
+// reserved yet: indices below it may have been used, so whoever loads the
+// pickle (which may be older) advances it to reserved_until before encrypting.
 struct GroupSessionRecord {
   std::string stream_id;
   std::string session_id;
   std::string pickle;
+  uint32_t reserved_until = 0;
 };
 
 // A hybrid (grpaes) session as stored: session_key is the binary

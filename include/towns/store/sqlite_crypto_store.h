@@ -32,14 +32,14 @@ struct SqliteStoreOptions {
   bool synchronous_full = true;
   int busy_timeout_ms = 30000;
   // The clock used to purge expired devices at open; default: system clock.
-  std::function<int64_t()> now_ms;
+  std::function<int64_t()> now_ms = {};
   // Source of the IVs used to seal hybrid keys; default: os_random().
   crypto::RandomSource* rng = nullptr;
 };
 
 class TOWNS_API SqliteCryptoStore final : public CryptoStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // "TwnE": marks the file as a towns-e2ee store.
   static constexpr int kApplicationId = 0x54776e45;
 
