@@ -167,7 +167,12 @@ json receive(size_t n) {
     auto s = sender.crypto->export_group_session(stream_id(static_cast<int>(i)), id);
     messages.push_back(build_group_encryption_sessions(*sender.crypto, stream_id(static_cast<int>(i)), kMegolm, {*s}, {target}).message);
   }
-  double ours = rate(n, [&](size_t i) { receive_group_encryption_sessions(*receiver.crypto, messages[i]); });
+  // The inbox is read as a backlog: one durable write for the batch.
+  auto t = Clock::now();
+  for (const auto& r : receive_group_encryption_sessions_batch(*receiver.crypto, messages)) {
+    if (!r.result || r.result->imported.size() != 1) throw Error(ErrorCode::INTERNAL, "receive failed");
+  }
+  double ours = static_cast<double>(n) / seconds_since(t);
   return result("receive_1000_group_encryption_sessions", ours, std::nullopt);
 }
 

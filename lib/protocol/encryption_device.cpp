@@ -240,10 +240,11 @@ SecretBytes EncryptionDevice::decrypt_message(std::string_view ciphertext, std::
   check_payload_length(ciphertext, "decryptMessage");
   Lock l(mu_);
   try {
+    // With fallback keys, making an inbound session leaves the account as it was
+    // (no one-time key is used up), so nothing is written back. (The client
+    // stores the account again here; that write changes nothing.)
     auto session = olm::Session::create_inbound_from(account(), their_identity_key, ciphertext);
-    auto plaintext = session.decrypt(0, ciphertext);
-    save_account();
-    return plaintext;
+    return session.decrypt(0, ciphertext);
   } catch (const Error& e) {
     if (!is_olm_error(e.code())) throw;
     throw Error(ErrorCode::DECRYPTION_FAILED, "error decrypting pre-key message: " + std::string(e.code_name()));

@@ -143,9 +143,12 @@ int64_t KeyExchange::respond_delay_ms(std::string_view stream_id, std::string_vi
 
 bool KeyExchange::tick() {
   if (!new_sessions_.empty()) {
-    auto s = std::move(new_sessions_.front());
-    new_sessions_.pop_front();
-    process_new_group_sessions(s);
+    // The whole inbox backlog in one store transaction: one durable write.
+    std::deque<river::UserInboxPayload::GroupEncryptionSessions> batch;
+    batch.swap(new_sessions_);
+    crypto_.encryption_device().store().transaction([&] {
+      for (const auto& s : batch) process_new_group_sessions(s);
+    });
     return true;
   }
   if (!encrypted_.empty()) {

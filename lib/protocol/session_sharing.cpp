@@ -128,4 +128,19 @@ ReceiveResult receive_group_encryption_sessions(GroupEncryptionCrypto& crypto,
   return result;
 }
 
+std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
+    GroupEncryptionCrypto& crypto, const std::vector<river::UserInboxPayload::GroupEncryptionSessions>& messages) {
+  std::vector<BatchReceiveResult> out(messages.size());
+  crypto.encryption_device().store().transaction([&] {
+    for (size_t i = 0; i < messages.size(); ++i) {
+      try {
+        out[i].result = receive_group_encryption_sessions(crypto, messages[i]);
+      } catch (const Error& e) {
+        out[i].error = e;
+      }
+    }
+  });
+  return out;
+}
+
 }  // namespace towns

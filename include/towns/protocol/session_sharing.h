@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "towns/error.h"
 #include "towns/protocol/group_encryption_crypto.h"
 
 namespace towns {
@@ -50,5 +51,15 @@ struct ReceiveResult {
 // count. Nothing is imported in those cases.
 TOWNS_API ReceiveResult receive_group_encryption_sessions(
     GroupEncryptionCrypto& crypto, const river::UserInboxPayload::GroupEncryptionSessions& message);
+
+// Several messages (an inbox backlog) in one store transaction: one durable
+// write for all of them. Each entry is that message's result, or the error it
+// would have raised alone; a failed message imports nothing.
+struct BatchReceiveResult {
+  std::optional<ReceiveResult> result;
+  std::optional<Error> error;
+};
+TOWNS_API std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
+    GroupEncryptionCrypto& crypto, const std::vector<river::UserInboxPayload::GroupEncryptionSessions>& messages);
 
 }  // namespace towns
