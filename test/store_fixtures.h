@@ -1,7 +1,12 @@
 // Temporary directories and store factories for the store and device suites.
 #pragma once
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -30,6 +35,33 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Runs fn(i) in `count` child processes at once and waits for them; true when
+// every child finished without throwing.
+inline bool run_in_children(int count, const std::function<void(int)>& fn) {
+  std::vector<pid_t> children;
+  for (int i = 0; i < count; ++i) {
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      int code = 0;
+      try {
+        fn(i);
+      } catch (...) {
+        code = 1;
+      }
+      _exit(code);
+    }
+    children.push_back(pid);
+  }
+  bool ok = true;
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  return ok;
+}
 
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -557,35 +557,16 @@ TEST_CASE("sqlite: two processes on one device store never reuse a message index
     c.ensure_outbound_session(kStream, kMegolm);
   }
   constexpr int kEach = 30;
-  std::vector<pid_t> children;
-  for (int p = 0; p < 2; ++p) {
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      int code = 0;
-      try {
-        auto store = SqliteCryptoStore::open(path, "pk");
-        GroupEncryptionCrypto c(nullptr, *store);
-        c.init({.pickle_key = SecretBytes(std::string_view("pk"))});
-        std::ofstream out(dir.file("events-" + std::to_string(p)), std::ios::binary);
-        for (int i = 0; i < kEach; ++i) {
-          auto e = c.encrypt_group_event(kStream, test::bytes("p" + std::to_string(p)), kMegolm);
-          out << crypto::base64_encode(crypto::as_bytes(e.SerializeAsString()), crypto::Base64Padding::kPadded)
-              << "\n";
-        }
-      } catch (...) {
-        code = 1;
-      }
-      _exit(code);
+  REQUIRE(test::run_in_children(2, [&](int p) {
+    auto store = SqliteCryptoStore::open(path, "pk");
+    GroupEncryptionCrypto c(nullptr, *store);
+    c.init({.pickle_key = SecretBytes(std::string_view("pk"))});
+    std::ofstream out(dir.file("events-" + std::to_string(p)), std::ios::binary);
+    for (int i = 0; i < kEach; ++i) {
+      auto e = c.encrypt_group_event(kStream, test::bytes("p" + std::to_string(p)), kMegolm);
+      out << crypto::base64_encode(crypto::as_bytes(e.SerializeAsString()), crypto::Base64Padding::kPadded) << "\n";
     }
-    children.push_back(pid);
-  }
-  for (pid_t pid : children) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
-  }
+  }));
   auto store = SqliteCryptoStore::open(path, "pk");
   GroupEncryptionCrypto c(nullptr, *store);
   c.init({.pickle_key = SecretBytes(std::string_view("pk"))});

@@ -241,33 +241,15 @@ TEST_CASE("sqlite store: two processes write one file concurrently") {
   auto path = dir.file("shared.db");
   SqliteCryptoStore::open(path, "k").reset();
   constexpr int kPerProcess = 150;
-  std::vector<pid_t> children;
-  for (int p = 0; p < 2; ++p) {
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      int code = 0;
-      try {
-        auto s = SqliteCryptoStore::open(path, "k");
-        for (int i = 0; i < kPerProcess; ++i) {
-          s->transaction([&] {
-            s->store_inbound_session({"stream", "p" + std::to_string(p) + "-" + std::to_string(i), "pickle"});
-            s->store_account("written by " + std::to_string(p));
-          });
-        }
-      } catch (...) {
-        code = 1;
-      }
-      _exit(code);
+  CHECK(test::run_in_children(2, [&](int p) {
+    auto s = SqliteCryptoStore::open(path, "k");
+    for (int i = 0; i < kPerProcess; ++i) {
+      s->transaction([&] {
+        s->store_inbound_session({"stream", "p" + std::to_string(p) + "-" + std::to_string(i), "pickle"});
+        s->store_account("written by " + std::to_string(p));
+      });
     }
-    children.push_back(pid);
-  }
-  for (pid_t pid : children) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-  }
+  }));
   auto s = SqliteCryptoStore::open(path, "k");
   CHECK(s->inbound_session_ids("stream").size() == 2 * kPerProcess);
   CHECK(s->integrity_ok());
