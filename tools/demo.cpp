@@ -156,7 +156,9 @@ int run_demo(int argc, char** argv) {
     for (int s = 0; s < o.streams; ++s) {
       auto members = net.members(stream_id(s));
       if (members.empty()) continue;
-      for (int m = 0; m < 2; ++m) {
+      // Stream 0, where the newcomer will arrive, gets a longer history of both algorithms.
+      int per_stream = s == 0 && round == 0 ? 6 : 2;
+      for (int m = 0; m < per_stream; ++m) {
         const auto& who = members[static_cast<size_t>(rand(static_cast<int>(members.size())))];
         std::vector<sim::SimDevice*> own;
         for (const auto& d : net.devices()) {
@@ -164,8 +166,9 @@ int run_demo(int argc, char** argv) {
         }
         auto* d = own[static_cast<size_t>(rand(static_cast<int>(own.size())))];
         if (!d->online()) continue;
-        auto algorithm = rand(2) ? GroupEncryptionAlgorithm::kGroupEncryption
-                                 : GroupEncryptionAlgorithm::kHybridGroupEncryption;
+        bool megolm = s == 0 && round == 0 ? m % 2 == 0 : rand(2) != 0;
+        auto algorithm = megolm ? GroupEncryptionAlgorithm::kGroupEncryption
+                                : GroupEncryptionAlgorithm::kHybridGroupEncryption;
         net.post_message(*d, stream_id(s), "round " + std::to_string(round) + " message from " + d->name(), algorithm);
         ++messages;
       }
@@ -184,7 +187,7 @@ int run_demo(int argc, char** argv) {
   size_t decrypt_lines = 0;
   net.on_log = [&](const std::string& line) {
     if (line.find(newcomer_name) == std::string::npos && line.find(newcomer_short) == std::string::npos) return;
-    if (line.find(" decrypts ") != std::string::npos && ++decrypt_lines > 3) return;
+    if (line.find(" decrypts ") != std::string::npos && ++decrypt_lines > 4) return;
     story.push_back(line);
   };
   auto& newcomer = net.add_device(newcomer_user, newcomer_name,
@@ -194,7 +197,7 @@ int run_demo(int argc, char** argv) {
   size_t history = net.events(stream_id(0)).size();
   net.run();
   net.on_log = nullptr;
-  if (decrypt_lines > 3) story.push_back("         ... and " + std::to_string(decrypt_lines - 3) + " more decrypted");
+  if (decrypt_lines > 4) story.push_back("         ... and " + std::to_string(decrypt_lines - 4) + " more decrypted");
 
   for (int round = 1; round <= o.rounds; ++round) {
     for (int c = 0; c < 10; ++c) {

@@ -31,11 +31,14 @@ class TOWNS_API RandomSource {
 // The operating system's CSPRNG through OpenSSL's RAND_bytes. Thread-safe.
 TOWNS_API RandomSource& os_random();
 
-// A deterministic source for test vectors and reproducible tests. NOT for keys
-// that protect anything. Output block i (32 bytes) is
+// A deterministic source. Output block i (32 bytes) is
 //   SHA-256("towns-e2ee seeded random v1" || seed || u64_be(i))
-// and bytes are handed out in order, so a generator's output depends only on
-// the seed and on the order of the draws. Thread-safe (draws are serialised).
+// and bytes are handed out in order, so the output depends only on the seed and
+// on the order of the draws. With a known seed it serves test vectors and
+// reproducible tests; with a secret 32-byte seed drawn from os_random() it is a
+// sound hash-based generator, which is how the parallel paths give each worker
+// its own stream without depending on the thread count. Thread-safe (draws are
+// serialised).
 class TOWNS_API SeededRandom final : public RandomSource {
  public:
   explicit SeededRandom(std::span<const uint8_t> seed);
