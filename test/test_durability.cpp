@@ -22,51 +22,6 @@ namespace {
 const std::string kStream = "20" + std::string(62, 'd');
 const std::string kKey = "durability key";
 
-// Runs child(write_fd) in a child process, reads its lines until want lines have
-// arrived (or it ends), kills it with SIGKILL, and returns every complete line.
-template <typename Fn>
-std::vector<std::string> run_and_kill(Fn child, size_t want) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    int code = 0;
-    try {
-      child(fds[1]);
-    } catch (...) {
-      code = 3;
-    }
-    _exit(code);
-  }
-  close(fds[1]);
-  std::string buffer;
-  auto lines = [&] { return static_cast<size_t>(std::count(buffer.begin(), buffer.end(), '\n')); };
-  char chunk[4096];
-  while (lines() < want) {
-    ssize_t n = read(fds[0], chunk, sizeof chunk);
-    if (n <= 0) break;
-    buffer.append(chunk, static_cast<size_t>(n));
-  }
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  for (ssize_t n; (n = read(fds[0], chunk, sizeof chunk)) > 0;) buffer.append(chunk, static_cast<size_t>(n));
-  close(fds[0]);
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t nl; (nl = buffer.find('\n', start)) != std::string::npos; start = nl + 1) {
-    out.push_back(buffer.substr(start, nl - start));
-  }
-  return out;  // a torn last line (no newline) was never acknowledged
-}
-
-void write_line(int fd, const std::string& line) {
-  std::string l = line + "\n";
-  if (write(fd, l.data(), l.size()) != static_cast<ssize_t>(l.size())) throw std::runtime_error("pipe");
-}
-
 size_t random_below(crypto::RandomSource& rng, size_t n) {
   uint8_t b[2];
   rng.fill(b);
@@ -81,7 +36,7 @@ TEST_CASE("killed while encrypting: no (session, index) is ever emitted twice") 
   crypto::SeededRandom when(test::bytes("kill points"));
   std::vector<std::string> emitted;
   for (int round = 0; round < 12; ++round) {
-    auto lines = run_and_kill(
+    auto lines = test::run_and_kill(
         [&](int fd) {
           auto store = SqliteCryptoStore::open(path, kKey);
           GroupEncryptionCrypto c(nullptr, *store);
@@ -90,7 +45,7 @@ TEST_CASE("killed while encrypting: no (session, index) is ever emitted twice") 
             auto e = c.encrypt_group_event(kStream, test::bytes("round " + std::to_string(round) + " #" + std::to_string(i)),
                                            GroupEncryptionAlgorithm::kGroupEncryption);
             // Handed out only once encrypt returned: the ratchet is on disk.
-            write_line(fd, crypto::base64_encode(crypto::as_bytes(e.SerializeAsString()), crypto::Base64Padding::kPadded));
+            test::write_line(fd, crypto::base64_encode(crypto::as_bytes(e.SerializeAsString()), crypto::Base64Padding::kPadded));
           }
         },
         1 + random_below(when, 40));
@@ -132,7 +87,7 @@ TEST_CASE("killed during batch imports: every acknowledged import is still there
   std::set<size_t> acked;
   for (int round = 0; round < 8; ++round) {
     size_t start = random_below(when, keys.size() / kBatch) * kBatch;
-    auto lines = run_and_kill(
+    auto lines = test::run_and_kill(
         [&](int fd) {
           auto store = SqliteCryptoStore::open(path, kKey);
           GroupEncryptionCrypto c(nullptr, *store);
@@ -144,7 +99,7 @@ TEST_CASE("killed during batch imports: every acknowledged import is still there
               auto r = c.import_room_keys(batch);
               if (!r.failed.empty()) throw std::runtime_error("import failed");
             });
-            write_line(fd, std::to_string(b));
+            test::write_line(fd, std::to_string(b));
           }
           for (;;) pause();
         },
