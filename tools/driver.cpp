@@ -233,9 +233,9 @@ class Driver {
     auto plaintext = b64(str(req, "plaintext_b64"), "plaintext_b64");
     int version = 1;
     if (req.contains("version") && !req["version"].is_null()) {
-      if (!req["version"].is_number_integer()) bad("version must be 0 or 1");
-      version = req["version"].get<int>();
-      if (version != 0 && version != 1) bad("version must be 0 or 1");
+      auto v = int64_arg(req["version"], "version");  // a number, or a decimal string
+      if (v != 0 && v != 1) bad("version must be 0 or 1");
+      version = static_cast<int>(v);
     }
     bool created = !crypto_->has_outbound_session(stream, algorithm);
     if (algorithm == GroupEncryptionAlgorithm::kHybridGroupEncryption && created) {

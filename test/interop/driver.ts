@@ -173,7 +173,7 @@ class Driver {
         const streamId = streamArg(req)
         const algorithm = algorithmArg(req)
         const plaintext = fromB64(str(req, 'plaintext_b64'), 'plaintext_b64')
-        const version = req.version ?? 1
+        const version = req.version == null ? 1 : Number(req.version) // a number, or a decimal string
         if (version !== 0 && version !== 1) bad('version must be 0 or 1')
         // Checked before a session is created, so that a refusal changes nothing.
         const text = new TextDecoder().decode(plaintext)
