@@ -277,3 +277,31 @@ TEST_CASE("sqlite store: every acknowledged write survives kill -9") {
     CHECK(!acked.empty());
   }
 }
+
+TEST_CASE("sqlite store: a version 1 store is migrated to the current schema, keeping its data") {
+  test::TempDir dir;
+  auto path = dir.file("v1.db");
+  {
+    auto s = SqliteCryptoStore::open(path, "k");
+    s->store_account("acct");
+    s->store_outbound_session({"stream", "sid", "pickle", 0});
+  }
+  // Turn it back into what schema version 1 wrote.
+  raw_sql(path, "ALTER TABLE outbound_sessions DROP COLUMN reserved_until; PRAGMA user_version = 1;");
+  auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(s->get_account() == "acct");
+  auto out = s->get_outbound_session("stream");
+  REQUIRE(out.has_value());
+  CHECK(out->pickle == "pickle");
+  CHECK(out->reserved_until == 0);
+  s->store_outbound_session({"stream", "sid", "pickle", 300});
+  CHECK(s->get_outbound_session("stream")->reserved_until == 300);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == SqliteCryptoStore::kSchemaVersion);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
