@@ -17,7 +17,10 @@
 //   receivers accept.
 // - Unpickled sessions are cached in memory (outbound per stream, inbound and
 //   hybrid keys per session); every write through this device keeps the caches
-//   right. Another process writing the same store is seen at the next block.
+//   right. Another process writing the same store is seen by the outbound
+//   sessions at their next reservation block, but sessions it imports that this
+//   device has cached in an older form are seen only after a restart (one device
+//   per process is the supported shape; two processes never reuse an index).
 //
 // Thread-safe: operations are serialised by an internal mutex; the store is
 // thread-safe itself. Errors are towns::Error with the codes named per method.
