@@ -86,10 +86,12 @@ river::EncryptedData GroupEncryption::encrypt_deprecated_v0(std::string_view str
 
 // ---- GroupDecryption
 
+bool GroupDecryption::has_fields(const river::EncryptedData& content) {
+  return !content.sender_key().empty() && !content.session_id().empty() && !content.ciphertext().empty();
+}
+
 void GroupDecryption::check_fields(const river::EncryptedData& content) {
-  if (content.sender_key().empty() || content.session_id().empty() || content.ciphertext().empty()) {
-    throw Error(ErrorCode::GROUP_DECRYPTION_MISSING_FIELDS, "Missing fields in input");
-  }
+  if (!has_fields(content)) throw Error(ErrorCode::GROUP_DECRYPTION_MISSING_FIELDS, "Missing fields in input");
 }
 
 DecryptedPayload GroupDecryption::decrypt_with(olm::InboundGroupSession& session, const river::EncryptedData& content) {

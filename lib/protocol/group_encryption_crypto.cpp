@@ -87,7 +87,7 @@ std::vector<GroupEncryptionCrypto::EventResult> GroupEncryptionCrypto::decrypt_g
   for (size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
     if (e.algorithm() != kGroupEncryptionAlgorithmId) continue;
-    if (e.sender_key().empty() || e.session_id().empty() || e.ciphertext().empty()) continue;
+    if (!GroupDecryption::has_fields(e)) continue;  // refused the one-by-one way below
     by_session[e.session_id()].push_back(i);
     batched[i] = true;
   }

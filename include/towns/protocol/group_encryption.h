@@ -88,6 +88,7 @@ class TOWNS_API GroupDecryption {
   DecryptedPayload decrypt(std::string_view stream_id, const river::EncryptedData& content);
   // The steps of decrypt, for batches: the field check, decryption with a
   // session already loaded (no replay check), and the replay check.
+  static bool has_fields(const river::EncryptedData& content);
   static void check_fields(const river::EncryptedData& content);
   static DecryptedPayload decrypt_with(olm::InboundGroupSession& session, const river::EncryptedData& content);
   void remember(std::string_view stream_id, const river::EncryptedData& content, uint32_t message_index);
