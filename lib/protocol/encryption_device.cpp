@@ -226,12 +226,9 @@ void EncryptionDevice::forget_old_fallback_key() {
 olm::OlmMessage EncryptionDevice::encrypt_using_fallback_key(std::string_view their_identity_key,
                                                              std::string_view their_fallback_key,
                                                              std::string_view payload) {
-  check_payload_length(payload, "encryptUsingFallbackKey");
-  Lock l(mu_);
-  auto session = olm::Session::create_outbound(account(), their_identity_key, their_fallback_key, rng_);
-  auto message = session.encrypt(crypto::as_bytes(payload), rng_);
-  if (message.type != 0) throw Error(ErrorCode::INTERNAL, "a fresh olm session did not produce a pre-key message");
-  return message;
+  auto out = encrypt_to_devices(payload, {{std::string(their_identity_key), std::string(their_fallback_key)}}, 1);
+  if (out[0].error) throw *out[0].error;
+  return std::move(*out[0].message);
 }
 
 SecretBytes EncryptionDevice::decrypt_message(std::string_view ciphertext, std::string_view their_identity_key,
@@ -364,7 +361,9 @@ std::vector<EncryptionDevice::DeviceCiphertext> EncryptionDevice::encrypt_to_dev
         // libolm only reads the account here, so threads may share it.
         crypto::SeededRandom r(seeds[i].span());
         auto session = olm::Session::create_outbound(acct, devices[i].device_key, devices[i].fallback_key, r);
-        out[i].message = session.encrypt(crypto::as_bytes(payload), r);
+        auto message = session.encrypt(crypto::as_bytes(payload), r);
+        if (message.type != 0) throw Error(ErrorCode::INTERNAL, "a fresh olm session did not produce a pre-key message");
+        out[i].message = std::move(message);
       } catch (const Error& e) {
         out[i].error = e;
       }
