@@ -1,7 +1,7 @@
 // The performance workloads of docs/performance.md on the canonical client
 // (@towns-protocol/encryption 0.0.455 with its in-memory store). One JSON
 // object per workload: {"workload", "ops_per_s"}.
-//   node --import tsx bench.ts [--quick] [--only <workload>]
+//   ../../tools/node/env node --import tsx bench.ts [--quick] [--only <workload>]
 
 import Olm from '@towns-protocol/olm'
 import {

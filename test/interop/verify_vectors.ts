@@ -3,7 +3,7 @@
 // differently is a failure unless it carries a flag naming a documented
 // deviation (StrictDecoding, ClientDeviation: docs/compat.md); those are listed
 // as known deviations and counted as passed.
-//   node --import tsx verify_vectors.ts ../vectors
+//   ../../tools/node/env node --import tsx verify_vectors.ts ../vectors
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { equals, fromBinary, fromJsonString, toBinary, toJsonString, create } from '@bufbuild/protobuf'
