@@ -95,10 +95,18 @@ TEST_CASE("killed during batch imports: every acknowledged import is still there
           for (size_t b = start; b < keys.size(); b += kBatch) {
             std::vector<GroupEncryptionSession> batch(keys.begin() + static_cast<ptrdiff_t>(b),
                                                       keys.begin() + static_cast<ptrdiff_t>(std::min(keys.size(), b + kBatch)));
-            store->transaction([&] {
-              auto r = c.import_room_keys(batch);
-              if (!r.failed.empty()) throw std::runtime_error("import failed");
-            });
+            // The batch is imported in memory (same pickle key), then written to
+            // the file with one save_changes: one transaction per batch.
+            MemoryCryptoStore staging;
+            GroupEncryptionCrypto stager(nullptr, staging);
+            stager.init({.pickle_key = SecretBytes(std::string_view(kKey))});
+            auto r = stager.import_room_keys(batch);
+            if (!r.failed.empty()) throw std::runtime_error("import failed");
+            StoreChanges changes;
+            changes.inbound_sessions = staging.all_inbound_sessions();
+            changes.hybrid_sessions = staging.all_hybrid_sessions();
+            if (changes.inbound_sessions.size() != batch.size()) throw std::runtime_error("not all imported");
+            if (!store->save_changes(changes)) throw std::runtime_error("refused");
             test::write_line(fd, std::to_string(b));
           }
           for (;;) pause();

@@ -3,8 +3,12 @@
 #include "store_fixtures.h"
 
 #include <catch2/catch_template_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
 #include <sqlite3.h>
+#include <array>
 #include <csignal>
+#include <stdexcept>
+#include <type_traits>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,14 +32,72 @@ HybridSessionRecord hybrid(const std::string& stream, const std::string& id, int
   return {stream, id, SecretBytes(std::string_view("key bytes of " + id)), num};
 }
 
+// One-record writes through save_changes.
+void put_account(CryptoStore& s, const std::string& pickle) {
+  StoreChanges c;
+  c.account = pickle;
+  REQUIRE(s.save_changes(c));
+}
+void put_outbound(CryptoStore& s, const GroupSessionRecord& r) {
+  StoreChanges c;
+  c.outbound_sessions.push_back(r);
+  REQUIRE(s.save_changes(c));
+}
+void put_inbound(CryptoStore& s, const GroupSessionRecord& r) {
+  StoreChanges c;
+  c.inbound_sessions.push_back(r);
+  REQUIRE(s.save_changes(c));
+}
+void put_hybrid(CryptoStore& s, const HybridSessionRecord& r) {
+  StoreChanges c;
+  c.hybrid_sessions.push_back(r);
+  REQUIRE(s.save_changes(c));
+}
+
+std::array<uint8_t, 16> fp(uint8_t b) {
+  std::array<uint8_t, 16> out{};
+  out.fill(b);
+  return out;
+}
+
+MessageIndexRecord mi(const std::string& stream, const std::string& session, uint32_t index, uint8_t fill) {
+  return {stream, session, index, fp(fill)};
+}
+
+using RC = std::vector<ReplayCheck>;
+
+// A StoreChanges touching every kind of row, each distinct from what the
+// condition tests start with.
+StoreChanges every_kind() {
+  StoreChanges c;
+  c.account = "new account";
+  c.outbound_sessions.push_back({"stream", "out-2", "out pickle 2", 200});
+  c.inbound_sessions.push_back({"stream", "in-2", "in pickle 2"});
+  c.hybrid_sessions.push_back(hybrid("stream", "h2", 7));
+  return c;
+}
+
+// Exactly the state the condition tests start with: nothing of every_kind() in it.
+template <typename Store>
+void check_untouched(Store& s) {
+  CHECK(s.get_account() == "old account");
+  auto out = s.get_outbound_session("stream");
+  REQUIRE(out.has_value());
+  CHECK(out->session_id == "out-1");
+  CHECK(out->pickle == "out pickle 1");
+  CHECK(out->reserved_until == 100);
+  CHECK(s.inbound_session_ids("stream") == std::vector<std::string>{"in-1"});
+  CHECK(s.hybrid_session_ids("stream") == std::vector<std::string>{"h1"});
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("store: account", "[store]", MemoryFactory, SqliteFactory) {
   TestType f;
   auto s = f.make();
   CHECK_FALSE(s->get_account().has_value());
-  s->store_account("pickle-1");
-  s->store_account("pickle-2");
+  put_account(*s, "pickle-1");
+  put_account(*s, "pickle-2");
   CHECK(s->get_account() == "pickle-2");
   s->delete_account();
   CHECK_FALSE(s->get_account().has_value());
@@ -45,9 +107,9 @@ TEMPLATE_TEST_CASE("store: outbound and inbound group sessions", "[store]", Memo
   TestType f;
   auto s = f.make();
   CHECK_FALSE(s->get_outbound_session("stream").has_value());
-  s->store_outbound_session({"stream", "s1", "p1"});
-  s->store_outbound_session({"stream", "s2", "p2"});  // one per stream: replaced
-  s->store_outbound_session({"other", "s3", "p3"});
+  put_outbound(*s, {"stream", "s1", "p1"});
+  put_outbound(*s, {"stream", "s2", "p2"});  // one per stream: replaced
+  put_outbound(*s, {"other", "s3", "p3"});
   auto out = s->get_outbound_session("stream");
   REQUIRE(out.has_value());
   CHECK(out->session_id == "s2");
@@ -56,13 +118,13 @@ TEMPLATE_TEST_CASE("store: outbound and inbound group sessions", "[store]", Memo
   s->delete_outbound_session("stream");
   CHECK_FALSE(s->get_outbound_session("stream").has_value());
 
-  for (const char* id : {"c", "a", "b"}) s->store_inbound_session({"stream", id, std::string("pickle ") + id});
-  s->store_inbound_session({"stream2", "z", "pz"});
+  for (const char* id : {"c", "a", "b"}) put_inbound(*s, {"stream", id, std::string("pickle ") + id});
+  put_inbound(*s, {"stream2", "z", "pz"});
   CHECK(s->inbound_session_ids("stream") == std::vector<std::string>{"a", "b", "c"});
   CHECK(s->inbound_session_ids("nothing").empty());
   CHECK(s->get_inbound_session("stream", "b")->pickle == "pickle b");
   CHECK_FALSE(s->get_inbound_session("stream2", "a").has_value());
-  s->store_inbound_session({"stream", "b", "new b"});
+  put_inbound(*s, {"stream", "b", "new b"});
   CHECK(s->get_inbound_session("stream", "b")->pickle == "new b");
   CHECK(s->all_inbound_sessions().size() == 4);
   s->delete_inbound_session("stream", "a");
@@ -73,10 +135,10 @@ TEMPLATE_TEST_CASE("store: hybrid sessions and the latest per stream", "[store]"
   TestType f;
   auto s = f.make();
   CHECK_FALSE(s->latest_hybrid_session("stream").has_value());
-  s->store_hybrid_session(hybrid("stream", "bb", 5));
-  s->store_hybrid_session(hybrid("stream", "aa", 9));
-  s->store_hybrid_session(hybrid("stream", "cc", 2));
-  s->store_hybrid_session(hybrid("other", "dd", 100));
+  put_hybrid(*s, hybrid("stream", "bb", 5));
+  put_hybrid(*s, hybrid("stream", "aa", 9));
+  put_hybrid(*s, hybrid("stream", "cc", 2));
+  put_hybrid(*s, hybrid("other", "dd", 100));
   auto latest = s->latest_hybrid_session("stream");
   REQUIRE(latest.has_value());
   CHECK(latest->session_id == "aa");
@@ -89,51 +151,182 @@ TEMPLATE_TEST_CASE("store: hybrid sessions and the latest per stream", "[store]"
   CHECK(s->latest_hybrid_session("stream")->session_id == "bb");
 }
 
-TEMPLATE_TEST_CASE("store: user devices expire", "[store]", MemoryFactory, SqliteFactory) {
+TEMPLATE_TEST_CASE("store: save_changes writes every kind together", "[store]", MemoryFactory, SqliteFactory) {
   TestType f;
   auto s = f.make();
-  s->save_user_devices("u1", {{"d2", "f2"}, {"d1", "f1"}}, 1000);
-  s->save_user_devices("u2", {{"d3", "f3"}}, 5000);
-  auto devices = s->get_user_devices("u1", 999);
-  REQUIRE(devices.size() == 2);
-  CHECK(devices[0].device_key == "d1");
-  CHECK(devices[1].fallback_key == "f2");
-  CHECK(s->get_user_devices("u1", 1000).empty());  // valid only while expiry > now
-  s->save_user_devices("u1", {{"d1", "f1-new"}}, 3000);  // refreshes d1 only
-  devices = s->get_user_devices("u1", 2000);
-  REQUIRE(devices.size() == 1);
-  CHECK(devices[0].fallback_key == "f1-new");
-  s->purge_expired_devices(2000);
-  CHECK(s->get_user_devices("u1", 0).size() == 1);
-  s->delete_user_devices("u2");
-  CHECK(s->get_user_devices("u2", 0).empty());
+  CHECK(s->save_changes(StoreChanges{}));  // empty: nothing to do
+  CHECK(StoreChanges{}.empty());
+  CHECK_FALSE(every_kind().empty());
+  CHECK(s->all_inbound_sessions().empty());
+
+  StoreChanges c;
+  c.account = "acct";
+  c.outbound_sessions = {{"s1", "o1", "op1", 10}, {"s2", "o2", "op2", 20}, {"s1", "o3", "op3", 30}};  // last for s1 wins
+  c.inbound_sessions = {{"s1", "i1", "ip1"}, {"s1", "i2", "ip2"}, {"s2", "i1", "ip3"}};
+  c.hybrid_sessions = {hybrid("s1", "h1", 4), hybrid("s1", "h2", 6)};
+  REQUIRE(s->save_changes(c));
+
+  CHECK(s->get_account() == "acct");
+  auto o1 = s->get_outbound_session("s1");
+  REQUIRE(o1.has_value());
+  CHECK(o1->session_id == "o3");
+  CHECK(o1->pickle == "op3");
+  CHECK(o1->reserved_until == 30);
+  CHECK(s->get_outbound_session("s2")->reserved_until == 20);
+  CHECK(s->all_outbound_sessions().size() == 2);
+  CHECK(s->inbound_session_ids("s1") == std::vector<std::string>{"i1", "i2"});
+  CHECK(s->get_inbound_session("s2", "i1")->pickle == "ip3");
+  CHECK(s->hybrid_session_ids("s1") == std::vector<std::string>{"h1", "h2"});
+  CHECK(s->latest_hybrid_session("s1")->session_key.view() == "key bytes of h2");
+
+  // Replacing keeps the others.
+  StoreChanges d;
+  d.inbound_sessions = {{"s1", "i2", "ip2 new"}};
+  REQUIRE(s->save_changes(d));
+  CHECK(s->get_inbound_session("s1", "i2")->pickle == "ip2 new");
+  CHECK(s->get_inbound_session("s1", "i1")->pickle == "ip1");
+  CHECK(s->get_account() == "acct");
+
+  s->delete_all();
+  CHECK_FALSE(s->get_account().has_value());
+  CHECK(s->all_outbound_sessions().empty());
+  CHECK(s->all_inbound_sessions().empty());
+  CHECK(s->all_hybrid_sessions().empty());
 }
 
-TEMPLATE_TEST_CASE("store: transactions land together or not at all", "[store]", MemoryFactory, SqliteFactory) {
+TEMPLATE_TEST_CASE("store: a failing condition writes nothing", "[store]", MemoryFactory, SqliteFactory) {
   TestType f;
   auto s = f.make();
-  s->store_inbound_session({"stream", "keep", "p"});
+  {
+    StoreChanges start;
+    start.account = "old account";
+    start.outbound_sessions.push_back({"stream", "out-1", "out pickle 1", 100});
+    start.inbound_sessions.push_back({"stream", "in-1", "in pickle 1"});
+    start.hybrid_sessions.push_back(hybrid("stream", "h1", 3));
+    REQUIRE(s->save_changes(start));
+  }
+  auto with = [](std::vector<OutboundCondition> conds) {
+    auto c = every_kind();
+    c.expect_outbound = std::move(conds);
+    return c;
+  };
+
+  SECTION("no row expected, but there is one") {
+    CHECK_FALSE(s->save_changes(with({{"stream", std::nullopt}})));
+    check_untouched(*s);
+  }
+  SECTION("the session id differs") {
+    CHECK_FALSE(s->save_changes(with({{"stream", "out-other", 100}})));
+    check_untouched(*s);
+  }
+  SECTION("reserved_until differs") {
+    CHECK_FALSE(s->save_changes(with({{"stream", "out-1", 99}})));
+    check_untouched(*s);
+  }
+  SECTION("a row expected, but there is none") {
+    CHECK_FALSE(s->save_changes(with({{"no-such-stream", "out-1", 100}})));
+    check_untouched(*s);
+  }
+  SECTION("one of several fails") {
+    CHECK_FALSE(s->save_changes(with({{"stream", "out-1", 100}, {"other", std::nullopt}, {"stream2", std::nullopt},
+                                      {"stream", "out-1", 101}})));
+    check_untouched(*s);
+  }
+  SECTION("a condition alone, nothing to write") {
+    StoreChanges c;
+    c.expect_outbound = {{"stream", "out-1", 100}};
+    CHECK_FALSE(c.empty());
+    CHECK(s->save_changes(c));
+    c.expect_outbound = {{"stream", "out-1", 1}};
+    CHECK_FALSE(s->save_changes(c));
+    check_untouched(*s);
+  }
+  SECTION("the matching session and reserved_until pass, and everything lands") {
+    REQUIRE(s->save_changes(with({{"stream", "out-1", 100}, {"fresh", std::nullopt}})));
+    CHECK(s->get_account() == "new account");
+    auto out = s->get_outbound_session("stream");
+    REQUIRE(out.has_value());
+    CHECK(out->session_id == "out-2");
+    CHECK(out->reserved_until == 200);
+    CHECK(s->inbound_session_ids("stream") == std::vector<std::string>{"in-1", "in-2"});
+    CHECK(s->hybrid_session_ids("stream") == std::vector<std::string>{"h1", "h2"});
+    // The condition that just held no longer does: the row moved on.
+    CHECK_FALSE(s->save_changes(with({{"stream", "out-1", 100}})));
+    CHECK(s->get_outbound_session("stream")->session_id == "out-2");
+  }
+  SECTION("no row expected and there is none: passes") {
+    StoreChanges c;
+    c.outbound_sessions.push_back({"fresh", "f1", "fp", 0});
+    c.expect_outbound = {{"fresh", std::nullopt}};
+    REQUIRE(s->save_changes(c));
+    CHECK(s->get_outbound_session("fresh")->session_id == "f1");
+    // Only one of two racing creators wins.
+    c.outbound_sessions[0].session_id = "f2";
+    CHECK_FALSE(s->save_changes(c));
+    CHECK(s->get_outbound_session("fresh")->session_id == "f1");
+  }
+}
+
+TEMPLATE_TEST_CASE("store: the replay record", "[store]", MemoryFactory, SqliteFactory) {
+  TestType f;
+  auto s = f.make();
+  CHECK(s->record_message_indices({}).empty());
+  CHECK(s->record_message_indices({mi("st", "a", 0, 1), mi("st", "a", 1, 2), mi("st", "b", 0, 3)}) ==
+        RC{ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kNew});
+  CHECK(s->record_message_indices({mi("st", "a", 0, 1), mi("st", "a", 0, 9), mi("st", "a", 2, 4), mi("st", "b", 0, 3),
+                                   mi("other", "a", 0, 9)}) ==
+        RC{ReplayCheck::kSame, ReplayCheck::kConflict, ReplayCheck::kNew, ReplayCheck::kSame, ReplayCheck::kNew});
+  // A conflict keeps the stored fingerprint: the first one still matches, the conflicting one still conflicts.
+  CHECK(s->record_message_indices({mi("st", "a", 0, 9), mi("st", "a", 0, 1)}) ==
+        RC{ReplayCheck::kConflict, ReplayCheck::kSame});
+  // Duplicates within one call: the earlier entry counts as recorded.
+  CHECK(s->record_message_indices({mi("st", "c", 5, 7), mi("st", "c", 5, 7), mi("st", "c", 5, 8), mi("st", "c", 6, 8)}) ==
+        RC{ReplayCheck::kNew, ReplayCheck::kSame, ReplayCheck::kConflict, ReplayCheck::kNew});
+  // Fingerprints differing in one byte conflict.
+  auto almost = mi("st", "c", 6, 8);
+  almost.fingerprint[15] = 0;
+  CHECK(s->record_message_indices({almost}) == RC{ReplayCheck::kConflict});
+  // The top of the index range is an index like any other.
+  CHECK(s->record_message_indices({mi("st", "c", 0xffffffffu, 1), mi("st", "c", 0xffffffffu, 1)}) ==
+        RC{ReplayCheck::kNew, ReplayCheck::kSame});
+
+  // delete_inbound_session forgets that session's indices only.
+  put_inbound(*s, {"st", "a", "pickle a"});
+  s->delete_inbound_session("st", "a");
+  CHECK(s->record_message_indices({mi("st", "a", 0, 9), mi("st", "a", 1, 9), mi("st", "b", 0, 3), mi("other", "a", 0, 9)}) ==
+        RC{ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kSame, ReplayCheck::kSame});
+
+  s->delete_all();
+  CHECK(s->record_message_indices({mi("st", "a", 0, 1), mi("st", "b", 0, 1), mi("st", "c", 5, 1)}) ==
+        RC{ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kNew});
+}
+
+TEMPLATE_TEST_CASE("store: its own writes do not change data_version", "[store]", MemoryFactory, SqliteFactory) {
+  TestType f;
+  auto s = f.make();
+  uint64_t v = s->data_version();
+  if constexpr (std::is_same_v<TestType, MemoryFactory>) CHECK(v == 0);
+  put_account(*s, "a");
+  put_inbound(*s, {"st", "i", "p"});
+  CHECK(s->record_message_indices({mi("st", "i", 0, 1)}) == RC{ReplayCheck::kNew});
+  s->delete_inbound_session("st", "i");
+  CHECK(s->data_version() == v);
+}
+
+TEMPLATE_TEST_CASE("store: the deprecated transaction() still joins save_changes", "[store]", MemoryFactory,
+                   SqliteFactory) {
+  // Kept until the protocol layer has moved to save_changes.
+  TestType f;
+  auto s = f.make();
+  put_inbound(*s, {"stream", "keep", "p"});
   struct Boom {};
   CHECK_THROWS_AS(s->transaction([&] {
-    s->store_inbound_session({"stream", "x", "p"});
-    s->store_account("acct");
-    s->transaction([&] { s->store_hybrid_session(hybrid("stream", "h", 1)); });  // nested joins
+    put_inbound(*s, {"stream", "x", "p"});
+    put_account(*s, "acct");
     throw Boom{};
   }),
                   Boom);
   CHECK(s->inbound_session_ids("stream") == std::vector<std::string>{"keep"});
-  CHECK_FALSE(s->get_account().has_value());
-  CHECK(s->hybrid_session_ids("stream").empty());
-
-  s->transaction([&] {
-    s->store_inbound_session({"stream", "y", "p"});
-    s->store_account("acct");
-  });
-  CHECK(s->inbound_session_ids("stream").size() == 2);
-  CHECK(s->get_account() == "acct");
-
-  s->delete_all();
-  CHECK(s->all_inbound_sessions().empty());
   CHECK_FALSE(s->get_account().has_value());
 }
 
@@ -144,8 +337,27 @@ namespace {
 void raw_sql(const std::string& path, const char* sql) {
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  INFO(sql);
   REQUIRE(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
+}
+
+// The single integer the query returns.
+int64_t raw_int(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  INFO(sql);
+  REQUIRE(sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  int64_t v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+int64_t table_count(const std::string& path, const std::string& table) {
+  return raw_int(path, ("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '" + table + "'").c_str());
 }
 
 }  // namespace
@@ -156,13 +368,18 @@ TEST_CASE("sqlite store: reopens with its data; hybrid keys are not in the clear
   const std::string secret = "THIS-IS-A-SECRET-AES-KEY-32bytes";
   {
     auto s = SqliteCryptoStore::open(path, "k");
-    s->store_account("acct");
-    s->store_hybrid_session({"stream", "id", SecretBytes(std::string_view(secret)), 3});
-    s->store_inbound_session({"stream", "in", "pickle"});
+    StoreChanges c;
+    c.account = "acct";
+    c.hybrid_sessions.push_back({"stream", "id", SecretBytes(std::string_view(secret)), 3});
+    c.inbound_sessions.push_back({"stream", "in", "pickle"});
+    c.outbound_sessions.push_back({"stream", "out", "out pickle", 42});
+    REQUIRE(s->save_changes(c));
   }
   auto s = SqliteCryptoStore::open(path, "k");
   CHECK(s->get_account() == "acct");
   CHECK(s->get_hybrid_session("stream", "id")->session_key.view() == secret);
+  CHECK(s->get_inbound_session("stream", "in")->pickle == "pickle");
+  CHECK(s->get_outbound_session("stream")->reserved_until == 42);
   CHECK(s->integrity_ok());
   s.reset();
   for (const auto& f : {path, path + "-wal"}) {
@@ -171,12 +388,91 @@ TEST_CASE("sqlite store: reopens with its data; hybrid keys are not in the clear
   }
 }
 
+TEST_CASE("sqlite store: the replay record survives reopening") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  {
+    auto s = SqliteCryptoStore::open(path, "k");
+    REQUIRE(s->record_message_indices({mi("st", "a", 0, 1), mi("st", "a", 7, 2), mi("st", "b", 3, 3)}) ==
+            RC{ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kNew});
+  }
+  auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(s->record_message_indices({mi("st", "a", 7, 2), mi("st", "a", 0, 5), mi("st", "b", 3, 3), mi("st", "b", 4, 3)}) ==
+        RC{ReplayCheck::kSame, ReplayCheck::kConflict, ReplayCheck::kSame, ReplayCheck::kNew});
+  CHECK(raw_int(path, "SELECT count(*) FROM message_indices") == 4);
+  CHECK(raw_int(path, "SELECT length(fingerprint) FROM message_indices WHERE message_index = 7") == 16);
+}
+
+TEST_CASE("sqlite store: a store failure in the middle of save_changes leaves nothing") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  {
+    auto s = SqliteCryptoStore::open(path, "k");
+    StoreChanges start;
+    start.account = "old account";
+    start.outbound_sessions.push_back({"stream", "out-1", "out pickle 1", 100});
+    start.inbound_sessions.push_back({"stream", "in-1", "in pickle 1"});
+    start.hybrid_sessions.push_back(hybrid("stream", "h1", 3));
+    REQUIRE(s->save_changes(start));
+  }
+  // The hybrid rows are written last: fail there, after the others were written.
+  raw_sql(path,
+          "CREATE TRIGGER inject_failure BEFORE INSERT ON hybrid_sessions WHEN NEW.session_id = 'boom' "
+          "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+  auto s = SqliteCryptoStore::open(path, "k");
+  auto c = every_kind();
+  c.expect_outbound = {{"stream", "out-1", 100}};  // holds
+  c.hybrid_sessions.push_back(hybrid("stream", "boom", 1));
+  REQUIRE_ERROR(s->save_changes(c), STORE_ERROR);
+  check_untouched(*s);
+  CHECK(s->integrity_ok());
+  // The store is usable afterwards: the same changes without the failing row land.
+  c.hybrid_sessions.pop_back();
+  REQUIRE(s->save_changes(c));
+  CHECK(s->get_account() == "new account");
+  CHECK(s->hybrid_session_ids("stream") == std::vector<std::string>{"h1", "h2"});
+}
+
+TEST_CASE("sqlite store: data_version changes for another store's commits, not for its own") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto a = SqliteCryptoStore::open(path, "k");
+  auto b = SqliteCryptoStore::open(path, "k");
+  uint64_t va = a->data_version();
+  uint64_t vb = b->data_version();
+  CHECK(a->data_version() == va);  // nothing happened
+
+  put_account(*a, "written by a");
+  put_inbound(*a, {"st", "i", "p"});
+  CHECK(a->record_message_indices({mi("st", "i", 0, 1)}) == RC{ReplayCheck::kNew});
+  CHECK(a->data_version() == va);  // a's own writes
+  uint64_t vb2 = b->data_version();
+  CHECK(vb2 != vb);  // a committed
+
+  put_outbound(*b, {"st", "o", "p", 1});
+  uint64_t va2 = a->data_version();
+  CHECK(va2 != va);  // b committed
+  CHECK(b->data_version() == vb2);
+  CHECK(a->data_version() == va2);  // unchanged until the next foreign commit
+
+  // A save_changes that fails its condition commits nothing: no change seen by the other.
+  StoreChanges c;
+  c.account = "never";
+  c.expect_outbound = {{"st", std::nullopt}};
+  CHECK_FALSE(b->save_changes(c));
+  CHECK(a->data_version() == va2);
+  CHECK(a->get_account() == "written by a");
+
+  b->delete_inbound_session("st", "i");
+  CHECK(a->data_version() != va2);
+}
+
 TEST_CASE("sqlite store: wrong key, foreign file, corrupt file, newer schema are refused unchanged") {
   test::TempDir dir;
   auto path = dir.file("s.db");
   {
     auto s = SqliteCryptoStore::open(path, "right key");
-    s->store_account("acct");
+    put_account(*s, "acct");
   }
   auto before = test::read_file(path);
   REQUIRE_ERROR(SqliteCryptoStore::open(path, "wrong key"), STORE_WRONG_PICKLE_KEY);
@@ -207,33 +503,15 @@ TEST_CASE("sqlite store: wrong key, foreign file, corrupt file, newer schema are
 TEST_CASE("sqlite store: a damaged sealed key is reported, not returned") {
   test::TempDir dir;
   auto path = dir.file("s.db");
-  SqliteCryptoStore::open(path, "k")->store_hybrid_session(hybrid("stream", "id", 1));
+  put_hybrid(*SqliteCryptoStore::open(path, "k"), hybrid("stream", "id", 1));
   raw_sql(path, "UPDATE hybrid_sessions SET sealed_key = zeroblob(60);");
   auto s = SqliteCryptoStore::open(path, "k");
   REQUIRE_ERROR(s->get_hybrid_session("stream", "id"), STORE_CORRUPT);
   // A row moved to another session id does not open either (bound by its AAD).
-  s->store_hybrid_session(hybrid("stream", "good", 1));
+  put_hybrid(*s, hybrid("stream", "good", 1));
   raw_sql(path, "DELETE FROM hybrid_sessions WHERE session_id = 'id'; "
                 "UPDATE hybrid_sessions SET session_id = 'moved';");
   REQUIRE_ERROR(s->get_hybrid_session("stream", "moved"), STORE_CORRUPT);
-}
-
-TEST_CASE("sqlite store: expired devices are purged when the store opens") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  SqliteCryptoStore::open(path, "k")->save_user_devices("u", {{"old", "f"}}, 1000);
-  SqliteCryptoStore::open(path, "k")->save_user_devices("u", {{"new", "f"}}, 9000);
-  SqliteStoreOptions opts;
-  opts.now_ms = [] { return int64_t{5000}; };
-  SqliteCryptoStore::open(path, "k", opts).reset();
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, "SELECT count(*) FROM user_devices", -1, &st, nullptr);
-  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-  CHECK(sqlite3_column_int(st, 0) == 1);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
 }
 
 TEST_CASE("sqlite store: two processes write one file concurrently") {
@@ -244,15 +522,37 @@ TEST_CASE("sqlite store: two processes write one file concurrently") {
   CHECK(test::run_in_children(2, [&](int p) {
     auto s = SqliteCryptoStore::open(path, "k");
     for (int i = 0; i < kPerProcess; ++i) {
-      s->transaction([&] {
-        s->store_inbound_session({"stream", "p" + std::to_string(p) + "-" + std::to_string(i), "pickle"});
-        s->store_account("written by " + std::to_string(p));
-      });
+      StoreChanges c;
+      c.inbound_sessions.push_back({"stream", "p" + std::to_string(p) + "-" + std::to_string(i), "pickle"});
+      c.account = "written by " + std::to_string(p);
+      if (!s->save_changes(c)) throw std::runtime_error("no condition, yet refused");
     }
   }));
   auto s = SqliteCryptoStore::open(path, "k");
   CHECK(s->inbound_session_ids("stream").size() == 2 * kPerProcess);
   CHECK(s->integrity_ok());
+}
+
+TEST_CASE("sqlite store: two processes reserve from one outbound row optimistically, losing no update") {
+  // Each process reads the row, adds 1 to reserved_until and writes it back on
+  // condition that the row is still what it read; on a refusal it re-reads.
+  test::TempDir dir;
+  auto path = dir.file("shared.db");
+  put_outbound(*SqliteCryptoStore::open(path, "k"), {"stream", "sid", "pickle", 0});
+  constexpr int kPerProcess = 60;
+  CHECK(test::run_in_children(2, [&](int p) {
+    auto s = SqliteCryptoStore::open(path, "k", {.synchronous_full = false});
+    for (int done = 0; done < kPerProcess;) {
+      auto row = s->get_outbound_session("stream");
+      if (!row) throw std::runtime_error("row gone");
+      StoreChanges c;
+      c.expect_outbound = {{"stream", row->session_id, row->reserved_until}};
+      c.outbound_sessions.push_back({"stream", row->session_id, "by " + std::to_string(p), row->reserved_until + 1});
+      if (s->save_changes(c)) ++done;
+    }
+  }));
+  auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(s->get_outbound_session("stream")->reserved_until == 2 * kPerProcess);
 }
 
 TEST_CASE("sqlite store: every acknowledged write survives kill -9") {
@@ -266,7 +566,9 @@ TEST_CASE("sqlite store: every acknowledged write survives kill -9") {
           auto s = SqliteCryptoStore::open(path, "k");
           for (int i = 0;; ++i) {
             std::string id = "r" + std::to_string(round) + "-" + std::to_string(i);
-            s->store_inbound_session({"stream", id, "pickle"});
+            StoreChanges c;
+            c.inbound_sessions.push_back({"stream", id, "pickle"});
+            if (!s->save_changes(c)) throw std::runtime_error("refused");
             test::write_line(fd, id);  // acknowledged only after the write returned
           }
         },
@@ -278,30 +580,46 @@ TEST_CASE("sqlite store: every acknowledged write survives kill -9") {
   }
 }
 
-TEST_CASE("sqlite store: a version 1 store is migrated to the current schema, keeping its data") {
+TEST_CASE("sqlite store: version 1 and 2 stores are migrated to the current schema, keeping their data") {
+  const int from = GENERATE(1, 2);
+  INFO("from schema version " << from);
   test::TempDir dir;
-  auto path = dir.file("v1.db");
+  auto path = dir.file("old.db");
   {
     auto s = SqliteCryptoStore::open(path, "k");
-    s->store_account("acct");
-    s->store_outbound_session({"stream", "sid", "pickle", 0});
+    put_account(*s, "acct");
+    put_outbound(*s, {"stream", "sid", "pickle", from == 1 ? 0u : 250u});
+    put_inbound(*s, {"stream", "in", "in pickle"});
   }
-  // Turn it back into what schema version 1 wrote.
-  raw_sql(path, "ALTER TABLE outbound_sessions DROP COLUMN reserved_until; PRAGMA user_version = 1;");
+  // Turn it back into what schema version 2 wrote (the devices table, with a row)...
+  raw_sql(path,
+          "DROP TABLE message_indices;"
+          "CREATE TABLE user_devices ("
+          "  user_id TEXT NOT NULL, device_key TEXT NOT NULL, fallback_key TEXT NOT NULL,"
+          "  expiration_ms INTEGER NOT NULL, PRIMARY KEY (user_id, device_key)) WITHOUT ROWID;"
+          "CREATE INDEX user_devices_expiry ON user_devices (expiration_ms);"
+          "INSERT INTO user_devices VALUES ('u', 'd', 'f', 9000000000000);"
+          "PRAGMA user_version = 2;");
+  // ...and, for version 1, without reserved_until.
+  if (from == 1) raw_sql(path, "ALTER TABLE outbound_sessions DROP COLUMN reserved_until; PRAGMA user_version = 1;");
+  REQUIRE(raw_int(path, "PRAGMA user_version") == from);
+  REQUIRE(table_count(path, "user_devices") == 1);
+
   auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(raw_int(path, "PRAGMA user_version") == SqliteCryptoStore::kSchemaVersion);
+  CHECK(SqliteCryptoStore::kSchemaVersion == 3);
+  CHECK(table_count(path, "user_devices") == 0);
+  CHECK(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'user_devices_expiry'") == 0);
+  CHECK(table_count(path, "message_indices") == 1);
   CHECK(s->get_account() == "acct");
+  CHECK(s->get_inbound_session("stream", "in")->pickle == "in pickle");
   auto out = s->get_outbound_session("stream");
   REQUIRE(out.has_value());
   CHECK(out->pickle == "pickle");
-  CHECK(out->reserved_until == 0);
-  s->store_outbound_session({"stream", "sid", "pickle", 300});
+  CHECK(out->reserved_until == (from == 1 ? 0u : 250u));
+  put_outbound(*s, {"stream", "sid", "pickle", 300});
   CHECK(s->get_outbound_session("stream")->reserved_until == 300);
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr);
-  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-  CHECK(sqlite3_column_int(st, 0) == SqliteCryptoStore::kSchemaVersion);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  CHECK(s->record_message_indices({mi("stream", "in", 0, 1), mi("stream", "in", 0, 1)}) ==
+        RC{ReplayCheck::kNew, ReplayCheck::kSame});
+  CHECK(s->integrity_ok());
 }

@@ -251,13 +251,13 @@ json million(size_t n) {
     auto pickle = std::string(300, 'p');
     const size_t batch = 20000;
     for (size_t b = 0; b < n; b += batch) {
-      store->transaction([&] {
-        for (size_t i = b; i < std::min(n, b + batch); ++i) {
-          std::string sid = "s" + std::to_string(i * 2654435761u % 1000000007u);
-          store->store_inbound_session({stream_id(static_cast<int>(i % 5000)), sid, pickle});
-          if (i % (n / 1000) == 0) probes.push_back({stream_id(static_cast<int>(i % 5000)), sid});
-        }
-      });
+      StoreChanges changes;
+      for (size_t i = b; i < std::min(n, b + batch); ++i) {
+        std::string sid = "s" + std::to_string(i * 2654435761u % 1000000007u);
+        changes.inbound_sessions.push_back({stream_id(static_cast<int>(i % 5000)), sid, pickle});
+        if (i % (n / 1000) == 0) probes.push_back({stream_id(static_cast<int>(i % 5000)), sid});
+      }
+      store->save_changes(changes);  // one transaction per batch
     }
   }
   size_t rss_before = peak_rss_kb();

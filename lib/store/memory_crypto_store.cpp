@@ -13,6 +13,22 @@ std::vector<std::string> ids_of_stream(const Map& m, std::string_view stream_id)
   return out;
 }
 
+// Moves every staged entry into target, replacing entries of the same key.
+// Allocates nothing and throws nothing: the staged nodes are re-linked.
+template <typename Map>
+void splice_into(Map& target, Map& staged) noexcept {
+  while (!staged.empty()) {
+    auto node = staged.extract(staged.begin());
+    auto it = target.find(node.key());
+    if (it != target.end()) {
+      using std::swap;
+      swap(it->second, node.mapped());
+    } else {
+      target.insert(std::move(node));
+    }
+  }
+}
+
 template <typename Map>
 auto values_of(const Map& m) {
   std::vector<typename Map::mapped_type> out;
@@ -28,10 +44,6 @@ std::optional<std::string> MemoryCryptoStore::get_account() {
   Lock l(mu_);
   return t_.account;
 }
-void MemoryCryptoStore::store_account(std::string_view pickle) {
-  Lock l(mu_);
-  t_.account = std::string(pickle);
-}
 void MemoryCryptoStore::delete_account() {
   Lock l(mu_);
   t_.account.reset();
@@ -42,10 +54,6 @@ std::optional<GroupSessionRecord> MemoryCryptoStore::get_outbound_session(std::s
   auto it = t_.outbound.find(stream_id);
   if (it == t_.outbound.end()) return std::nullopt;
   return it->second;
-}
-void MemoryCryptoStore::store_outbound_session(const GroupSessionRecord& record) {
-  Lock l(mu_);
-  t_.outbound[record.stream_id] = record;
 }
 void MemoryCryptoStore::delete_outbound_session(std::string_view stream_id) {
   Lock l(mu_);
@@ -64,13 +72,15 @@ std::optional<GroupSessionRecord> MemoryCryptoStore::get_inbound_session(std::st
   if (it == t_.inbound.end()) return std::nullopt;
   return it->second;
 }
-void MemoryCryptoStore::store_inbound_session(const GroupSessionRecord& record) {
-  Lock l(mu_);
-  t_.inbound[{record.stream_id, record.session_id}] = record;
-}
 void MemoryCryptoStore::delete_inbound_session(std::string_view stream_id, std::string_view session_id) {
   Lock l(mu_);
   t_.inbound.erase({std::string(stream_id), std::string(session_id)});
+  auto first = t_.indices.lower_bound({std::string(stream_id), std::string(session_id), 0});
+  auto last = first;
+  while (last != t_.indices.end() && std::get<0>(last->first) == stream_id && std::get<1>(last->first) == session_id) {
+    ++last;
+  }
+  t_.indices.erase(first, last);
 }
 std::vector<std::string> MemoryCryptoStore::inbound_session_ids(std::string_view stream_id) {
   Lock l(mu_);
@@ -98,10 +108,6 @@ std::optional<HybridSessionRecord> MemoryCryptoStore::latest_hybrid_session(std:
   if (best == nullptr) return std::nullopt;
   return *best;
 }
-void MemoryCryptoStore::store_hybrid_session(const HybridSessionRecord& record) {
-  Lock l(mu_);
-  t_.hybrid[{record.stream_id, record.session_id}] = record;
-}
 void MemoryCryptoStore::delete_hybrid_session(std::string_view stream_id, std::string_view session_id) {
   Lock l(mu_);
   t_.hybrid.erase({std::string(stream_id), std::string(session_id)});
@@ -115,35 +121,66 @@ std::vector<HybridSessionRecord> MemoryCryptoStore::all_hybrid_sessions() {
   return values_of(t_.hybrid);
 }
 
-void MemoryCryptoStore::save_user_devices(std::string_view user_id, const std::vector<UserDevice>& devices,
-                                          int64_t expiration_ms) {
-  Lock l(mu_);
-  for (const auto& d : devices) {
-    t_.devices[{std::string(user_id), d.device_key}] = UserDeviceRecord{std::string(user_id), d, expiration_ms};
-  }
-}
-std::vector<UserDevice> MemoryCryptoStore::get_user_devices(std::string_view user_id, int64_t now_ms) {
-  Lock l(mu_);
-  std::vector<UserDevice> out;
-  for (auto it = t_.devices.lower_bound({std::string(user_id), std::string()});
-       it != t_.devices.end() && it->first.first == user_id; ++it) {
-    if (it->second.expiration_ms > now_ms) out.push_back(it->second.device);
-  }
-  return out;
-}
-void MemoryCryptoStore::delete_user_devices(std::string_view user_id) {
-  Lock l(mu_);
-  std::erase_if(t_.devices, [&](const auto& kv) { return kv.first.first == user_id; });
-}
-void MemoryCryptoStore::purge_expired_devices(int64_t now_ms) {
-  Lock l(mu_);
-  std::erase_if(t_.devices, [&](const auto& kv) { return kv.second.expiration_ms <= now_ms; });
-}
-
 void MemoryCryptoStore::delete_all() {
   Lock l(mu_);
   t_ = Tables{};
 }
+
+bool MemoryCryptoStore::save_changes(const StoreChanges& changes) {
+  if (changes.empty()) return true;
+  Lock l(mu_);
+  for (const auto& c : changes.expect_outbound) {
+    auto it = t_.outbound.find(c.stream_id);
+    if (!c.session_id.has_value()) {
+      if (it != t_.outbound.end()) return false;
+      continue;
+    }
+    if (it == t_.outbound.end() || it->second.session_id != *c.session_id ||
+        it->second.reserved_until != c.reserved_until) {
+      return false;
+    }
+  }
+  // Copy everything aside (this may throw, with nothing changed yet), then splice.
+  std::optional<std::string> account = changes.account;
+  decltype(Tables::outbound) outbound;
+  for (const auto& r : changes.outbound_sessions) outbound[r.stream_id] = r;
+  decltype(Tables::inbound) inbound;
+  for (const auto& r : changes.inbound_sessions) inbound[{r.stream_id, r.session_id}] = r;
+  decltype(Tables::hybrid) hybrid;
+  for (const auto& r : changes.hybrid_sessions) hybrid[{r.stream_id, r.session_id}] = r;
+  if (account.has_value()) t_.account.swap(account);
+  splice_into(t_.outbound, outbound);
+  splice_into(t_.inbound, inbound);
+  splice_into(t_.hybrid, hybrid);
+  return true;
+}
+
+std::vector<ReplayCheck> MemoryCryptoStore::record_message_indices(const std::vector<MessageIndexRecord>& entries) {
+  std::vector<ReplayCheck> out;
+  out.reserve(entries.size());
+  Lock l(mu_);
+  decltype(Tables::indices) added;
+  for (const auto& e : entries) {
+    IndexKey key{e.stream_id, e.session_id, e.message_index};
+    // Recorded before this call, or earlier in it.
+    const std::array<uint8_t, 16>* stored = nullptr;
+    if (auto a = t_.indices.find(key); a != t_.indices.end()) {
+      stored = &a->second;
+    } else if (auto b = added.find(key); b != added.end()) {
+      stored = &b->second;
+    }
+    if (stored == nullptr) {
+      added.emplace(std::move(key), e.fingerprint);
+      out.push_back(ReplayCheck::kNew);
+    } else {
+      out.push_back(*stored == e.fingerprint ? ReplayCheck::kSame : ReplayCheck::kConflict);
+    }
+  }
+  t_.indices.merge(added);  // the keys are all new: every node moves over
+  return out;
+}
+
+uint64_t MemoryCryptoStore::data_version() { return 0; }
 
 void MemoryCryptoStore::transaction(const std::function<void()>& fn) {
   Lock l(mu_);

@@ -2,7 +2,7 @@
 
 #include <sqlite3.h>
 
-#include <chrono>
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -36,6 +36,13 @@ const char* const kMigrations[] = {
     // 2: outbound ratchets are reserved in blocks (docs/performance.md).
     R"sql(
     ALTER TABLE outbound_sessions ADD COLUMN reserved_until INTEGER NOT NULL DEFAULT 0;
+    )sql",
+    // 3: the user-device cache had no caller; the replay record (docs/security.md).
+    R"sql(
+    DROP TABLE user_devices;
+    CREATE TABLE message_indices (
+      stream_id TEXT NOT NULL, session_id TEXT NOT NULL, message_index INTEGER NOT NULL,
+      fingerprint BLOB NOT NULL, PRIMARY KEY (stream_id, session_id, message_index)) WITHOUT ROWID;
     )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -104,12 +111,6 @@ class Stmt {
   sqlite3_stmt* s_;
 };
 
-int64_t system_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::vector<uint8_t> hybrid_aad(std::string_view stream_id, std::string_view session_id) {
   std::string aad = "towns-e2ee hybrid session key";
   aad.push_back('\0');
@@ -159,12 +160,24 @@ struct SqliteCryptoStore::Impl {
     return s.step() ? s.int64(0) : 0;
   }
 
-  // Runs fn in a write transaction (joining an outer one).
+  // Runs fn in a write transaction: BEGIN IMMEDIATE ... COMMIT, ROLLBACK if fn
+  // throws. Inside the deprecated transaction() it joins the outer transaction
+  // under a savepoint, so that its own writes still land together or not at all.
   template <typename Fn>
   void write_txn(Fn&& fn) {
     std::lock_guard l(mu);
     if (depth > 0) {
-      fn();
+      exec("SAVEPOINT nested");
+      ++depth;
+      try {
+        fn();
+        exec("RELEASE nested");
+        --depth;
+      } catch (...) {
+        --depth;
+        sqlite3_exec(db, "ROLLBACK TO nested; RELEASE nested", nullptr, nullptr, nullptr);
+        throw;
+      }
       return;
     }
     exec("BEGIN IMMEDIATE");
@@ -287,8 +300,6 @@ void SqliteCryptoStore::Impl::open_and_check(const std::string& path, crypto::Se
   // Drop statements prepared against the pre-migration schema.
   for (auto& [sql, s] : statements) sqlite3_finalize(s);
   statements.clear();
-  int64_t now = opts.now_ms ? opts.now_ms() : system_now_ms();
-  write_txn([&] { stmt("DELETE FROM user_devices WHERE expiration_ms <= ?").bind(1, now).run(); });
 }
 
 std::unique_ptr<SqliteCryptoStore> SqliteCryptoStore::open(const std::string& path, crypto::SecretView pickle_key,
@@ -310,9 +321,6 @@ std::optional<std::string> SqliteCryptoStore::get_account() {
   if (!s.step()) return std::nullopt;
   return s.text(0);
 }
-void SqliteCryptoStore::store_account(std::string_view pickle) {
-  impl_->write_txn([&] { impl_->stmt("INSERT OR REPLACE INTO account (id, pickle) VALUES (0, ?)").bind(1, pickle).run(); });
-}
 void SqliteCryptoStore::delete_account() {
   impl_->write_txn([&] { impl_->stmt("DELETE FROM account").run(); });
 }
@@ -324,18 +332,6 @@ std::optional<GroupSessionRecord> SqliteCryptoStore::get_outbound_session(std::s
   s.bind(1, stream_id);
   if (!s.step()) return std::nullopt;
   return GroupSessionRecord{s.text(0), s.text(1), s.text(2), static_cast<uint32_t>(s.int64(3))};
-}
-void SqliteCryptoStore::store_outbound_session(const GroupSessionRecord& r) {
-  impl_->write_txn([&] {
-    impl_->stmt(
-              "INSERT OR REPLACE INTO outbound_sessions (stream_id, session_id, pickle, reserved_until) "
-              "VALUES (?, ?, ?, ?)")
-        .bind(1, r.stream_id)
-        .bind(2, r.session_id)
-        .bind(3, r.pickle)
-        .bind(4, static_cast<int64_t>(r.reserved_until))
-        .run();
-  });
 }
 void SqliteCryptoStore::delete_outbound_session(std::string_view stream_id) {
   impl_->write_txn([&] { impl_->stmt("DELETE FROM outbound_sessions WHERE stream_id = ?").bind(1, stream_id).run(); });
@@ -358,18 +354,13 @@ std::optional<GroupSessionRecord> SqliteCryptoStore::get_inbound_session(std::st
   if (!s.step()) return std::nullopt;
   return GroupSessionRecord{s.text(0), s.text(1), s.text(2)};
 }
-void SqliteCryptoStore::store_inbound_session(const GroupSessionRecord& r) {
-  impl_->write_txn([&] {
-    impl_->stmt("INSERT OR REPLACE INTO inbound_sessions (stream_id, session_id, pickle) VALUES (?, ?, ?)")
-        .bind(1, r.stream_id)
-        .bind(2, r.session_id)
-        .bind(3, r.pickle)
-        .run();
-  });
-}
 void SqliteCryptoStore::delete_inbound_session(std::string_view stream_id, std::string_view session_id) {
   impl_->write_txn([&] {
     impl_->stmt("DELETE FROM inbound_sessions WHERE stream_id = ? AND session_id = ?")
+        .bind(1, stream_id)
+        .bind(2, session_id)
+        .run();
+    impl_->stmt("DELETE FROM message_indices WHERE stream_id = ? AND session_id = ?")
         .bind(1, stream_id)
         .bind(2, session_id)
         .run();
@@ -407,19 +398,6 @@ std::optional<HybridSessionRecord> SqliteCryptoStore::latest_hybrid_session(std:
   if (!s.step()) return std::nullopt;
   return impl_->hybrid_from_row(s);
 }
-void SqliteCryptoStore::store_hybrid_session(const HybridSessionRecord& r) {
-  auto sealed = impl_->seal(*impl_->hybrid_key, r.session_key.span(), hybrid_aad(r.stream_id, r.session_id));
-  impl_->write_txn([&] {
-    impl_->stmt(
-              "INSERT OR REPLACE INTO hybrid_sessions (stream_id, session_id, miniblock_num, sealed_key) "
-              "VALUES (?, ?, ?, ?)")
-        .bind(1, r.stream_id)
-        .bind(2, r.session_id)
-        .bind(3, r.miniblock_num)
-        .bind(4, std::span<const uint8_t>(sealed))
-        .run();
-  });
-}
 void SqliteCryptoStore::delete_hybrid_session(std::string_view stream_id, std::string_view session_id) {
   impl_->write_txn([&] {
     impl_->stmt("DELETE FROM hybrid_sessions WHERE stream_id = ? AND session_id = ?")
@@ -446,45 +424,116 @@ std::vector<HybridSessionRecord> SqliteCryptoStore::all_hybrid_sessions() {
   return out;
 }
 
-void SqliteCryptoStore::save_user_devices(std::string_view user_id, const std::vector<UserDevice>& devices,
-                                          int64_t expiration_ms) {
-  impl_->write_txn([&] {
-    for (const auto& d : devices) {
-      impl_->stmt(
-                "INSERT OR REPLACE INTO user_devices (user_id, device_key, fallback_key, expiration_ms) "
-                "VALUES (?, ?, ?, ?)")
-          .bind(1, user_id)
-          .bind(2, d.device_key)
-          .bind(3, d.fallback_key)
-          .bind(4, expiration_ms)
-          .run();
-    }
-  });
-}
-std::vector<UserDevice> SqliteCryptoStore::get_user_devices(std::string_view user_id, int64_t now_ms) {
-  Lock l(impl_->mu);
-  auto s = impl_->stmt(
-      "SELECT device_key, fallback_key FROM user_devices WHERE user_id = ? AND expiration_ms > ? "
-      "ORDER BY device_key");
-  s.bind(1, user_id).bind(2, now_ms);
-  std::vector<UserDevice> out;
-  while (s.step()) out.push_back({s.text(0), s.text(1)});
-  return out;
-}
-void SqliteCryptoStore::delete_user_devices(std::string_view user_id) {
-  impl_->write_txn([&] { impl_->stmt("DELETE FROM user_devices WHERE user_id = ?").bind(1, user_id).run(); });
-}
-void SqliteCryptoStore::purge_expired_devices(int64_t now_ms) {
-  impl_->write_txn([&] { impl_->stmt("DELETE FROM user_devices WHERE expiration_ms <= ?").bind(1, now_ms).run(); });
-}
-
 void SqliteCryptoStore::delete_all() {
   impl_->write_txn([&] {
     for (const char* sql : {"DELETE FROM account", "DELETE FROM outbound_sessions", "DELETE FROM inbound_sessions",
-                            "DELETE FROM hybrid_sessions", "DELETE FROM user_devices"}) {
+                            "DELETE FROM hybrid_sessions", "DELETE FROM message_indices"}) {
       impl_->stmt(sql).run();
     }
   });
+}
+
+namespace {
+// Thrown inside save_changes' transaction when a condition does not hold: rolls it back.
+struct ConditionFailed {};
+}  // namespace
+
+bool SqliteCryptoStore::save_changes(const StoreChanges& c) {
+  if (c.empty()) return true;
+  // Sealing calls the random source: done before the lock is taken.
+  std::vector<std::vector<uint8_t>> sealed;
+  sealed.reserve(c.hybrid_sessions.size());
+  for (const auto& r : c.hybrid_sessions) {
+    sealed.push_back(impl_->seal(*impl_->hybrid_key, r.session_key.span(), hybrid_aad(r.stream_id, r.session_id)));
+  }
+  try {
+    impl_->write_txn([&] {
+      for (const auto& cond : c.expect_outbound) {
+        auto s = impl_->stmt("SELECT session_id, reserved_until FROM outbound_sessions WHERE stream_id = ?");
+        s.bind(1, cond.stream_id);
+        bool exists = s.step();
+        if (!cond.session_id.has_value()) {
+          if (exists) throw ConditionFailed{};
+          continue;
+        }
+        if (!exists || s.text(0) != *cond.session_id ||
+            s.int64(1) != static_cast<int64_t>(cond.reserved_until)) {
+          throw ConditionFailed{};
+        }
+      }
+      if (c.account.has_value()) {
+        impl_->stmt("INSERT OR REPLACE INTO account (id, pickle) VALUES (0, ?)").bind(1, *c.account).run();
+      }
+      for (const auto& r : c.outbound_sessions) {
+        impl_->stmt(
+                  "INSERT OR REPLACE INTO outbound_sessions (stream_id, session_id, pickle, reserved_until) "
+                  "VALUES (?, ?, ?, ?)")
+            .bind(1, r.stream_id)
+            .bind(2, r.session_id)
+            .bind(3, r.pickle)
+            .bind(4, static_cast<int64_t>(r.reserved_until))
+            .run();
+      }
+      for (const auto& r : c.inbound_sessions) {
+        impl_->stmt("INSERT OR REPLACE INTO inbound_sessions (stream_id, session_id, pickle) VALUES (?, ?, ?)")
+            .bind(1, r.stream_id)
+            .bind(2, r.session_id)
+            .bind(3, r.pickle)
+            .run();
+      }
+      for (size_t i = 0; i < c.hybrid_sessions.size(); ++i) {
+        const auto& r = c.hybrid_sessions[i];
+        impl_->stmt(
+                  "INSERT OR REPLACE INTO hybrid_sessions (stream_id, session_id, miniblock_num, sealed_key) "
+                  "VALUES (?, ?, ?, ?)")
+            .bind(1, r.stream_id)
+            .bind(2, r.session_id)
+            .bind(3, r.miniblock_num)
+            .bind(4, std::span<const uint8_t>(sealed[i]))
+            .run();
+      }
+    });
+  } catch (const ConditionFailed&) {
+    return false;
+  }
+  return true;
+}
+
+std::vector<ReplayCheck> SqliteCryptoStore::record_message_indices(const std::vector<MessageIndexRecord>& entries) {
+  std::vector<ReplayCheck> out;
+  if (entries.empty()) return out;
+  out.reserve(entries.size());
+  impl_->write_txn([&] {
+    out.clear();
+    for (const auto& e : entries) {
+      impl_->stmt(
+                "INSERT INTO message_indices (stream_id, session_id, message_index, fingerprint) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+          .bind(1, e.stream_id)
+          .bind(2, e.session_id)
+          .bind(3, static_cast<int64_t>(e.message_index))
+          .bind(4, std::span<const uint8_t>(e.fingerprint))
+          .run();
+      if (sqlite3_changes(impl_->db) == 1) {
+        out.push_back(ReplayCheck::kNew);
+        continue;
+      }
+      auto s = impl_->stmt(
+          "SELECT fingerprint FROM message_indices WHERE stream_id = ? AND session_id = ? AND message_index = ?");
+      s.bind(1, e.stream_id).bind(2, e.session_id).bind(3, static_cast<int64_t>(e.message_index));
+      if (!s.step()) throw Error(ErrorCode::STORE_ERROR, "a message index neither inserted nor found");
+      auto stored = s.blob(0);
+      bool same = stored.size() == e.fingerprint.size() &&
+                  std::equal(stored.begin(), stored.end(), e.fingerprint.begin());
+      out.push_back(same ? ReplayCheck::kSame : ReplayCheck::kConflict);
+    }
+  });
+  return out;
+}
+
+uint64_t SqliteCryptoStore::data_version() {
+  Lock l(impl_->mu);
+  return static_cast<uint64_t>(impl_->pragma_int("PRAGMA data_version"));
 }
 
 void SqliteCryptoStore::transaction(const std::function<void()>& fn) { impl_->write_txn(fn); }

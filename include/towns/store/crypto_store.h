@@ -1,16 +1,23 @@
-// CryptoStore: where a device keeps its account and its group sessions.
+// CryptoStore: where a device keeps its account, its group sessions and the
+// replay record of the message indices it has decrypted.
 //
 // The interface offers what the canonical client's store offers (account
 // pickle; outbound group sessions by stream; inbound group sessions by (stream,
 // session id); hybrid sessions by (stream, session id) and the latest per
-// stream; user devices with expiry) plus transactions.
+// stream). Writes go through save_changes (the shape of matrix-sdk-crypto's
+// save_changes(Changes)): the caller builds everything one operation writes and
+// hands it over; the store applies it in one transaction.
 //
 // Contract for every implementation:
-// - Thread-safe: any method may be called from any thread. A transaction holds
-//   the store for its duration, so other threads wait for it.
-// - transaction(fn): every write made inside fn lands together or not at all. If
-//   fn throws, nothing it wrote remains and the exception propagates. Nested
-//   calls join the outermost transaction.
+// - Thread-safe: any method may be called from any thread.
+// - No caller code ever runs while a store lock is held: save_changes and
+//   record_message_indices take data, never callbacks. (transaction(fn), which
+//   did run caller code under the lock, is deprecated; see there.)
+// - save_changes is all or nothing: every change it was given lands together,
+//   or (a condition failed, or the store failed) none does.
+// - Read-modify-write across processes is optimistic: read, compute, then
+//   save_changes with expect_outbound conditions on what was read; if it returns
+//   false another writer got there first: re-read and retry.
 // - A write that returned has been acknowledged (SqliteCryptoStore: committed).
 // - Olm objects are stored as pickles (already encrypted by libolm under the
 //   pickle key); hybrid session keys are secrets and each store protects them as
@@ -19,6 +26,7 @@
 //   Failures of the store itself throw Error(STORE_*).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -51,37 +59,59 @@ struct HybridSessionRecord {
   int64_t miniblock_num = 0;
 };
 
-// A published device of a user, cached with an expiry.
+// A published device of a user (the store does not keep these; the protocol
+// layer passes them around).
 struct UserDevice {
   std::string device_key;
   std::string fallback_key;
 };
 
-struct UserDeviceRecord {
-  std::string user_id;
-  UserDevice device;
-  int64_t expiration_ms = 0;  // Unix time in milliseconds
+// A precondition on an outbound row, checked inside save_changes' transaction.
+struct OutboundCondition {
+  std::string stream_id;
+  std::optional<std::string> session_id;  // std::nullopt: the stream must have NO outbound row
+  uint32_t reserved_until = 0;            // checked only when session_id is set: must equal the stored value
 };
 
-// The client's default device-cache lifetime: 5 days.
-inline constexpr int64_t kDefaultUserDeviceExpirationMs = 5LL * 24 * 60 * 60 * 1000;
+// Everything one operation writes, applied atomically by save_changes. Within
+// one list, a later record for the same key replaces an earlier one.
+struct StoreChanges {
+  std::optional<std::string> account;                 // the account pickle to store
+  std::vector<GroupSessionRecord> outbound_sessions;  // insert or replace by stream id
+  std::vector<GroupSessionRecord> inbound_sessions;   // insert or replace by (stream, session id)
+  std::vector<HybridSessionRecord> hybrid_sessions;   // insert or replace by (stream, session id)
+  std::vector<OutboundCondition> expect_outbound;     // all must hold, else nothing is written
+  // True when there is nothing to write and nothing to check.
+  bool empty() const {
+    return !account.has_value() && outbound_sessions.empty() && inbound_sessions.empty() &&
+           hybrid_sessions.empty() && expect_outbound.empty();
+  }
+};
+
+// The replay record (docs/security.md): per inbound session, the message indices
+// decrypted so far with a 16-byte fingerprint of the event decrypted at each.
+struct MessageIndexRecord {
+  std::string stream_id;
+  std::string session_id;
+  uint32_t message_index = 0;
+  std::array<uint8_t, 16> fingerprint{};
+};
+enum class ReplayCheck { kNew, kSame, kConflict };
 
 class TOWNS_API CryptoStore {
  public:
   virtual ~CryptoStore() = default;
 
   virtual std::optional<std::string> get_account() = 0;
-  virtual void store_account(std::string_view pickle) = 0;
   virtual void delete_account() = 0;
 
   virtual std::optional<GroupSessionRecord> get_outbound_session(std::string_view stream_id) = 0;
-  virtual void store_outbound_session(const GroupSessionRecord& record) = 0;
   virtual void delete_outbound_session(std::string_view stream_id) = 0;
   virtual std::vector<GroupSessionRecord> all_outbound_sessions() = 0;
 
   virtual std::optional<GroupSessionRecord> get_inbound_session(std::string_view stream_id,
                                                                 std::string_view session_id) = 0;
-  virtual void store_inbound_session(const GroupSessionRecord& record) = 0;
+  // Also deletes the session's replay record (its message indices).
   virtual void delete_inbound_session(std::string_view stream_id, std::string_view session_id) = 0;
   // Sorted ascending.
   virtual std::vector<std::string> inbound_session_ids(std::string_view stream_id) = 0;
@@ -91,24 +121,61 @@ class TOWNS_API CryptoStore {
                                                                 std::string_view session_id) = 0;
   // The stream's session with the highest miniblock number (ties: the highest id).
   virtual std::optional<HybridSessionRecord> latest_hybrid_session(std::string_view stream_id) = 0;
-  virtual void store_hybrid_session(const HybridSessionRecord& record) = 0;
   virtual void delete_hybrid_session(std::string_view stream_id, std::string_view session_id) = 0;
   // Sorted ascending.
   virtual std::vector<std::string> hybrid_session_ids(std::string_view stream_id) = 0;
   virtual std::vector<HybridSessionRecord> all_hybrid_sessions() = 0;
 
-  // Adds or refreshes the listed devices of the user, each valid until
-  // expiration_ms; devices not listed keep their own expiry (as the client does).
-  virtual void save_user_devices(std::string_view user_id, const std::vector<UserDevice>& devices,
-                                 int64_t expiration_ms) = 0;
-  // The user's devices whose expiry is after now_ms, ordered by device key.
-  virtual std::vector<UserDevice> get_user_devices(std::string_view user_id, int64_t now_ms) = 0;
-  virtual void delete_user_devices(std::string_view user_id) = 0;
-  virtual void purge_expired_devices(int64_t now_ms) = 0;
-
+  // Everything, the replay record included.
   virtual void delete_all() = 0;
 
+  // Applies every change in one transaction. Returns false (and writes nothing) when a
+  // condition in expect_outbound does not hold. Throws Error(STORE_*) on store failure,
+  // writing nothing. Never runs caller code. An empty StoreChanges returns true and
+  // touches nothing.
+  virtual bool save_changes(const StoreChanges& changes) = 0;
+
+  // Records each entry in order, in one transaction: kNew when the (stream, session, index)
+  // was not recorded (it is recorded now), kSame when it was, with the same fingerprint,
+  // kConflict when it was with another fingerprint (the stored one is kept). An entry earlier
+  // in the same call counts as recorded for a later one. Returns one result per entry.
+  // Throws Error(STORE_*) on store failure, recording nothing.
+  virtual std::vector<ReplayCheck> record_message_indices(const std::vector<MessageIndexRecord>& entries) = 0;
+
+  // A value that changes whenever ANOTHER writer (another process, or another store object on the
+  // same file) has committed since this store's previous call; this store's own writes do not change it.
+  // Caches built from the store are trusted only while it is unchanged. MemoryCryptoStore: always 0.
+  virtual uint64_t data_version() = 0;
+
+  // Deprecated: being replaced by save_changes; no new callers. Runs fn while holding the
+  // store (so caller code runs under the store's lock, which is what the redesign removes);
+  // every write made inside fn lands together or not at all; if fn throws, nothing it wrote
+  // remains and the exception propagates. Nested calls (and save_changes inside fn) join the
+  // outermost transaction.
   virtual void transaction(const std::function<void()>& fn) = 0;
+
+  // Kept for callers being migrated to save_changes: each writes one record with a
+  // one-item StoreChanges. Not part of the interface an implementation provides.
+  void store_account(std::string_view pickle) {
+    StoreChanges c;
+    c.account = std::string(pickle);
+    save_changes(c);
+  }
+  void store_outbound_session(const GroupSessionRecord& record) {
+    StoreChanges c;
+    c.outbound_sessions.push_back(record);
+    save_changes(c);
+  }
+  void store_inbound_session(const GroupSessionRecord& record) {
+    StoreChanges c;
+    c.inbound_sessions.push_back(record);
+    save_changes(c);
+  }
+  void store_hybrid_session(const HybridSessionRecord& record) {
+    StoreChanges c;
+    c.hybrid_sessions.push_back(record);
+    save_changes(c);
+  }
 };
 
 }  // namespace towns
