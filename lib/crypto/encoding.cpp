@@ -126,26 +126,51 @@ SecretBytes base64_decode_secret(std::string_view text, Base64Padding padding) {
   return out;
 }
 
-std::string hex_encode(std::span<const uint8_t> data) {
-  std::string out;
-  out.reserve(data.size() * 2);
-  for (uint8_t b : data) {
-    out += hex_char(b >> 4);
-    out += hex_char(b & 15);
+namespace {
+template <typename Out>
+void hex_encode_into(std::span<const uint8_t> data, Out& out) {
+  out.resize(data.size() * 2);
+  for (size_t i = 0; i < data.size(); ++i) {
+    out[2 * i] = static_cast<typename Out::value_type>(hex_char(data[i] >> 4));
+    out[2 * i + 1] = static_cast<typename Out::value_type>(hex_char(data[i] & 15));
   }
-  return out;
 }
 
-std::vector<uint8_t> hex_decode(std::string_view text) {
+template <typename Out>
+void hex_decode_into(std::string_view text, Out& out) {
   if (text.size() >= 2 && text[0] == '0' && text[1] == 'x') text.remove_prefix(2);
   if (text.size() % 2 != 0) throw Error(ErrorCode::BAD_ENCODING, "invalid hex: odd number of digits");
-  std::vector<uint8_t> out(text.size() / 2);
+  out.resize(text.size() / 2);
   for (size_t i = 0; i < out.size(); ++i) {
     int32_t hi = hex_value(static_cast<uint8_t>(text[2 * i]));
     int32_t lo = hex_value(static_cast<uint8_t>(text[2 * i + 1]));
     if (hi < 0 || lo < 0) throw Error(ErrorCode::BAD_ENCODING, "invalid hex: character outside 0-9a-fA-F");
-    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+    out.data()[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
+}
+}  // namespace
+
+std::string hex_encode(std::span<const uint8_t> data) {
+  std::string out;
+  hex_encode_into(data, out);
+  return out;
+}
+
+SecretBytes hex_encode_secret(std::span<const uint8_t> data) {
+  SecretBytes out;
+  hex_encode_into(data, out);
+  return out;
+}
+
+std::vector<uint8_t> hex_decode(std::string_view text) {
+  std::vector<uint8_t> out;
+  hex_decode_into(text, out);
+  return out;
+}
+
+SecretBytes hex_decode_secret(std::string_view text) {
+  SecretBytes out;
+  hex_decode_into(text, out);
   return out;
 }
 

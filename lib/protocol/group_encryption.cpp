@@ -9,15 +9,10 @@ namespace {
 
 std::span<const uint8_t> bytes_of(const std::string& s) { return crypto::as_bytes(s); }
 
-void check_payload_length(std::string_view payload) {
-  if (utf16_length(payload) > kMaxPlaintextLength) {
-    throw Error(ErrorCode::PAYLOAD_TOO_LARGE, "message too long for group encryption (maximum " +
-                                                  std::to_string(kMaxPlaintextLength) + ")");
-  }
-}
+}  // namespace
 
-DecryptedPayload by_version(river::EncryptedDataVersion version, crypto::SecretBytes plaintext,
-                            std::optional<uint32_t> index, bool base64_payload) {
+DecryptedPayload payload_for_version(int version, crypto::SecretBytes plaintext, std::optional<uint32_t> index,
+                                     bool base64_payload) {
   switch (version) {
     case river::ENCRYPTED_DATA_VERSION_0:
       return {std::move(plaintext), index};
@@ -33,25 +28,23 @@ DecryptedPayload by_version(river::EncryptedDataVersion version, crypto::SecretB
   }
 }
 
-}  // namespace
-
 // ---- GroupEncryption
 
 std::string GroupEncryption::ensure_outbound_session(std::string_view stream_id,
                                                      const EnsureOutboundSessionOptions& opts) {
-  auto ensured = device_.ensure_outbound_group_session(stream_id);
+  auto ensured = device_.outbound().ensure(stream_id);
   if (ensured.created) share_session(stream_id, ensured.session_id, opts.priority_user_ids);
   return ensured.session_id;
 }
 
 bool GroupEncryption::has_outbound_session(std::string_view stream_id) {
-  return device_.outbound_group_session_key(stream_id).has_value();
+  return device_.outbound().session_key(stream_id).has_value();
 }
 
 void GroupEncryption::share_session(std::string_view stream_id, std::string_view session_id,
                                    const std::vector<std::string>& priority_user_ids) {
   if (client_ == nullptr) return;
-  auto session = device_.export_inbound_group_session(stream_id, session_id);
+  auto session = device_.inbound().export_session(stream_id, session_id);
   if (!session) throw Error(ErrorCode::SESSION_NOT_FOUND, "session key not found for session " + std::string(session_id));
   client_->encrypt_and_share_group_sessions_to_stream(stream_id, {*session}, GroupEncryptionAlgorithm::kGroupEncryption,
                                                       priority_user_ids);
@@ -59,12 +52,12 @@ void GroupEncryption::share_session(std::string_view stream_id, std::string_view
 
 river::EncryptedData GroupEncryption::encrypt(std::string_view stream_id, std::span<const uint8_t> payload) {
   auto text = crypto::base64_encode(payload, crypto::Base64Padding::kPadded);
-  check_payload_length(text);  // before a session is created: a refusal changes nothing
+  check_payload_length(text, "encryptGroupMessage");  // before a session is created: a refusal changes nothing
   ensure_outbound_session(stream_id);
-  auto result = device_.encrypt_group_message(text, stream_id);
+  auto result = device_.outbound().encrypt(text, stream_id);
   river::EncryptedData out;
   out.set_algorithm(std::string(kGroupEncryptionAlgorithmId));
-  out.set_sender_key(device_.device_key());
+  out.set_sender_key(device_.account().device_key());
   out.set_ciphertext(result.ciphertext);
   out.set_session_id(result.session_id);
   out.set_version(river::ENCRYPTED_DATA_VERSION_1);
@@ -72,12 +65,12 @@ river::EncryptedData GroupEncryption::encrypt(std::string_view stream_id, std::s
 }
 
 river::EncryptedData GroupEncryption::encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload) {
-  check_payload_length(payload);
+  check_payload_length(payload, "encryptGroupMessage");
   ensure_outbound_session(stream_id);
-  auto result = device_.encrypt_group_message(payload, stream_id);
+  auto result = device_.outbound().encrypt(payload, stream_id);
   river::EncryptedData out;
   out.set_algorithm(std::string(kGroupEncryptionAlgorithmId));
-  out.set_sender_key(device_.device_key());
+  out.set_sender_key(device_.account().device_key());
   out.set_ciphertext(result.ciphertext);
   out.set_session_id(result.session_id);
   out.set_version(river::ENCRYPTED_DATA_VERSION_0);
@@ -86,70 +79,74 @@ river::EncryptedData GroupEncryption::encrypt_deprecated_v0(std::string_view str
 
 // ---- GroupDecryption
 
-bool GroupDecryption::has_fields(const river::EncryptedData& content) {
-  return !content.sender_key().empty() && !content.session_id().empty() && !content.ciphertext().empty();
-}
-
 void GroupDecryption::check_fields(const river::EncryptedData& content) {
-  if (!has_fields(content)) throw Error(ErrorCode::GROUP_DECRYPTION_MISSING_FIELDS, "Missing fields in input");
-}
-
-DecryptedPayload GroupDecryption::decrypt_with(olm::InboundGroupSession& session, const river::EncryptedData& content) {
-  olm::GroupPlaintext result;
-  try {
-    result = session.decrypt(content.ciphertext());
-  } catch (const Error& e) {
-    if (!is_olm_error(e.code())) throw;
-    throw Error(ErrorCode::DECRYPTION_FAILED, "megolm decryption failed: " + std::string(e.code_name()));
-  }
-  return by_version(content.version(), std::move(result.plaintext), result.message_index, true);
-}
-
-void GroupDecryption::remember(std::string_view stream_id, const river::EncryptedData& content, uint32_t index) {
-  auto fingerprint = crypto::sha256(bytes_of(content.ciphertext()));
-  std::string key = std::string(stream_id) + "|" + content.session_id() + "|" + std::to_string(index);
-  std::lock_guard lock(seen_mu_);
-  auto [it, inserted] = seen_.emplace(key, fingerprint);
-  if (!inserted && it->second != fingerprint) {
-    throw Error(ErrorCode::REPLAY, "message index " + std::to_string(index) + " of session " + content.session_id() +
-                                       " was already used by another event");
+  if (content.sender_key().empty() || content.session_id().empty() || content.ciphertext().empty()) {
+    throw Error(ErrorCode::GROUP_DECRYPTION_MISSING_FIELDS, "Missing fields in input");
   }
 }
 
 DecryptedPayload GroupDecryption::decrypt(std::string_view stream_id, const river::EncryptedData& content) {
   check_fields(content);
-  std::optional<DecryptedPayload> decrypted;
-  bool held = device_.with_inbound_group_session(stream_id, content.session_id(), [&](olm::InboundGroupSession& s) {
-    decrypted = decrypt_with(s, content);
-  });
-  if (!held) throw Error(ErrorCode::SESSION_NOT_FOUND, "Session not found");
-  remember(stream_id, content, *decrypted->message_index);
-  return std::move(*decrypted);
+  auto result = device_.inbound().decrypt(stream_id, content.session_id(), content.ciphertext());
+  return payload_for_version(content.version(), std::move(result.plaintext), result.message_index, true);
+}
+
+std::vector<GroupDecryption::EventResult> GroupDecryption::decrypt_batch(
+    std::string_view stream_id, const std::vector<river::EncryptedData>& events, unsigned threads) {
+  std::vector<EventResult> out(events.size());
+  std::vector<std::pair<std::string, std::string>> batch;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].algorithm() != kGroupEncryptionAlgorithmId) continue;
+    try {
+      check_fields(events[i]);
+    } catch (const Error& e) {
+      out[i].error = e;
+      continue;
+    }
+    batch.emplace_back(events[i].session_id(), events[i].ciphertext());
+    at.push_back(i);
+  }
+  auto results = device_.inbound().decrypt_batch(stream_id, batch, threads);
+  for (size_t k = 0; k < at.size(); ++k) {
+    auto& r = out[at[k]];
+    if (results[k].error) {
+      r.error = std::move(results[k].error);
+      continue;
+    }
+    try {
+      r.payload = payload_for_version(events[at[k]].version(), std::move(results[k].plaintext->plaintext),
+                                      results[k].plaintext->message_index, true);
+    } catch (const Error& e) {
+      r.error = e;
+    }
+  }
+  return out;
 }
 
 void GroupDecryption::import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session) {
-  device_.add_inbound_group_session(stream_id, session.session_id, session.session_key);
+  auto r = device_.import_sessions({{std::string(stream_id), session.session_id, session.session_key,
+                                      GroupEncryptionAlgorithm::kGroupEncryption}});
+  if (r.at(0).error) throw *r.at(0).error;
 }
 
 std::optional<GroupEncryptionSession> GroupDecryption::export_group_session(std::string_view stream_id,
                                                                             std::string_view session_id) {
-  return device_.export_inbound_group_session(stream_id, session_id);
+  return device_.inbound().export_session(stream_id, session_id);
 }
-std::vector<GroupEncryptionSession> GroupDecryption::export_group_sessions() {
-  return device_.export_inbound_group_sessions();
-}
+std::vector<GroupEncryptionSession> GroupDecryption::export_group_sessions() { return device_.inbound().export_all(); }
 std::vector<std::string> GroupDecryption::export_group_session_ids(std::string_view stream_id) {
-  return device_.inbound_group_session_ids(stream_id);
+  return device_.inbound().ids(stream_id);
 }
 bool GroupDecryption::has_session_key(std::string_view stream_id, std::string_view session_id) {
-  return device_.has_inbound_session_keys(stream_id, session_id);
+  return device_.inbound().has(stream_id, session_id);
 }
 
 // ---- HybridGroupEncryption
 
-river::HybridGroupSessionKey HybridGroupEncryption::ensure_key(std::string_view stream_id,
-                                                               const EnsureOutboundSessionOptions& opts) {
-  if (auto key = device_.hybrid_group_session_key_for_stream(stream_id)) return *key;
+HybridSessionKey HybridGroupEncryption::ensure_key(std::string_view stream_id,
+                                                   const EnsureOutboundSessionOptions& opts) {
+  if (auto key = device_.hybrid().latest(stream_id)) return std::move(*key);
   MiniblockInfo info;
   if (opts.miniblock_info) {
     info = *opts.miniblock_info;
@@ -158,13 +155,13 @@ river::HybridGroupSessionKey HybridGroupEncryption::ensure_key(std::string_view 
   } else {
     throw Error(ErrorCode::INVALID_ARGUMENT, "a new hybrid session needs the stream's latest miniblock");
   }
-  // Asked outside the device's lock (the client may be slow); created under it,
-  // so that concurrent callers end up with one session.
+  // Asked outside every lock (the client may be slow); created as one step, so
+  // that concurrent callers end up with one session.
   bool created = false;
-  auto key = device_.ensure_hybrid_group_session(stream_id, info.miniblock_num, info.miniblock_hash, created);
+  auto key = device_.hybrid().ensure(stream_id, info.miniblock_num, info.miniblock_hash, created);
   if (created && client_ != nullptr) {
-    auto session_id = crypto::hex_encode(bytes_of(key.session_id()));
-    auto exported = device_.export_hybrid_group_session(stream_id, session_id);
+    auto session_id = key.session_id_hex();
+    auto exported = device_.hybrid().export_session(stream_id, session_id);
     if (!exported) throw Error(ErrorCode::SESSION_NOT_FOUND, "session key not found for session " + session_id);
     client_->encrypt_and_share_group_sessions_to_stream(
         stream_id, {*exported}, GroupEncryptionAlgorithm::kHybridGroupEncryption, opts.priority_user_ids);
@@ -174,11 +171,11 @@ river::HybridGroupSessionKey HybridGroupEncryption::ensure_key(std::string_view 
 
 std::string HybridGroupEncryption::ensure_outbound_session(std::string_view stream_id,
                                                            const EnsureOutboundSessionOptions& opts) {
-  return crypto::hex_encode(bytes_of(ensure_key(stream_id, opts).session_id()));
+  return ensure_key(stream_id, opts).session_id_hex();
 }
 
 bool HybridGroupEncryption::has_outbound_session(std::string_view stream_id) {
-  return device_.hybrid_group_session_key_for_stream(stream_id).has_value();
+  return device_.hybrid().latest(stream_id).has_value();
 }
 
 river::EncryptedData HybridGroupEncryption::seal(std::string_view stream_id, std::span<const uint8_t> payload,
@@ -186,17 +183,14 @@ river::EncryptedData HybridGroupEncryption::seal(std::string_view stream_id, std
   // An empty payload would be recognisable from the ciphertext length alone.
   if (payload.empty()) throw Error(ErrorCode::EMPTY_PAYLOAD, "data to encrypt cannot be empty");
   auto key = ensure_key(stream_id, {});
-  auto aes = crypto::AesGcm::New(crypto::SecretView(bytes_of(key.key())));
-  auto iv = device_.random().bytes(crypto::kAesGcmIvSize);
-  auto ciphertext = aes.encrypt(iv.span(), payload);
+  auto sealed = device_.hybrid().encrypt(key, payload);
   river::EncryptedData out;
   out.set_algorithm(std::string(kHybridGroupEncryptionAlgorithmId));
-  out.set_sender_key(device_.device_key());
-  out.set_session_id_bytes(key.session_id());
-  out.set_ciphertext_bytes(std::string(ciphertext.begin(), ciphertext.end()));
-  out.set_iv_bytes(std::string(iv.view()));
+  out.set_sender_key(device_.account().device_key());
+  out.set_session_id_bytes(key.session_id);
+  out.set_ciphertext_bytes(std::move(sealed.ciphertext));
+  out.set_iv_bytes(std::move(sealed.iv));
   out.set_version(static_cast<river::EncryptedDataVersion>(version));
-  crypto::wipe(key.mutable_key()->data(), key.key().size());
   return out;
 }
 
@@ -219,41 +213,32 @@ DecryptedPayload HybridGroupDecryption::decrypt(std::string_view stream_id, cons
     throw Error(ErrorCode::HYBRID_GROUP_DECRYPTION_MISSING_FIELDS, "Missing fields in input");
   }
   auto session_id = crypto::hex_encode(bytes_of(content.session_id_bytes()));
-  auto key = device_.hybrid_group_session_key(stream_id, session_id);
+  auto key = device_.hybrid().get(stream_id, session_id);
   if (!key) {
     throw Error(ErrorCode::SESSION_NOT_FOUND, "hybrid group session not found for stream " + std::string(stream_id));
   }
-  if (content.iv_bytes().size() != crypto::kAesGcmIvSize) {
-    throw Error(ErrorCode::DECRYPTION_FAILED, "IV must be 12 bytes");
-  }
-  if (content.ciphertext_bytes().size() < crypto::kAesGcmTagSize + 1) {
-    throw Error(ErrorCode::DECRYPTION_FAILED, "ciphertext can not be this short");
-  }
-  crypto::SecretBytes plaintext;
-  {
-    auto aes = crypto::AesGcm::New(crypto::SecretView(bytes_of(key->key())));
-    crypto::wipe(key->mutable_key()->data(), key->key().size());
-    plaintext = aes.decrypt(bytes_of(content.iv_bytes()), bytes_of(content.ciphertext_bytes()));
-  }
-  return by_version(content.version(), std::move(plaintext), std::nullopt, false);
+  auto plaintext = HybridSessions::decrypt(*key, bytes_of(content.iv_bytes()), bytes_of(content.ciphertext_bytes()));
+  return payload_for_version(content.version(), std::move(plaintext), std::nullopt, false);
 }
 
 void HybridGroupDecryption::import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session) {
-  device_.add_hybrid_group_session(stream_id, session.session_id, session.session_key);
+  auto r = device_.import_sessions({{std::string(stream_id), session.session_id, session.session_key,
+                                      GroupEncryptionAlgorithm::kHybridGroupEncryption}});
+  if (r.at(0).error) throw *r.at(0).error;
 }
 
 std::optional<GroupEncryptionSession> HybridGroupDecryption::export_group_session(std::string_view stream_id,
                                                                                   std::string_view session_id) {
-  return device_.export_hybrid_group_session(stream_id, session_id);
+  return device_.hybrid().export_session(stream_id, session_id);
 }
 std::vector<GroupEncryptionSession> HybridGroupDecryption::export_group_sessions() {
-  return device_.export_hybrid_group_sessions();
+  return device_.hybrid().export_all();
 }
 std::vector<std::string> HybridGroupDecryption::export_group_session_ids(std::string_view stream_id) {
-  return device_.hybrid_group_session_ids(stream_id);
+  return device_.hybrid().ids(stream_id);
 }
 bool HybridGroupDecryption::has_session_key(std::string_view stream_id, std::string_view session_id) {
-  return device_.has_hybrid_group_session_key(stream_id, session_id);
+  return device_.hybrid().has(stream_id, session_id);
 }
 
 }  // namespace towns

@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <map>
 #include <thread>
 
@@ -12,8 +11,17 @@
 namespace towns {
 
 GroupEncryptionCrypto::GroupEncryptionCrypto(GroupEncryptionClient* client, CryptoStore& store,
-                                             crypto::RandomSource& rng)
-    : device_(store, rng),
+                                             crypto::RandomSource& rng, EncryptionDelegate& delegate)
+    : owned_device_(std::make_unique<EncryptionDevice>(store, rng, delegate)),
+      device_(*owned_device_),
+      parallelism_(std::max(1u, std::thread::hardware_concurrency())),
+      megolm_encryption_(device_, client),
+      megolm_decryption_(device_),
+      hybrid_encryption_(device_, client),
+      hybrid_decryption_(device_) {}
+
+GroupEncryptionCrypto::GroupEncryptionCrypto(GroupEncryptionClient* client, EncryptionDevice& device)
+    : device_(device),
       parallelism_(std::max(1u, std::thread::hardware_concurrency())),
       megolm_encryption_(device_, client),
       megolm_decryption_(device_),
@@ -25,7 +33,7 @@ void GroupEncryptionCrypto::init(const DeviceInitOptions& options) { device_.ini
 std::map<std::string, std::string> GroupEncryptionCrypto::encrypt_with_device_keys(
     std::string_view payload, const std::vector<UserDevice>& devices) {
   std::map<std::string, std::string> out;
-  auto results = device_.encrypt_to_devices(payload, devices, parallelism_);
+  auto results = encrypt_to_devices(payload, devices);
   for (size_t i = 0; i < devices.size(); ++i) {
     if (results[i].error) throw *results[i].error;
     out[devices[i].device_key] = std::move(results[i].message->body);
@@ -33,9 +41,14 @@ std::map<std::string, std::string> GroupEncryptionCrypto::encrypt_with_device_ke
   return out;
 }
 
+std::vector<DeviceCiphertext> GroupEncryptionCrypto::encrypt_to_devices(std::string_view payload,
+                                                                        const std::vector<UserDevice>& devices) {
+  return device_.account().encrypt_to_devices(payload, devices, parallelism());
+}
+
 crypto::SecretBytes GroupEncryptionCrypto::decrypt_with_device_key(std::string_view ciphertext,
                                                                    std::string_view sender_device_key) {
-  return device_.decrypt_message(ciphertext, sender_device_key);
+  return device_.account().decrypt_prekey_message(ciphertext, sender_device_key);
 }
 
 std::string GroupEncryptionCrypto::ensure_outbound_session(std::string_view stream_id,
@@ -80,58 +93,14 @@ DecryptedPayload GroupEncryptionCrypto::decrypt_group_event(std::string_view str
 
 std::vector<GroupEncryptionCrypto::EventResult> GroupEncryptionCrypto::decrypt_group_events(
     std::string_view stream_id, const std::vector<river::EncryptedData>& events) {
-  std::vector<EventResult> results(events.size());
-  std::vector<bool> batched(events.size(), false);
-  // Megolm events with their fields in place, grouped by session.
-  std::map<std::string, std::vector<size_t>> by_session;
+  // Megolm events side by side; the rest one by one (none of them is in the
+  // megolm replay record, so the order between the two does not matter).
+  auto results = megolm_decryption_.decrypt_batch(stream_id, events, parallelism());
   for (size_t i = 0; i < events.size(); ++i) {
-    const auto& e = events[i];
-    if (e.algorithm() != kGroupEncryptionAlgorithmId) continue;
-    if (!GroupDecryption::has_fields(e)) continue;  // refused the one-by-one way below
-    by_session[e.session_id()].push_back(i);
-    batched[i] = true;
-  }
-  std::vector<const std::vector<size_t>*> groups;
-  for (const auto& [id, indices] : by_session) groups.push_back(&indices);
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t g; (g = next.fetch_add(1)) < groups.size();) {
-      const auto& indices = *groups[g];
-      std::optional<olm::InboundGroupSession> session;
-      try {
-        session = device_.inbound_group_session(stream_id, events[indices[0]].session_id());
-      } catch (const Error& e) {
-        for (size_t i : indices) results[i].error = e;
-        continue;
-      }
-      for (size_t i : indices) {
-        if (!session) {
-          results[i].error = Error(ErrorCode::SESSION_NOT_FOUND, "Session not found");
-          continue;
-        }
-        try {
-          results[i].payload = GroupDecryption::decrypt_with(*session, events[i]);
-        } catch (const Error& e) {
-          results[i].error = e;
-        }
-      }
-    }
-  };
-  unsigned threads = std::min<unsigned>(parallelism_, static_cast<unsigned>(std::max<size_t>(1, groups.size())));
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  // In input order: the replay check, and everything else the one-by-one way.
-  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].algorithm() == kGroupEncryptionAlgorithmId) continue;
     try {
-      if (!batched[i]) {
-        results[i].payload = decrypt_group_event(stream_id, events[i]);
-      } else if (results[i].payload) {
-        megolm_decryption_.remember(stream_id, events[i], *results[i].payload->message_index);
-      }
+      results[i].payload = decrypt_group_event(stream_id, events[i]);
     } catch (const Error& e) {
-      results[i].payload.reset();
       results[i].error = e;
     }
   }
@@ -158,6 +127,13 @@ std::vector<std::string> GroupEncryptionCrypto::get_group_session_ids(std::strin
   return out;
 }
 
+std::vector<std::string> GroupEncryptionCrypto::group_session_ids(std::string_view stream_id,
+                                                                 GroupEncryptionAlgorithm algorithm) {
+  return algorithm == GroupEncryptionAlgorithm::kGroupEncryption
+             ? megolm_decryption_.export_group_session_ids(stream_id)
+             : hybrid_decryption_.export_group_session_ids(stream_id);
+}
+
 bool GroupEncryptionCrypto::has_session_key(std::string_view stream_id, std::string_view session_id,
                                             GroupEncryptionAlgorithm algorithm) {
   return algorithm == GroupEncryptionAlgorithm::kGroupEncryption
@@ -165,80 +141,109 @@ bool GroupEncryptionCrypto::has_session_key(std::string_view stream_id, std::str
              : hybrid_decryption_.has_session_key(stream_id, session_id);
 }
 
-bool GroupEncryptionCrypto::import_one(std::string_view stream_id, const GroupEncryptionSession& key,
-                                       ImportResult& result) {
-  auto algorithm = key.algorithm.empty() ? std::nullopt : parse_group_encryption_algorithm(key.algorithm);
-  if (!algorithm) {
-    result.skipped.push_back(key.session_id);
-    return false;
-  }
-  try {
-    if (*algorithm == GroupEncryptionAlgorithm::kGroupEncryption) {
-      megolm_decryption_.import_stream_key(stream_id, key);
-    } else {
-      hybrid_decryption_.import_stream_key(stream_id, key);
+void GroupEncryptionCrypto::import_keys(const std::vector<GroupEncryptionSession>& keys,
+                                        const std::vector<std::string_view>& stream_ids, ImportResult& result,
+                                        const std::function<void(size_t, bool)>& on_key) {
+  std::vector<SessionImport> batch;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const auto& key = keys[i];
+    auto algorithm = key.algorithm.empty() ? std::nullopt : parse_group_encryption_algorithm(key.algorithm);
+    if (!algorithm) {
+      result.skipped.push_back(key.session_id);
+      continue;
     }
-    result.imported.push_back(key.session_id);
-    return true;
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::IMPORT_FAILED && !is_olm_error(e.code())) throw;
-    result.failed.push_back(key.session_id);
-    return false;
+    batch.push_back({std::string(stream_ids[i]), key.session_id, key.session_key, *algorithm});
+    at.push_back(i);
+  }
+  auto outcomes = device_.import_sessions(batch);
+  for (size_t k = 0; k < at.size(); ++k) {
+    bool ok = !outcomes[k].error;
+    (ok ? result.imported : result.failed).push_back(keys[at[k]].session_id);
+    if (on_key) on_key(at[k], ok);
   }
 }
 
 ImportResult GroupEncryptionCrypto::import_session_keys(std::string_view stream_id,
                                                         const std::vector<GroupEncryptionSession>& keys) {
   ImportResult result;
-  for (const auto& key : keys) import_one(stream_id, key, result);
+  import_keys(keys, std::vector<std::string_view>(keys.size(), stream_id), result, {});
   return result;
 }
 
 ImportResult GroupEncryptionCrypto::import_room_keys(const std::vector<GroupEncryptionSession>& keys,
                                                      const std::function<void(const ImportProgress&)>& progress) {
+  // A key without stream id or algorithm is a failure; an unknown algorithm is
+  // neither a success nor a failure, as in the client. Progress is reported
+  // after every counted key, in input order.
   ImportResult result;
-  ImportProgress p;
-  p.total = keys.size();
-  for (const auto& key : keys) {
-    if (key.stream_id.empty() || key.algorithm.empty()) {
-      result.failed.push_back(key.session_id);
-      ++p.failures;
-      if (progress) progress(p);
+  std::vector<GroupEncryptionSession> usable;
+  std::vector<std::string_view> streams;
+  std::vector<size_t> at;
+  std::vector<int> verdict(keys.size(), 0);  // 1 imported, -1 failed, 0 not counted
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i].stream_id.empty() || keys[i].algorithm.empty()) {
+      verdict[i] = -1;
       continue;
     }
-    size_t failed_before = result.failed.size();
-    if (import_one(key.stream_id, key, result)) {
-      ++p.successes;
-    } else if (result.failed.size() > failed_before) {
-      ++p.failures;
-    } else {
-      continue;  // unknown algorithm: neither, as in the client
-    }
+    usable.push_back(keys[i]);
+    streams.push_back(keys[i].stream_id);
+    at.push_back(i);
+  }
+  ImportResult inner;
+  import_keys(usable, streams, inner, [&](size_t k, bool ok) { verdict[at[k]] = ok ? 1 : -1; });
+  result.skipped = std::move(inner.skipped);
+  ImportProgress p;
+  p.total = keys.size();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (verdict[i] == 0) continue;
+    (verdict[i] > 0 ? result.imported : result.failed).push_back(keys[i].session_id);
+    ++(verdict[i] > 0 ? p.successes : p.failures);
     if (progress) progress(p);
   }
   return result;
 }
 
+std::vector<EncryptionDevice::ImportResult> GroupEncryptionCrypto::import_sessions(
+    const std::vector<SessionImport>& keys) {
+  return device_.import_sessions(keys);
+}
+
 ImportResult GroupEncryptionCrypto::import_room_keys_as_json(std::string_view json,
                                                              const std::function<void(const ImportProgress&)>& progress) {
   auto doc = nlohmann::json::parse(json.begin(), json.end(), nullptr, false);
+  // The parsed keys are wiped however this ends.
+  struct Wipe {
+    nlohmann::json& doc;
+    ~Wipe() {
+      if (!doc.is_array()) return;
+      for (auto& o : doc) {
+        auto it = o.is_object() ? o.find("sessionKey") : o.end();
+        if (it != o.end() && it->is_string()) {
+          auto& k = it->get_ref<std::string&>();
+          crypto::wipe(k.data(), k.size());
+        }
+      }
+    }
+  } wipe{doc};
   if (doc.is_discarded() || !doc.is_array()) {
     throw Error(ErrorCode::INVALID_ARGUMENT, "room keys must be a JSON array");
   }
   std::vector<GroupEncryptionSession> keys;
-  auto field = [](const nlohmann::json& o, const char* name) {
+  auto field = [](const nlohmann::json& o, const char* name) -> std::string_view {
     auto it = o.find(name);
-    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+    return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>()) : std::string_view();
   };
   for (const auto& o : doc) {
     if (!o.is_object()) throw Error(ErrorCode::INVALID_ARGUMENT, "each room key must be a JSON object");
-    keys.push_back({field(o, "streamId"), field(o, "sessionId"), field(o, "sessionKey"), field(o, "algorithm")});
+    keys.push_back({std::string(field(o, "streamId")), std::string(field(o, "sessionId")),
+                    crypto::SecretBytes(field(o, "sessionKey")), std::string(field(o, "algorithm"))});
   }
   return import_room_keys(keys, progress);
 }
 
-UserDevice GroupEncryptionCrypto::get_user_device() const { return device_.user_device(); }
+UserDevice GroupEncryptionCrypto::get_user_device() const { return device_.account().user_device(); }
 
-river::ExportedDevice GroupEncryptionCrypto::export_device() { return device_.export_device(); }
+crypto::SecretBytes GroupEncryptionCrypto::export_device() { return device_.export_device(); }
 
 }  // namespace towns

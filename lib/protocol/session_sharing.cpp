@@ -3,39 +3,56 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "towns/crypto/encoding.h"
+#include "towns/proto/payloads.pb.h"
 #include "towns/error.h"
 
 namespace towns {
 
-std::string session_keys_json(const std::vector<std::string>& keys) {
+namespace {
+void wipe_string(std::string& s) { crypto::wipe(s.data(), s.size()); }
+}  // namespace
+
+crypto::SecretBytes session_keys_json(const std::vector<crypto::SecretBytes>& keys) {
   river::SessionKeys message;
-  for (const auto& k : keys) message.add_keys(k);
+  for (const auto& k : keys) message.add_keys(std::string(k.view()));
   std::string out;
-  if (!google::protobuf::util::MessageToJsonString(message, &out).ok()) {
-    throw Error(ErrorCode::INTERNAL, "SessionKeys to JSON failed");
-  }
-  for (auto& k : *message.mutable_keys()) crypto::wipe(k.data(), k.size());
-  return out;
+  bool ok = google::protobuf::util::MessageToJsonString(message, &out).ok();
+  for (auto& k : *message.mutable_keys()) wipe_string(k);
+  crypto::SecretBytes json(std::string_view{out});
+  wipe_string(out);
+  if (!ok) throw Error(ErrorCode::INTERNAL, "SessionKeys to JSON failed");
+  return json;
 }
 
-std::vector<std::string> parse_session_keys_json(std::string_view text) {
+std::vector<crypto::SecretBytes> parse_session_keys_json(std::string_view text) {
   // Strict protobuf JSON for SessionKeys: an object whose only member is "keys",
   // a list of strings (or null). protobuf's own C++ parser would also take a bare
   // string for the list, which the client's parser refuses.
   auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  struct Wipe {
+    nlohmann::json& doc;
+    ~Wipe() {
+      auto it = doc.is_object() ? doc.find("keys") : doc.end();
+      if (it == doc.end() || !it->is_array()) return;
+      for (auto& k : *it) {
+        if (k.is_string()) wipe_string(k.get_ref<std::string&>());
+      }
+    }
+  } wipe{doc};
   auto bad = [] { return Error(ErrorCode::INVALID_ARGUMENT, "session keys are not SessionKeys JSON"); };
   if (doc.is_discarded() || !doc.is_object()) throw bad();
-  std::vector<std::string> keys;
+  std::vector<crypto::SecretBytes> keys;
   for (const auto& [name, value] : doc.items()) {
     if (name != "keys") throw bad();
     if (value.is_null()) continue;
     if (!value.is_array()) throw bad();
     for (const auto& k : value) {
       if (!k.is_string()) throw bad();
-      keys.push_back(k.get<std::string>());
+      keys.emplace_back(std::string_view(k.get_ref<const std::string&>()));
     }
   }
   return keys;
@@ -51,24 +68,23 @@ SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::st
   } catch (const Error&) {
     throw Error(ErrorCode::INVALID_ARGUMENT, "stream id is not hex");
   }
-  std::vector<std::string> keys;
   SharePlan plan;
   auto& m = plan.message;
+  auto own = crypto.get_user_device().device_key;
   m.set_stream_id(std::string(stream_bytes.begin(), stream_bytes.end()));
-  m.set_sender_key(crypto.get_user_device().device_key);
+  m.set_sender_key(own);
   m.set_algorithm(std::string(algorithm_id(algorithm)));
+  std::vector<crypto::SecretBytes> keys;
   for (const auto& s : sessions) {
     m.add_session_ids(s.session_id);
     keys.push_back(s.session_key);
   }
-  crypto::SecretBytes cleartext(session_keys_json(keys));
-  for (auto& k : keys) crypto::wipe(k.data(), k.size());
-  auto own = crypto.get_user_device().device_key;
+  auto cleartext = session_keys_json(keys);
   std::vector<UserDevice> targets;
   for (const auto& d : devices) {
     if (d.device_key != own) targets.push_back(d);
   }
-  auto results = crypto.encryption_device().encrypt_to_devices(cleartext.view(), targets, crypto.parallelism());
+  auto results = crypto.encrypt_to_devices(cleartext.view(), targets);
   for (size_t i = 0; i < targets.size(); ++i) {
     if (results[i].message) {
       (*m.mutable_ciphertexts())[targets[i].device_key] = std::move(results[i].message->body);
@@ -81,65 +97,97 @@ SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::st
   return plan;
 }
 
-ReceiveResult receive_group_encryption_sessions(GroupEncryptionCrypto& crypto,
-                                                const river::UserInboxPayload::GroupEncryptionSessions& message) {
+namespace {
+
+// One message, up to the import: what it lists and misses, and the keys of the
+// missing sessions (decrypted from our ciphertext). pending holds sessions that
+// earlier messages of the same batch import.
+struct Prepared {
   ReceiveResult result;
+  std::vector<SessionImport> imports;
+};
+
+Prepared prepare_receive(GroupEncryptionCrypto& crypto, const river::UserInboxPayload::GroupEncryptionSessions& message,
+                         const std::string& own_device_key, std::set<std::string>& pending) {
+  Prepared p;
+  auto& result = p.result;
   result.stream_id = crypto::hex_encode(crypto::as_bytes(message.stream_id()));
-  auto own = crypto.get_user_device().device_key;
-  auto it = message.ciphertexts().find(own);
+  auto it = message.ciphertexts().find(own_device_key);
   if (it == message.ciphertexts().end()) {
     result.status = ReceiveStatus::kNotForThisDevice;
-    return result;
+    return p;
   }
   auto algorithm = parse_group_encryption_algorithm(message.algorithm(), GroupEncryptionAlgorithm::kGroupEncryption);
   if (!algorithm) {
     result.status = ReceiveStatus::kUnknownAlgorithm;
-    return result;
+    return p;
   }
   result.algorithm = *algorithm;
   std::vector<int> missing;
   for (int i = 0; i < message.session_ids_size(); ++i) {
-    if (!crypto.has_session_key(result.stream_id, message.session_ids(i), *algorithm)) missing.push_back(i);
+    const auto& id = message.session_ids(i);
+    if (pending.count(result.stream_id + "|" + id) > 0) continue;
+    if (!crypto.has_session_key(result.stream_id, id, *algorithm)) missing.push_back(i);
   }
-  if (missing.empty()) return result;
+  if (missing.empty()) return p;
 
   auto cleartext = crypto.decrypt_with_device_key(it->second, message.sender_key());
-  std::vector<std::string> keys;
+  std::vector<crypto::SecretBytes> keys;
   try {
     keys = parse_session_keys_json(cleartext.view());
   } catch (const Error&) {
     throw Error(ErrorCode::IMPORT_FAILED, "the shared cleartext is not SessionKeys JSON");
   }
   if (keys.size() != static_cast<size_t>(message.session_ids_size())) {
-    for (auto& k : keys) crypto::wipe(k.data(), k.size());
     throw Error(ErrorCode::IMPORT_FAILED, "the number of session keys differs from the number of session ids");
   }
-  std::vector<GroupEncryptionSession> to_import;
   for (int i : missing) {
-    to_import.push_back({result.stream_id, message.session_ids(i), keys[static_cast<size_t>(i)],
-                         std::string(algorithm_id(*algorithm))});
+    p.imports.push_back({result.stream_id, message.session_ids(i), std::move(keys[static_cast<size_t>(i)]), *algorithm});
   }
-  for (auto& k : keys) crypto::wipe(k.data(), k.size());
-  auto imported = crypto.import_session_keys(result.stream_id, to_import);
-  for (auto& s : to_import) crypto::wipe(s.session_key.data(), s.session_key.size());
-  result.imported = std::move(imported.imported);
-  result.failed = std::move(imported.failed);
-  result.status = result.imported.empty() ? ReceiveStatus::kNothingMissing : ReceiveStatus::kImported;
-  return result;
+  return p;
+}
+
+}  // namespace
+
+ReceiveResult receive_group_encryption_sessions(GroupEncryptionCrypto& crypto,
+                                                const river::UserInboxPayload::GroupEncryptionSessions& message) {
+  auto out = receive_group_encryption_sessions_batch(crypto, {message});
+  if (out[0].error) throw *out[0].error;
+  return std::move(*out[0].result);
 }
 
 std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
     GroupEncryptionCrypto& crypto, const std::vector<river::UserInboxPayload::GroupEncryptionSessions>& messages) {
   std::vector<BatchReceiveResult> out(messages.size());
-  crypto.encryption_device().store().transaction([&] {
-    for (size_t i = 0; i < messages.size(); ++i) {
-      try {
-        out[i].result = receive_group_encryption_sessions(crypto, messages[i]);
-      } catch (const Error& e) {
-        out[i].error = e;
+  auto own = crypto.get_user_device().device_key;
+  std::set<std::string> pending;  // "stream|session" imported by an earlier message
+  std::vector<SessionImport> imports;
+  std::vector<std::pair<size_t, size_t>> owner;  // (message, first import) ranges
+  for (size_t i = 0; i < messages.size(); ++i) {
+    try {
+      auto p = prepare_receive(crypto, messages[i], own, pending);
+      owner.emplace_back(i, imports.size());
+      for (auto& imp : p.imports) {
+        pending.insert(imp.stream_id + "|" + imp.session_id);
+        imports.push_back(std::move(imp));
       }
+      out[i].result = std::move(p.result);
+    } catch (const Error& e) {
+      out[i].error = e;
     }
-  });
+  }
+  auto outcomes = crypto.import_sessions(imports);
+  for (size_t k = 0; k < owner.size(); ++k) {
+    auto [message, first] = owner[k];
+    size_t last = k + 1 < owner.size() ? owner[k + 1].second : imports.size();
+    auto& result = *out[message].result;
+    for (size_t j = first; j < last; ++j) {
+      (outcomes[j].error ? result.failed : result.imported).push_back(imports[j].session_id);
+    }
+    if (result.status == ReceiveStatus::kNothingMissing && !result.imported.empty()) {
+      result.status = ReceiveStatus::kImported;
+    }
+  }
   return out;
 }
 

@@ -1,6 +1,6 @@
 // Untrusted bytes as a KeySolicitation another member posted; we answer it.
 #include "fuzz_common.h"
-#include "towns/protocol/key_exchange.h"
+#include "towns/exchange/key_exchange.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   river::MemberPayload::KeySolicitation s;

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "towns/protocol/key_exchange.h"
+#include "towns/exchange/key_exchange.h"
 #include "towns/store/crypto_store.h"
 
 namespace towns::sim {

@@ -11,7 +11,7 @@
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
-#include "towns/protocol/key_exchange.h"
+#include "towns/exchange/key_exchange.h"
 #include "towns/protocol/session_sharing.h"
 #include "towns/store/memory_crypto_store.h"
 #include "towns/version.h"

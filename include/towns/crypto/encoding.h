@@ -34,6 +34,9 @@ TOWNS_API std::string hex_encode(std::span<const uint8_t> data);
 // Accepts upper and lower case digits and an optional "0x" prefix; the number of
 // digits must be even.
 TOWNS_API std::vector<uint8_t> hex_decode(std::string_view text);
+// The same into and from secret buffers (keys travel as hex).
+TOWNS_API SecretBytes hex_encode_secret(std::span<const uint8_t> data);
+TOWNS_API SecretBytes hex_decode_secret(std::string_view text);
 
 inline std::span<const uint8_t> as_bytes(std::string_view s) noexcept {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

@@ -43,6 +43,7 @@ struct WipingAllocator {
 class TOWNS_API SecretBytes {
  public:
   using Storage = std::vector<uint8_t, WipingAllocator<uint8_t>>;
+  using value_type = uint8_t;
 
   SecretBytes() = default;
   explicit SecretBytes(size_t n) : bytes_(n) {}
@@ -68,6 +69,8 @@ class TOWNS_API SecretBytes {
   uint8_t* data() noexcept { return bytes_.data(); }
   const uint8_t* data() const noexcept { return bytes_.data(); }
   size_t size() const noexcept { return bytes_.size(); }
+  uint8_t& operator[](size_t i) noexcept { return bytes_[i]; }
+  uint8_t operator[](size_t i) const noexcept { return bytes_[i]; }
   bool empty() const noexcept { return bytes_.empty(); }
   void resize(size_t n) {
     if (n < bytes_.size()) wipe(bytes_.data() + n, bytes_.size() - n);

@@ -1,57 +1,140 @@
-// EncryptionDevice: one device's keys and sessions (protocol.md sections 4 to 7).
+// EncryptionDevice: one device's keys and sessions (docs/protocol.md sections 4
+// to 7), in parts with one job each:
+//   DeviceAccount     the olm account and the olm device-to-device messages
+//   OutboundSessions  megolm outbound sessions, with index reservation
+//   InboundSessions   megolm inbound sessions, their cache and the replay record
+//   HybridSessions    grpaes session keys and their cache
+// and, on the device itself, init, the whole-device export and import, and
+// imports of shared session keys of both algorithms in one store write.
 //
-// It owns the olm account and keeps every session in a CryptoStore, as the
-// canonical client's EncryptionDevice does, with these differences, each made
-// for safety:
-// - A stored account that does not unpickle (wrong pickle key, damage) is an
-//   error. (The client silently creates a new account and overwrites it.)
+// Every part encrypts and decrypts with the EncryptionDelegate (the only code
+// that knows libolm) and keeps what it must in the CryptoStore, handing the
+// store a batch of changes (save_changes) rather than running code under its
+// lock. Each part owns its lock; the order in which they may be taken is
+// written in towns/detail_sync.h and docs/design.md.
+//
+// Differences from the canonical client, each made for safety (docs/compat.md):
+// - A stored account that does not unpickle is an error (the client silently
+//   creates a new account); an empty pickle key is refused.
 // - Importing an ExportedDevice unpickles every object first and re-pickles it
-//   under this device's pickle key, all in one store transaction: a damaged
-//   export changes nothing, and the store stays readable with one key.
-// - Outbound megolm ratchets are reserved in blocks: before the first index of a
-//   block is used, the store records (in one transaction) that every index below
-//   the block's end may be in use. A device that loads the session (after a
-//   crash, or in a second process) advances it past that point first. So no
-//   index is ever used twice, while the store is written once per block instead
-//   of once per message; a crash skips at most a block of indices, which
-//   receivers accept.
-// - Unpickled sessions are cached in memory (outbound per stream, inbound and
-//   hybrid keys per session); every write through this device keeps the caches
-//   right. Another process writing the same store is seen by the outbound
-//   sessions at their next reservation block, but sessions it imports that this
-//   device has cached in an older form are seen only after a restart (one device
-//   per process is the supported shape; two processes never reuse an index).
+//   under this device's pickle key, in one store write: a damaged export
+//   changes nothing.
+// - Outbound megolm ratchets are reserved in blocks: before the first index of
+//   a block is used, the store records that every index below the block's end
+//   may be in use. A device that loads the session (after a crash, or in a
+//   second process) advances past that point first, so no index is used twice.
+// - A decrypted megolm event's (session, index) is recorded in the store with a
+//   fingerprint; another event at a recorded index is REPLAY (docs/security.md).
 //
-// Thread-safe: operations are serialised by an internal mutex; the store is
-// thread-safe itself. Errors are towns::Error with the codes named per method.
+// Caches: unpickled sessions and hybrid keys are cached; a cache is trusted only
+// while the store's data_version() is unchanged, so a second process's imports
+// and new sessions are seen at the next call.
+//
+// Thread-safe once init() has returned; init() must not race with other calls.
+// Errors are towns::Error with the codes named per method.
 #pragma once
 
-#include <functional>
+#include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "towns/crypto/random.h"
 #include "towns/crypto/secret.h"
+#include "towns/detail_sync.h"
 #include "towns/error.h"
-#include "towns/olm/olm.h"
+#include "towns/protocol/encryption_delegate.h"
 #include "towns/protocol/types.h"
-#include "towns/proto/payloads.pb.h"
 #include "towns/store/crypto_store.h"
+
+namespace river {
+class ExportedDevice;
+}
 
 namespace towns {
 
-struct DeviceInitOptions {
-  // The key that protects every pickle; kDefaultPickleKey when not given.
-  std::optional<crypto::SecretBytes> pickle_key = std::nullopt;
-  // Recreate the device from an export (its pickles are read with its own
-  // pickleKey and stored under pickle_key).
-  const river::ExportedDevice* from_exported_device = nullptr;
+// What every part of one device shares. The pickle key is set by
+// EncryptionDevice::init and not changed afterwards.
+struct DeviceContext {
+  CryptoStore& store;
+  crypto::RandomSource& rng;
+  EncryptionDelegate& delegate;
+  crypto::SecretBytes pickle_key;
 };
 
+// A grpaes session key (the fields of the binary HybridGroupSessionKey), owning
+// and wiping its AES key.
+struct HybridSessionKey {
+  std::string stream_id;       // raw bytes
+  std::string session_id;      // raw 32 bytes
+  crypto::SecretBytes key;     // the AES-256 key
+  int64_t miniblock_num = 0;
+  std::string miniblock_hash;  // raw bytes
+
+  std::string session_id_hex() const;
+  std::string stream_id_hex() const;
+  // The binary HybridGroupSessionKey protobuf.
+  crypto::SecretBytes encode() const;
+  // IMPORT_FAILED when bytes are not a HybridGroupSessionKey.
+  static HybridSessionKey decode(std::span<const uint8_t> bytes);
+};
+
+// One device's result of a fan-out: its pre-key message, or why olm refused it.
+struct DeviceCiphertext {
+  std::optional<PreKeyMessage> message;
+  std::optional<Error> error;
+};
+
+class TOWNS_API DeviceAccount {
+ public:
+  explicit DeviceAccount(DeviceContext& ctx) : ctx_(ctx) {}
+
+  bool initialized() const;
+  // NOT_INITIALIZED before init.
+  std::string device_key() const;
+  std::string fallback_key() const;
+  std::string ed25519_key() const;
+  UserDevice user_device() const;
+  std::string sign(std::string_view message) const;
+  void mark_keys_as_published();
+  void forget_old_fallback_key();
+
+  // One pre-key message per device, on up to `threads` threads. Each device's
+  // randomness is drawn from the device's source in device order first, so the
+  // result does not depend on the thread count. PAYLOAD_TOO_LARGE (for all);
+  // a device whose keys olm refuses gets its error.
+  std::vector<DeviceCiphertext> encrypt_to_devices(std::string_view payload, const std::vector<UserDevice>& devices,
+                                                   unsigned threads) const;
+  // PAYLOAD_TOO_LARGE; DECRYPTION_FAILED when olm refuses the message.
+  crypto::SecretBytes decrypt_prekey_message(std::string_view ciphertext, std::string_view their_identity_key);
+
+ private:
+  friend class EncryptionDevice;
+  // Loads the stored account or creates one; makes a fallback key when none is
+  // unpublished. OLM_BAD_ACCOUNT_KEY when the stored one does not open.
+  void load_or_create() TOWNS_EXCLUDES(mu_);
+  // Takes over an account (the import has already stored it).
+  void adopt(std::unique_ptr<DelegateAccount> account) TOWNS_EXCLUDES(mu_);
+  std::string pickle() const TOWNS_EXCLUDES(mu_);
+  void set_account(std::unique_ptr<DelegateAccount> account) TOWNS_REQUIRES(mu_);
+  void save() TOWNS_REQUIRES(mu_);
+  DelegateAccount& account() const TOWNS_REQUIRES(mu_);
+
+  DeviceContext& ctx_;
+  mutable Mutex mu_;
+  std::unique_ptr<DelegateAccount> account_ TOWNS_GUARDED_BY(mu_);
+  std::string device_key_ TOWNS_GUARDED_BY(mu_);
+  std::string ed25519_key_ TOWNS_GUARDED_BY(mu_);
+  std::string fallback_key_ TOWNS_GUARDED_BY(mu_);
+};
+
+class InboundSessions;
+
+// The stream's outbound session key at its current index (what a receiver
+// needs to decrypt from there on).
 struct OutboundGroupSessionKey {
   uint32_t chain_index = 0;
   crypto::SecretBytes key;
@@ -64,159 +147,233 @@ struct GroupCiphertext {
   uint32_t message_index = 0;
 };
 
+struct EnsuredSession {
+  std::string session_id;
+  bool created = false;  // this call made it (so it must be shared)
+};
+
+class TOWNS_API OutboundSessions {
+ public:
+  OutboundSessions(DeviceContext& ctx, InboundSessions& inbound) : ctx_(ctx), inbound_(inbound) {}
+  ~OutboundSessions();
+
+  // Creates (replacing any) the stream's outbound session and stores its
+  // inbound counterpart from index 0, in one store write; returns the id.
+  std::string create(std::string_view stream_id);
+  // The stream's session id, creating one only when there is none (also
+  // across processes: the store write is conditional).
+  EnsuredSession ensure(std::string_view stream_id);
+  std::optional<OutboundGroupSessionKey> session_key(std::string_view stream_id);
+  // Encrypts with the stream's session. PAYLOAD_TOO_LARGE; SESSION_NOT_FOUND
+  // when the stream has none; STORE_CORRUPT when the stored reservation is
+  // beyond what the session could have reached.
+  GroupCiphertext encrypt(std::string_view payload, std::string_view stream_id);
+
+  // Indices reserved per store write.
+  static constexpr uint32_t kReservation = 100;
+
+ private:
+  friend class EncryptionDevice;
+  struct Entry;
+  std::shared_ptr<Entry> entry(std::string_view stream_id) TOWNS_EXCLUDES(mu_);
+  void reserve_block(std::string_view stream_id, Entry& e);
+  // Pickles of every outbound session advanced to its reserved end (export).
+  std::vector<GroupSessionRecord> export_records() TOWNS_EXCLUDES(mu_);
+  void clear() TOWNS_EXCLUDES(mu_);
+
+  DeviceContext& ctx_;
+  InboundSessions& inbound_;
+  Mutex mu_;
+  std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_ TOWNS_GUARDED_BY(mu_);
+  uint64_t data_version_ TOWNS_GUARDED_BY(mu_) = 0;
+};
+
+// The outcome of one prepared import.
 enum class ImportOutcome { kImported, kKeptExisting };
+
+class TOWNS_API InboundSessions {
+ public:
+  explicit InboundSessions(DeviceContext& ctx) : ctx_(ctx) {}
+  ~InboundSessions();
+
+  bool has(std::string_view stream_id, std::string_view session_id);
+  std::vector<std::string> ids(std::string_view stream_id);
+  // The key in libolm's export format at the first known index.
+  std::optional<GroupEncryptionSession> export_session(std::string_view stream_id, std::string_view session_id);
+  std::vector<GroupEncryptionSession> export_all();
+  // The first index the held session can decrypt.
+  std::optional<uint32_t> first_known_index(std::string_view stream_id, std::string_view session_id);
+
+  // Decrypts a megolm message with the held session (SESSION_NOT_FOUND when
+  // none; DECRYPTION_FAILED with the olm error's name in the message); then
+  // records (stream, session, index) with the event's fingerprint: REPLAY when
+  // another event was decrypted at that index.
+  GroupPlaintext decrypt(std::string_view stream_id, std::string_view session_id, std::string_view ciphertext);
+  // Many messages of one stream: each session is unpickled once, sessions are
+  // decrypted side by side on up to `threads` threads, and the replay record is
+  // written once for the batch, in input order. Each result is what decrypt()
+  // would have given in that order.
+  struct Result {
+    std::optional<GroupPlaintext> plaintext;
+    std::optional<Error> error;
+  };
+  std::vector<Result> decrypt_batch(std::string_view stream_id,
+                                    const std::vector<std::pair<std::string, std::string>>& session_and_ciphertext,
+                                    unsigned threads);
+
+  // The event's fingerprint in the replay record.
+  static std::array<uint8_t, 16> fingerprint(std::string_view ciphertext);
+
+ private:
+  friend class EncryptionDevice;
+  friend class OutboundSessions;
+  struct Entry;
+  struct Key {
+    std::string stream_id, session_id;
+    auto operator<=>(const Key&) const = default;
+  };
+  std::shared_ptr<Entry> entry(std::string_view stream_id, std::string_view session_id) TOWNS_EXCLUDES(cache_mu_);
+  void forget(std::string_view stream_id, std::string_view session_id) TOWNS_EXCLUDES(cache_mu_);
+  void refresh_if_stale() TOWNS_REQUIRES(cache_mu_);
+  void clear() TOWNS_EXCLUDES(cache_mu_);
+  GroupPlaintext decrypt_with(Entry& e, std::string_view ciphertext);
+
+  // The cache keeps at most this many unpickled sessions (least recently used
+  // go first; destroying one wipes it).
+  static constexpr size_t kCacheSize = 4096;
+
+  DeviceContext& ctx_;
+  Mutex cache_mu_;
+  std::map<Key, std::shared_ptr<Entry>> cache_ TOWNS_GUARDED_BY(cache_mu_);
+  uint64_t use_counter_ TOWNS_GUARDED_BY(cache_mu_) = 0;
+  uint64_t data_version_ TOWNS_GUARDED_BY(cache_mu_) = 0;
+};
+
+class TOWNS_API HybridSessions {
+ public:
+  explicit HybridSessions(DeviceContext& ctx) : ctx_(ctx) {}
+
+  // Creates and stores a session from the miniblock. INVALID_ARGUMENT when
+  // stream_id is not hex.
+  HybridSessionKey create(std::string_view stream_id, int64_t miniblock_num, std::span<const uint8_t> miniblock_hash);
+  // The stream's latest session, creating one from the miniblock only when the
+  // stream has none; created tells whether this call made it.
+  HybridSessionKey ensure(std::string_view stream_id, int64_t miniblock_num, std::span<const uint8_t> miniblock_hash,
+                          bool& created);
+  // The stream's session with the highest miniblock number.
+  std::optional<HybridSessionKey> latest(std::string_view stream_id);
+  std::optional<HybridSessionKey> get(std::string_view stream_id, std::string_view session_id);
+  bool has(std::string_view stream_id, std::string_view session_id);
+  std::vector<std::string> ids(std::string_view stream_id);
+  // session_key: hex of the binary HybridGroupSessionKey.
+  std::optional<GroupEncryptionSession> export_session(std::string_view stream_id, std::string_view session_id);
+  std::vector<GroupEncryptionSession> export_all();
+
+  // AES-256-GCM under the session's key with a fresh 12-byte IV from the
+  // device's random source; no associated data; the tag is appended.
+  struct Sealed {
+    std::string iv;
+    std::string ciphertext;
+  };
+  Sealed encrypt(const HybridSessionKey& key, std::span<const uint8_t> plaintext);
+  // DECRYPTION_FAILED for an IV that is not 12 bytes, a ciphertext shorter than
+  // the tag plus one byte, or one that does not authenticate.
+  static crypto::SecretBytes decrypt(const HybridSessionKey& key, std::span<const uint8_t> iv,
+                                     std::span<const uint8_t> ciphertext);
+
+  // Parses and checks a shared key for (stream, session id). IMPORT_FAILED when
+  // it is not hex of a HybridGroupSessionKey, its stream id, session id or hash
+  // do not match, or its key is not 32 bytes.
+  static HybridSessionRecord prepare_import(std::string_view stream_id, std::string_view session_id,
+                                            crypto::SecretView session_key_hex);
+
+ private:
+  friend class EncryptionDevice;
+  void forget(std::string_view stream_id) TOWNS_EXCLUDES(mu_);
+  void refresh_if_stale() TOWNS_REQUIRES(mu_);
+  void clear() TOWNS_EXCLUDES(mu_);
+
+  static constexpr size_t kCacheSize = 4096;
+
+  DeviceContext& ctx_;
+  Mutex ensure_mu_ TOWNS_ACQUIRED_BEFORE(mu_);  // look-up and creation as one step
+  Mutex mu_;
+  struct Key {
+    std::string stream_id, session_id;
+    auto operator<=>(const Key&) const = default;
+  };
+  std::map<Key, HybridSessionKey> by_id_ TOWNS_GUARDED_BY(mu_);
+  std::map<std::string, HybridSessionKey, std::less<>> latest_ TOWNS_GUARDED_BY(mu_);
+  uint64_t data_version_ TOWNS_GUARDED_BY(mu_) = 0;
+};
+
+struct DeviceInitOptions {
+  // The key that protects every pickle; kDefaultPickleKey when not given.
+  // INVALID_ARGUMENT when empty.
+  std::optional<crypto::SecretBytes> pickle_key = std::nullopt;
+  // Recreate the device from an export (binary ExportedDevice protobuf): its
+  // pickles are read with its own pickle key and stored under pickle_key.
+  std::optional<crypto::SecretBytes> from_exported_device = std::nullopt;
+};
+
+// A shared session key to import, of either algorithm.
+struct SessionImport {
+  std::string stream_id;
+  std::string session_id;
+  crypto::SecretBytes session_key;
+  GroupEncryptionAlgorithm algorithm = GroupEncryptionAlgorithm::kGroupEncryption;
+};
 
 class TOWNS_API EncryptionDevice {
  public:
-  explicit EncryptionDevice(CryptoStore& store, crypto::RandomSource& rng = crypto::os_random());
+  explicit EncryptionDevice(CryptoStore& store, crypto::RandomSource& rng = crypto::os_random(),
+                            EncryptionDelegate& delegate = olm_encryption_delegate());
   ~EncryptionDevice();
+  EncryptionDevice(const EncryptionDevice&) = delete;
+  EncryptionDevice& operator=(const EncryptionDevice&) = delete;
 
-  // Loads the account from the store or creates (and stores) one; generates a
-  // fallback key when none is unpublished. OLM_BAD_ACCOUNT_KEY when the stored
-  // account does not open with the pickle key; IMPORT_FAILED for a damaged export.
+  // OLM_BAD_ACCOUNT_KEY when the stored account does not open with the pickle
+  // key; IMPORT_FAILED for a damaged export; INVALID_ARGUMENT for an empty key.
   void init(const DeviceInitOptions& options = {});
-  bool initialized() const;
 
-  // The curve25519 identity key ("the device key") and the current fallback key.
-  // NOT_INITIALIZED before init().
-  std::string device_key() const;
-  std::string fallback_key() const;
-  std::string ed25519_key() const;
-  UserDevice user_device() const;
-  const crypto::SecretBytes& pickle_key() const { return pickle_key_; }
+  DeviceAccount& account() { return account_; }
+  const DeviceAccount& account() const { return account_; }
+  OutboundSessions& outbound() { return outbound_; }
+  InboundSessions& inbound() { return inbound_; }
+  HybridSessions& hybrid() { return hybrid_; }
+  const crypto::SecretBytes& pickle_key() const { return ctx_.pickle_key; }
 
-  std::string sign(std::string_view message);
-  // OLM_BAD_MESSAGE_MAC when the signature does not verify.
-  void verify_signature(std::string_view ed25519_key, std::string_view message, std::string_view signature) const;
-  void mark_keys_as_published();
-  void forget_old_fallback_key();
-
-  // ---- olm device-to-device (section 7)
-  // A pre-key message from a fresh outbound session to (identity key, fallback
-  // key). PAYLOAD_TOO_LARGE; OLM_* for bad keys.
-  olm::OlmMessage encrypt_using_fallback_key(std::string_view their_identity_key, std::string_view their_fallback_key,
-                                             std::string_view payload);
-  // Only pre-key messages (type 0). INVALID_ARGUMENT for another type,
-  // PAYLOAD_TOO_LARGE, DECRYPTION_FAILED when olm refuses the message.
-  crypto::SecretBytes decrypt_message(std::string_view ciphertext, std::string_view their_identity_key,
-                                      size_t message_type = 0);
-
-  // ---- megolm outbound (section 5)
-  // Creates (replacing any) the stream's outbound session and stores its inbound
-  // counterpart from index 0; returns the session id.
-  std::string create_outbound_group_session(std::string_view stream_id);
-  // The stream's outbound session id, creating one (as above) only when there is
-  // none; atomic, so concurrent callers agree on one session. created tells
-  // whether this call made it (and so whether it must be shared).
-  struct EnsuredSession {
-    std::string session_id;
-    bool created = false;
-  };
-  EnsuredSession ensure_outbound_group_session(std::string_view stream_id);
-  std::optional<OutboundGroupSessionKey> outbound_group_session_key(std::string_view stream_id);
-  // Encrypts payload (already the string the algorithm version calls for) with
-  // the stream's outbound session. PAYLOAD_TOO_LARGE; SESSION_NOT_FOUND when the
-  // stream has no outbound session.
-  GroupCiphertext encrypt_group_message(std::string_view payload, std::string_view stream_id);
-
-  // ---- megolm inbound
-  // Import of a session key in either libolm format. IMPORT_FAILED when the key
-  // is not a session key or its id is not session_id. Keeps an existing session
-  // whose first known index is lower or equal.
-  ImportOutcome add_inbound_group_session(std::string_view stream_id, std::string_view session_id,
-                                          crypto::SecretView session_key);
-  std::optional<olm::InboundGroupSession> inbound_group_session(std::string_view stream_id,
-                                                                std::string_view session_id);
-  bool has_inbound_session_keys(std::string_view stream_id, std::string_view session_id);
-  std::optional<GroupEncryptionSession> export_inbound_group_session(std::string_view stream_id,
-                                                                     std::string_view session_id);
-  std::vector<GroupEncryptionSession> export_inbound_group_sessions();
-  std::vector<std::string> inbound_group_session_ids(std::string_view stream_id);
-
-  // ---- hybrid (section 6)
-  // INVALID_ARGUMENT when stream_id is not hex.
-  river::HybridGroupSessionKey create_hybrid_group_session(std::string_view stream_id, int64_t miniblock_num,
-                                                           std::span<const uint8_t> miniblock_hash);
-  // The stream's latest hybrid session, creating one from the miniblock only when
-  // the stream has none; atomic like ensure_outbound_group_session.
-  river::HybridGroupSessionKey ensure_hybrid_group_session(std::string_view stream_id, int64_t miniblock_num,
-                                                           std::span<const uint8_t> miniblock_hash, bool& created);
-  // The stream's session with the highest miniblock number.
-  std::optional<river::HybridGroupSessionKey> hybrid_group_session_key_for_stream(std::string_view stream_id);
-  std::optional<river::HybridGroupSessionKey> hybrid_group_session_key(std::string_view stream_id,
-                                                                       std::string_view session_id);
-  // session_key_hex: hex of the binary HybridGroupSessionKey. IMPORT_FAILED when
-  // it does not parse or its stream id, session id or hash do not match.
-  void add_hybrid_group_session(std::string_view stream_id, std::string_view session_id,
-                                std::string_view session_key_hex);
-  bool has_hybrid_group_session_key(std::string_view stream_id, std::string_view session_id);
-  std::optional<GroupEncryptionSession> export_hybrid_group_session(std::string_view stream_id,
-                                                                    std::string_view session_id);
-  std::vector<GroupEncryptionSession> export_hybrid_group_sessions();
-  std::vector<std::string> hybrid_group_session_ids(std::string_view stream_id);
-
-  // One pre-key message per device (as encrypt_using_fallback_key), on up to
-  // `threads` threads. Each device's randomness is drawn from this device's
-  // source in device order before the work is split, so the result does not
-  // depend on the thread count. A device whose keys olm refuses gets its error.
-  struct DeviceCiphertext {
-    std::optional<olm::OlmMessage> message;
+  // Imports shared keys in one store write. Per key: kImported, kKeptExisting
+  // (megolm: a session from a lower or equal index is held), or the error
+  // (IMPORT_FAILED / OLM_*). A key listed twice counts once, with its best form.
+  struct ImportResult {
+    std::optional<ImportOutcome> outcome;
     std::optional<Error> error;
   };
-  std::vector<DeviceCiphertext> encrypt_to_devices(std::string_view payload, const std::vector<UserDevice>& devices,
-                                                   unsigned threads);
+  std::vector<ImportResult> import_sessions(const std::vector<SessionImport>& keys);
 
-  // Runs fn on the stream's inbound session, unpickled once and cached; false
-  // when the session is not held. Calls on one session are serialised.
-  bool with_inbound_group_session(std::string_view stream_id, std::string_view session_id,
-                                  const std::function<void(olm::InboundGroupSession&)>& fn);
-
-  // Indices reserved per store write (see above).
-  static constexpr uint32_t kOutboundReservation = 100;
-
-  // ---- whole device
-  // Outbound sessions are exported advanced to their reserved index, so that the
-  // exported device never reuses an index this one may have used.
-  river::ExportedDevice export_device();
-
-  CryptoStore& store() { return store_; }
-  crypto::RandomSource& random() { return rng_; }
+  // The binary ExportedDevice protobuf. Outbound sessions are advanced to their
+  // reserved index, so the copy never reuses an index this device may use.
+  crypto::SecretBytes export_device();
 
  private:
-  olm::Account& account();  // NOT_INITIALIZED before init
-  void save_account();
-  struct OutboundState {
-    olm::OutboundGroupSession session;
-    uint32_t reserved_until = 0;
-  };
-  OutboundState& outbound_state(std::string_view stream_id);
-  void reserve_block(std::string_view stream_id, OutboundState& state);
-  void clear_caches();
-  struct CachedInbound {
-    std::mutex mu;
-    olm::InboundGroupSession session;
-  };
-  void import_exported_device(const river::ExportedDevice& exported);
-  void refresh_fallback_key();
+  void import_exported_device(std::span<const uint8_t> exported);
 
-  CryptoStore& store_;
-  crypto::RandomSource& rng_;
-  mutable std::recursive_mutex mu_;
-  crypto::SecretBytes pickle_key_;
-  std::optional<olm::Account> account_;
-  std::string device_key_;
-  std::string ed25519_key_;
-  std::string fallback_key_;
-
-  std::map<std::string, OutboundState, std::less<>> outbound_cache_;  // under mu_
-  std::mutex cache_mu_;  // the two caches below
-  std::map<std::string, std::shared_ptr<CachedInbound>> inbound_cache_;
-  std::map<std::string, river::HybridGroupSessionKey> hybrid_cache_;  // "id|stream|id", "latest|stream"
+  DeviceContext ctx_;
+  DeviceAccount account_;
+  InboundSessions inbound_;
+  OutboundSessions outbound_;
+  HybridSessions hybrid_;
+  Mutex import_mu_;  // order 2: imports of both kinds, check then write
 };
 
 // SHA-256("RVR_HSK:" || stream_id || key || u64_be(miniblock_num) || miniblock_hash).
 TOWNS_API std::array<uint8_t, 32> hybrid_session_key_hash(std::span<const uint8_t> stream_id,
                                                           std::span<const uint8_t> key, int64_t miniblock_num,
                                                           std::span<const uint8_t> miniblock_hash);
+
+// PAYLOAD_TOO_LARGE when the text is longer than kMaxPlaintextLength UTF-16
+// code units (the client's check); source names the operation in the message.
+TOWNS_API void check_payload_length(std::string_view payload, std::string_view source);
 
 }  // namespace towns

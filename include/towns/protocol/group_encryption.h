@@ -13,12 +13,10 @@
 // found") when no session is held, the error that starts a key solicitation;
 // GROUP_DECRYPTION_INVALID_VERSION; DECRYPTION_FAILED when the ciphertext does
 // not authenticate or is damaged (the olm error's name is in the message).
-// Thread-safe as far as the EncryptionDevice they use is.
+// Thread-safe: they keep no state of their own beyond the EncryptionDevice,
+// which is thread-safe.
 #pragma once
 
-#include <array>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -77,21 +75,27 @@ class TOWNS_API GroupEncryption {
   GroupEncryptionClient* client_;
 };
 
-// Replay: every decrypted megolm message's (stream, session, index) is
-// remembered with a fingerprint (SHA-256) of its ciphertext. Decrypting the same
-// event again is fine; a different event carrying an index already seen is
-// refused with REPLAY, for a sender never reuses an index. (The client declares
-// such a map but never consults it.) The memory lasts as long as the object.
+// Replay: every decrypted megolm message's (stream, session, index) is recorded
+// in the store with a fingerprint of its ciphertext (InboundSessions). Decrypting
+// the same event again is fine; a different event carrying an index already
+// recorded is refused with REPLAY, for a sender never reuses an index. (The
+// client declares such a map but never consults it.) The record survives restarts.
 class TOWNS_API GroupDecryption {
  public:
   explicit GroupDecryption(EncryptionDevice& device) : device_(device) {}
   DecryptedPayload decrypt(std::string_view stream_id, const river::EncryptedData& content);
-  // The steps of decrypt, for batches: the field check, decryption with a
-  // session already loaded (no replay check), and the replay check.
-  static bool has_fields(const river::EncryptedData& content);
+  // A backlog of one stream: each result is what decrypt() would give for that
+  // event in that order (replays included); megolm sessions are decrypted side
+  // by side on up to `threads` threads. Events of other algorithms are left
+  // unset for the caller.
+  struct EventResult {
+    std::optional<DecryptedPayload> payload;
+    std::optional<Error> error;
+  };
+  std::vector<EventResult> decrypt_batch(std::string_view stream_id, const std::vector<river::EncryptedData>& events,
+                                         unsigned threads);
+  // GROUP_DECRYPTION_MISSING_FIELDS unless sender key, session id and ciphertext are set.
   static void check_fields(const river::EncryptedData& content);
-  static DecryptedPayload decrypt_with(olm::InboundGroupSession& session, const river::EncryptedData& content);
-  void remember(std::string_view stream_id, const river::EncryptedData& content, uint32_t message_index);
   void import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session);
   std::optional<GroupEncryptionSession> export_group_session(std::string_view stream_id, std::string_view session_id);
   std::vector<GroupEncryptionSession> export_group_sessions();
@@ -100,8 +104,6 @@ class TOWNS_API GroupDecryption {
 
  private:
   EncryptionDevice& device_;
-  std::mutex seen_mu_;
-  std::map<std::string, std::array<uint8_t, 32>> seen_;  // stream|session|index -> ciphertext hash
 };
 
 class TOWNS_API HybridGroupEncryption {
@@ -117,7 +119,7 @@ class TOWNS_API HybridGroupEncryption {
   river::EncryptedData encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload);
 
  private:
-  river::HybridGroupSessionKey ensure_key(std::string_view stream_id, const EnsureOutboundSessionOptions& opts);
+  HybridSessionKey ensure_key(std::string_view stream_id, const EnsureOutboundSessionOptions& opts);
   river::EncryptedData seal(std::string_view stream_id, std::span<const uint8_t> payload, int version);
   EncryptionDevice& device_;
   GroupEncryptionClient* client_;
@@ -136,5 +138,11 @@ class TOWNS_API HybridGroupDecryption {
  private:
   EncryptionDevice& device_;
 };
+
+// The payload of a decrypted event for its EncryptedData version: version 1
+// megolm payloads are base64 of the bytes (DECRYPTION_FAILED when they are
+// not); version 0 is the text; anything else GROUP_DECRYPTION_INVALID_VERSION.
+TOWNS_API DecryptedPayload payload_for_version(int version, crypto::SecretBytes plaintext,
+                                               std::optional<uint32_t> message_index, bool base64_payload);
 
 }  // namespace towns

@@ -1,18 +1,23 @@
 // GroupEncryptionCrypto: the protocol's main interface, as in the canonical client.
 //
-// It owns an EncryptionDevice over the given CryptoStore and one encryption and
-// one decryption object per algorithm, and offers the client's operations.
+// It initialises the EncryptionDelegate and owns (or, with the second
+// constructor, uses) an EncryptionDevice over the given CryptoStore, plus one
+// encryption and one decryption object per algorithm, and offers the client's
+// operations and what session sharing and the key exchange need. It hands out
+// none of its parts: callers ask for operations.
 //
 // Thread safety: every method may be called from several threads at once once
-// init() has returned. The device serialises access to the account and to each
-// store transaction; encrypting on one stream from two threads yields distinct
-// message indices. init() must not race with other calls.
+// init() has returned (the lock order is in docs/design.md; no caller code runs
+// under a lock, and the GroupEncryptionClient is called with no lock held);
+// encrypting on one stream from two threads yields distinct message indices.
+// init() must not race with other calls.
 //
 // Errors: towns::Error with the client's codes; a missing session of either
 // algorithm is SESSION_NOT_FOUND. The import operations never throw for a bad
 // key: they report it in their result, as the client logs and skips.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -39,7 +44,10 @@ class TOWNS_API GroupEncryptionCrypto {
   // client may be null: new sessions are then not shared, and a new grpaes
   // session needs its miniblock in EnsureOutboundSessionOptions.
   GroupEncryptionCrypto(GroupEncryptionClient* client, CryptoStore& store,
-                        crypto::RandomSource& rng = crypto::os_random());
+                        crypto::RandomSource& rng = crypto::os_random(),
+                        EncryptionDelegate& delegate = olm_encryption_delegate());
+  // Uses a device the caller owns (and may use directly, as tests do).
+  GroupEncryptionCrypto(GroupEncryptionClient* client, EncryptionDevice& device);
 
   void init(const DeviceInitOptions& options = {});
 
@@ -48,6 +56,9 @@ class TOWNS_API GroupEncryptionCrypto {
   std::map<std::string, std::string> encrypt_with_device_keys(std::string_view payload,
                                                               const std::vector<UserDevice>& devices);
   crypto::SecretBytes decrypt_with_device_key(std::string_view ciphertext, std::string_view sender_device_key);
+  // The same per device, a refused device getting its error instead of failing
+  // the call (session sharing). Results do not depend on parallelism().
+  std::vector<DeviceCiphertext> encrypt_to_devices(std::string_view payload, const std::vector<UserDevice>& devices);
 
   std::string ensure_outbound_session(std::string_view stream_id, GroupEncryptionAlgorithm algorithm,
                                       const EnsureOutboundSessionOptions& opts = {});
@@ -67,24 +78,22 @@ class TOWNS_API GroupEncryptionCrypto {
   // parallelism() threads: megolm sessions are loaded once each and decrypted
   // side by side. Each result is exactly what decrypt_group_event would give
   // for that event in that order (replays included).
-  struct EventResult {
-    std::optional<DecryptedPayload> payload;
-    std::optional<Error> error;
-    bool has_value() const { return payload.has_value(); }
-  };
+  using EventResult = GroupDecryption::EventResult;
   std::vector<EventResult> decrypt_group_events(std::string_view stream_id,
                                                 const std::vector<river::EncryptedData>& events);
 
   // Threads used by the batch operations (decrypt_group_events,
   // encrypt_with_device_keys); 1 makes them sequential. Results do not depend
   // on it. Default: the number of cores.
-  void set_parallelism(unsigned threads) { parallelism_ = threads == 0 ? 1 : threads; }
-  unsigned parallelism() const { return parallelism_; }
+  void set_parallelism(unsigned threads) { parallelism_.store(threads == 0 ? 1 : threads); }
+  unsigned parallelism() const { return parallelism_.load(); }
 
   std::optional<GroupEncryptionSession> export_group_session(std::string_view stream_id, std::string_view session_id);
   std::vector<GroupEncryptionSession> export_room_keys();
   // Megolm session ids, then hybrid ones (each sorted), as the client lists them.
   std::vector<std::string> get_group_session_ids(std::string_view stream_id);
+  // The session ids of one algorithm held for the stream, sorted.
+  std::vector<std::string> group_session_ids(std::string_view stream_id, GroupEncryptionAlgorithm algorithm);
   bool has_session_key(std::string_view stream_id, std::string_view session_id, GroupEncryptionAlgorithm algorithm);
 
   // Imports keys for stream_id (each key's own stream id is ignored, as the
@@ -99,16 +108,23 @@ class TOWNS_API GroupEncryptionCrypto {
   ImportResult import_room_keys_as_json(std::string_view json,
                                         const std::function<void(const ImportProgress&)>& progress = {});
 
-  UserDevice get_user_device() const;
-  river::ExportedDevice export_device();
+  // Keys of either algorithm in one store write (session sharing's batches):
+  // per key its outcome or error, as EncryptionDevice::import_sessions.
+  std::vector<EncryptionDevice::ImportResult> import_sessions(const std::vector<SessionImport>& keys);
 
-  EncryptionDevice& encryption_device() { return device_; }
+  UserDevice get_user_device() const;
+  // The binary ExportedDevice protobuf.
+  crypto::SecretBytes export_device();
 
  private:
-  bool import_one(std::string_view stream_id, const GroupEncryptionSession& key, ImportResult& result);
+  // Imports keys (stream ids already decided) in one write; fills result and
+  // calls on_key(i, imported) for every key the algorithm of which is known.
+  void import_keys(const std::vector<GroupEncryptionSession>& keys, const std::vector<std::string_view>& stream_ids,
+                   ImportResult& result, const std::function<void(size_t, bool)>& on_key);
 
-  EncryptionDevice device_;
-  unsigned parallelism_;
+  std::unique_ptr<EncryptionDevice> owned_device_;
+  EncryptionDevice& device_;
+  std::atomic<unsigned> parallelism_;
   GroupEncryption megolm_encryption_;
   GroupDecryption megolm_decryption_;
   HybridGroupEncryption hybrid_encryption_;

@@ -16,9 +16,9 @@
 namespace towns {
 
 // protobuf JSON of SessionKeys ({"keys":[...]}, or {} with none).
-TOWNS_API std::string session_keys_json(const std::vector<std::string>& keys);
+TOWNS_API crypto::SecretBytes session_keys_json(const std::vector<crypto::SecretBytes>& keys);
 // INVALID_ARGUMENT when text is not SessionKeys JSON.
-TOWNS_API std::vector<std::string> parse_session_keys_json(std::string_view text);
+TOWNS_API std::vector<crypto::SecretBytes> parse_session_keys_json(std::string_view text);
 
 // Builds the message for one user's devices; our own device is skipped, and so is
 // a device whose keys olm refuses (reported in skipped_devices).
@@ -52,8 +52,8 @@ struct ReceiveResult {
 TOWNS_API ReceiveResult receive_group_encryption_sessions(
     GroupEncryptionCrypto& crypto, const river::UserInboxPayload::GroupEncryptionSessions& message);
 
-// Several messages (an inbox backlog) in one store transaction: one durable
-// write for all of them. Each entry is that message's result, or the error it
+// Several messages (an inbox backlog) with one store write for all of them
+// (no store lock is held while messages are decrypted). Each entry is that message's result, or the error it
 // would have raised alone; a failed message imports nothing.
 struct BatchReceiveResult {
   std::optional<ReceiveResult> result;

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "towns/crypto/secret.h"
 #include "towns/export.h"
 
 namespace towns {
@@ -41,7 +42,7 @@ TOWNS_API std::optional<GroupEncryptionAlgorithm> parse_group_encryption_algorit
 struct GroupEncryptionSession {
   std::string stream_id;
   std::string session_id;
-  std::string session_key;
+  crypto::SecretBytes session_key;
   std::string algorithm;
 };
 

@@ -1,4 +1,4 @@
-#include "towns/protocol/key_exchange.h"
+#include "towns/exchange/key_exchange.h"
 
 #include <algorithm>
 #include <chrono>
@@ -143,12 +143,15 @@ int64_t KeyExchange::respond_delay_ms(std::string_view stream_id, std::string_vi
 
 bool KeyExchange::tick() {
   if (!new_sessions_.empty()) {
-    // The whole inbox backlog in one store transaction: one durable write.
-    std::deque<river::UserInboxPayload::GroupEncryptionSessions> batch;
-    batch.swap(new_sessions_);
-    crypto_.encryption_device().store().transaction([&] {
-      for (const auto& s : batch) process_new_group_sessions(s);
-    });
+    // The whole inbox backlog with one durable write.
+    std::vector<river::UserInboxPayload::GroupEncryptionSessions> batch(std::make_move_iterator(new_sessions_.begin()),
+                                                                        std::make_move_iterator(new_sessions_.end()));
+    new_sessions_.clear();
+    auto results = receive_group_encryption_sessions_batch(crypto_, batch);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      // A forged or damaged message imported nothing; it is not retried.
+      if (results[i].result) process_new_group_sessions(batch[i], *results[i].result);
+    }
     return true;
   }
   if (!encrypted_.empty()) {
@@ -229,14 +232,8 @@ size_t KeyExchange::waiting_events() const {
   return n;
 }
 
-void KeyExchange::process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& message) {
-  ReceiveResult result;
-  try {
-    result = receive_group_encryption_sessions(crypto_, message);
-  } catch (const Error&) {
-    // Forged or damaged: nothing was imported. Not retried.
-    return;
-  }
+void KeyExchange::process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& message,
+                                             const ReceiveResult& result) {
   stats_.sessions_imported += result.imported.size();
   auto stream_failures = failures_.find(result.stream_id);
   if (stream_failures == failures_.end()) return;
@@ -361,7 +358,6 @@ void KeyExchange::process_key_solicitation(const KeySolicitationItem& item) {
       host_.send_group_encryption_sessions(item.from_user_id, share);
     }
   }
-  for (auto& s : answer->sessions) crypto::wipe(s.session_key.data(), s.session_key.size());
 }
 
 // ---- the decision rules
@@ -431,9 +427,7 @@ std::optional<SolicitationAnswer> plan_solicitation_answer(GroupEncryptionCrypto
   if (sol.device_key() == own || sol.session_ids_size() == 0) return std::nullopt;
   std::map<std::string, GroupEncryptionAlgorithm> known;
   for (auto algorithm : {GroupEncryptionAlgorithm::kGroupEncryption, GroupEncryptionAlgorithm::kHybridGroupEncryption}) {
-    for (const auto& id : algorithm == GroupEncryptionAlgorithm::kGroupEncryption
-                              ? crypto.encryption_device().inbound_group_session_ids(stream_id)
-                              : crypto.encryption_device().hybrid_group_session_ids(stream_id)) {
+    for (const auto& id : crypto.group_session_ids(stream_id, algorithm)) {
       known.emplace(id, algorithm);
     }
   }
@@ -479,7 +473,6 @@ std::vector<river::UserInboxPayload::GroupEncryptionSessions> build_solicitation
       auto plan = build_group_encryption_sessions(crypto, stream_id, algorithm, chunk, {requester});
       if (!plan.message.ciphertexts().empty()) out.push_back(std::move(plan.message));
     }
-    for (auto& s : of_algorithm) crypto::wipe(s.session_key.data(), s.session_key.size());
   }
   return out;
 }

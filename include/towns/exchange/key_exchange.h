@@ -1,5 +1,6 @@
 // KeyExchange: solicitation, fulfillment and session sharing between a group's
-// devices (protocol.md sections 8 to 10), in the role of the client SDK's
+// devices (docs/protocol.md sections 8 to 10), the stateful engine above the
+// protocol classes (the exchange layer, docs/design.md), in the role of the client SDK's
 // decryption extensions (@towns-protocol/sdk 0.0.455, decryptionExtensions).
 //
 // Transport-agnostic: the host application delivers what it sees (encrypted
@@ -230,7 +231,8 @@ class TOWNS_API KeyExchange {
     int64_t convert_at_ms = 0;
   };
 
-  void process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& sessions);
+  void process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& sessions,
+                                  const ReceiveResult& result);
   void process_encrypted(const EncryptedEvent& event);
   void process_missing_keys(const std::string& stream_id);
   void process_key_solicitation(const KeySolicitationItem& item);

@@ -1,0 +1,190 @@
+#include <map>
+
+#include "common/parallel.h"
+#include "towns/crypto/aead.h"
+#include "towns/crypto/encoding.h"
+#include "towns/protocol/encryption_device.h"
+
+namespace towns {
+
+struct InboundSessions::Entry {
+  Mutex mu;  // one thread at a time uses the session
+  std::unique_ptr<DelegateInboundGroupSession> session TOWNS_GUARDED_BY(mu);
+  uint64_t last_use = 0;  // under InboundSessions::cache_mu_
+};
+
+InboundSessions::~InboundSessions() = default;
+
+std::array<uint8_t, 16> InboundSessions::fingerprint(std::string_view ciphertext) {
+  auto digest = crypto::sha256(crypto::as_bytes(ciphertext));
+  std::array<uint8_t, 16> out{};
+  std::copy_n(digest.begin(), out.size(), out.begin());
+  return out;
+}
+
+void InboundSessions::refresh_if_stale() {
+  uint64_t version = ctx_.store.data_version();
+  if (version != data_version_) {
+    // Another process wrote the store: it may have imported a better key.
+    cache_.clear();
+    data_version_ = version;
+  }
+}
+
+std::shared_ptr<InboundSessions::Entry> InboundSessions::entry(std::string_view stream_id,
+                                                               std::string_view session_id) {
+  Key key{std::string(stream_id), std::string(session_id)};
+  // Loaded under the cache lock: an import writes the store first and then
+  // forgets the cached entry under this lock, so a stale load cannot land
+  // after the forget.
+  MutexLock l(cache_mu_);
+  refresh_if_stale();
+  auto it = cache_.find(key);
+  if (it != cache_.end()) {
+    it->second->last_use = ++use_counter_;
+    return it->second;
+  }
+  auto record = ctx_.store.get_inbound_session(stream_id, session_id);
+  if (!record) return nullptr;
+  auto e = std::make_shared<Entry>();
+  {
+    MutexLock el(e->mu);
+    e->session = ctx_.delegate.unpickle_inbound_group_session(ctx_.pickle_key, record->pickle);
+  }
+  e->last_use = ++use_counter_;
+  if (cache_.size() >= kCacheSize) {
+    // The least recently used goes (its session is wiped when its last user lets go).
+    auto oldest = cache_.begin();
+    for (auto i = cache_.begin(); i != cache_.end(); ++i) {
+      if (i->second->last_use < oldest->second->last_use) oldest = i;
+    }
+    cache_.erase(oldest);
+  }
+  cache_.emplace(std::move(key), e);
+  return e;
+}
+
+void InboundSessions::forget(std::string_view stream_id, std::string_view session_id) {
+  MutexLock l(cache_mu_);
+  cache_.erase(Key{std::string(stream_id), std::string(session_id)});
+}
+
+void InboundSessions::clear() {
+  MutexLock l(cache_mu_);
+  cache_.clear();
+}
+
+bool InboundSessions::has(std::string_view stream_id, std::string_view session_id) {
+  return ctx_.store.get_inbound_session(stream_id, session_id).has_value();
+}
+
+std::vector<std::string> InboundSessions::ids(std::string_view stream_id) {
+  return ctx_.store.inbound_session_ids(stream_id);
+}
+
+std::optional<uint32_t> InboundSessions::first_known_index(std::string_view stream_id, std::string_view session_id) {
+  auto e = entry(stream_id, session_id);
+  if (!e) return std::nullopt;
+  MutexLock l(e->mu);
+  return e->session->first_known_index();
+}
+
+std::optional<GroupEncryptionSession> InboundSessions::export_session(std::string_view stream_id,
+                                                                      std::string_view session_id) {
+  auto e = entry(stream_id, session_id);
+  if (!e) return std::nullopt;
+  MutexLock l(e->mu);
+  return GroupEncryptionSession{std::string(stream_id), std::string(session_id),
+                                e->session->export_session(e->session->first_known_index()),
+                                std::string(kGroupEncryptionAlgorithmId)};
+}
+
+std::vector<GroupEncryptionSession> InboundSessions::export_all() {
+  std::vector<GroupEncryptionSession> out;
+  for (const auto& r : ctx_.store.all_inbound_sessions()) {
+    auto session = ctx_.delegate.unpickle_inbound_group_session(ctx_.pickle_key, r.pickle);
+    out.push_back({r.stream_id, r.session_id, session->export_session(session->first_known_index()),
+                   std::string(kGroupEncryptionAlgorithmId)});
+  }
+  return out;
+}
+
+GroupPlaintext InboundSessions::decrypt_with(Entry& e, std::string_view ciphertext) {
+  MutexLock l(e.mu);
+  try {
+    return e.session->decrypt(ciphertext);
+  } catch (const Error& err) {
+    if (!is_olm_error(err.code())) throw;
+    throw Error(ErrorCode::DECRYPTION_FAILED, "megolm decryption failed: " + std::string(err.code_name()));
+  }
+}
+
+namespace {
+[[noreturn]] void replay(std::string_view session_id, uint32_t index) {
+  throw Error(ErrorCode::REPLAY, "message index " + std::to_string(index) + " of session " + std::string(session_id) +
+                                     " was already used by another event");
+}
+[[noreturn]] void not_found() { throw Error(ErrorCode::SESSION_NOT_FOUND, "Session not found"); }
+}  // namespace
+
+GroupPlaintext InboundSessions::decrypt(std::string_view stream_id, std::string_view session_id,
+                                        std::string_view ciphertext) {
+  auto e = entry(stream_id, session_id);
+  if (!e) not_found();
+  auto result = decrypt_with(*e, ciphertext);
+  auto checks = ctx_.store.record_message_indices(
+      {{std::string(stream_id), std::string(session_id), result.message_index, fingerprint(ciphertext)}});
+  if (checks.at(0) == ReplayCheck::kConflict) replay(session_id, result.message_index);
+  return result;
+}
+
+std::vector<InboundSessions::Result> InboundSessions::decrypt_batch(
+    std::string_view stream_id, const std::vector<std::pair<std::string, std::string>>& events, unsigned threads) {
+  std::vector<Result> results(events.size());
+  std::map<std::string_view, std::vector<size_t>> by_session;
+  for (size_t i = 0; i < events.size(); ++i) by_session[events[i].first].push_back(i);
+  std::vector<const std::pair<const std::string_view, std::vector<size_t>>*> groups;
+  for (const auto& g : by_session) groups.push_back(&g);
+  parallel_for(groups.size(), threads, [&](size_t g) {
+    const auto& [session_id, indices] = *groups[g];
+    std::shared_ptr<Entry> e;
+    try {
+      e = entry(stream_id, session_id);
+      if (!e) not_found();
+    } catch (const Error& err) {
+      for (size_t i : indices) results[i].error = err;
+      return;
+    }
+    for (size_t i : indices) {
+      try {
+        results[i].plaintext = decrypt_with(*e, events[i].second);
+      } catch (const Error& err) {
+        results[i].error = err;
+      }
+    }
+  });
+  // The replay record for the batch, in input order.
+  std::vector<MessageIndexRecord> records;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (!results[i].plaintext) continue;
+    records.push_back({std::string(stream_id), events[i].first, results[i].plaintext->message_index,
+                       fingerprint(events[i].second)});
+    at.push_back(i);
+  }
+  if (records.empty()) return results;
+  auto checks = ctx_.store.record_message_indices(records);
+  for (size_t k = 0; k < at.size(); ++k) {
+    if (checks.at(k) != ReplayCheck::kConflict) continue;
+    auto& r = results[at[k]];
+    try {
+      replay(events[at[k]].first, r.plaintext->message_index);
+    } catch (const Error& err) {
+      r.error = err;
+    }
+    r.plaintext.reset();
+  }
+  return results;
+}
+
+}  // namespace towns
