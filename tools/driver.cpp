@@ -36,7 +36,6 @@ std::string driver_code(const Error& e, bool decrypting) {
     case ErrorCode::GROUP_DECRYPTION_UNKNOWN_ALGORITHM:
     case ErrorCode::GROUP_DECRYPTION_INVALID_VERSION:
     case ErrorCode::HYBRID_GROUP_DECRYPTION_MISSING_FIELDS:
-    case ErrorCode::HYBRID_GROUP_DECRYPTION_MISSING_SESSION:
     case ErrorCode::SESSION_NOT_FOUND:
     case ErrorCode::DECRYPTION_FAILED:
     case ErrorCode::PAYLOAD_TOO_LARGE:
