@@ -4,6 +4,10 @@
 
 #include <catch2/generators/catch_generators.hpp>
 
+#include <deque>
+#include <initializer_list>
+#include <span>
+
 #include "network.h"
 #include "towns/crypto/encoding.h"
 #include "towns/store/memory_crypto_store.h"
@@ -241,19 +245,137 @@ TEST_CASE("bad actors: stolen device key, forged sessions, garbage ciphertexts")
   CHECK(decrypted_in(carol, w.net, kChannel) == 2);
 }
 
-TEST_CASE("the answer delay follows section 10") {
-  World w;
-  auto& alice = w.device(1, "alice");
-  w.net.create_stream(kChannel, {user(1), user(2)});
-  for (int i = 0; i < 200; ++i) {
-    auto other = alice.engine().respond_delay_ms(kChannel, user(2), false);
-    CHECK(other >= 0);
-    CHECK(other < 5000);  // 2 members: max(5, min(30, 2)) = 5 s
-    auto own = alice.engine().respond_delay_ms(kChannel, user(1), false);
-    CHECK(own < 2500);
-    CHECK(alice.engine().respond_delay_ms(kChannel, user(1), true) == 0);
-    CHECK(alice.engine().respond_delay_ms(kChannel, user(2), true) < 2500);
+namespace {
+
+// Hands out scripted bytes first, then those of the source in use (a seeded one
+// by default), and counts the bytes each kind of draw took.
+class ScriptedRandom final : public crypto::RandomSource {
+ public:
+  void fill(std::span<uint8_t> out) override {
+    for (auto& b : out) {
+      if (!script_.empty()) {
+        b = script_.front();
+        script_.pop_front();
+      } else {
+        source_->fill({&b, 1});
+        ++unscripted_;
+      }
+    }
   }
+  void script(std::initializer_list<uint8_t> bytes) { script_.insert(script_.end(), bytes); }
+  size_t scripted_left() const { return script_.size(); }
+  size_t unscripted() const { return unscripted_; }
+  void use(crypto::RandomSource& source) { source_ = &source; }
+
+ private:
+  crypto::SeededRandom seeded_{test::bytes("delay world")};
+  crypto::RandomSource* source_ = &seeded_;
+  std::deque<uint8_t> script_;
+  size_t unscripted_ = 0;
+};
+
+// A device of user 1 in a stream of the given number of members (user 1 among them).
+struct DelayWorld {
+  SimClock clock;
+  ScriptedRandom rng;
+  Network net;
+  SimDevice* alice = nullptr;
+  explicit DelayWorld(int members, KeyExchangeOptions options = {}) : net(clock, rng, options) {
+    alice = &net.add_device(user(1), "alice", std::make_unique<MemoryCryptoStore>());
+    std::set<std::string> ids;
+    for (int u = 1; u <= members; ++u) ids.insert(user(u));
+    net.create_stream(kChannel, ids);
+  }
+  // The delay for a solicitation from user `from`, drawing exactly the four
+  // scripted bytes (or nothing when `bytes` is empty).
+  int64_t delay(std::initializer_list<uint8_t> bytes, int from, bool ephemeral) {
+    auto before = rng.unscripted();
+    rng.script(bytes);
+    auto d = alice->engine().respond_delay_ms(kChannel, user(from), ephemeral);
+    CHECK(rng.scripted_left() == 0);
+    CHECK(rng.unscripted() == before);  // nothing drawn beyond the script
+    return d;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the answer delay follows section 10: exact values from the four random bytes") {
+  // 2 members: max(5, min(30, 2)) = 5 s. The bytes are a big-endian u32 v and
+  // the delay is floor(5000 ms * v / 2^32), halved for our own user and for an
+  // ephemeral solicitation; an ephemeral one from our own user is answered at
+  // once without drawing.
+  DelayWorld w(2);
+  const int other = 2, own = 1;
+  CHECK(w.delay({0x00, 0x00, 0x00, 0x00}, other, false) == 0);
+  CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, other, false) == 2500);
+  CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, own, false) == 1250);
+  CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, other, true) == 1250);
+  CHECK(w.delay({}, own, true) == 0);
+  CHECK(w.delay({0x40, 0x00, 0x00, 0x00}, other, false) == 1250);
+  CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, other, false) == 4999);  // 4999.9988...: just under the bound
+  CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, own, false) == 2499);
+  CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, other, true) == 2499);
+  // Big-endian: the first byte is the most significant.
+  CHECK(w.delay({0x01, 0x00, 0x00, 0x00}, other, false) == 19);  // 5000 / 256 = 19.53
+  CHECK(w.delay({0x00, 0x00, 0x00, 0x01}, other, false) == 0);
+  // The first millisecond starts at v = ceil(2^32 / 5000) = 858,994.
+  CHECK(w.delay({0x00, 0x0d, 0x1b, 0x71}, other, false) == 0);  // v = 858,993: 0.99999... ms
+  CHECK(w.delay({0x00, 0x0d, 0x1b, 0x72}, other, false) == 1);  // v = 858,994: 1.000001 ms
+}
+
+TEST_CASE("the answer delay follows section 10: the window is max(5, min(30, members)) seconds") {
+  struct Case {
+    int members;
+    int64_t half_ms;  // the delay at v = 2^31 for another user: half the window
+    int64_t top_ms;   // at v = 2^32 - 1
+  };
+  for (auto c : {Case{1, 2500, 4999}, Case{5, 2500, 4999}, Case{6, 3000, 5999}, Case{12, 6000, 11999},
+                 Case{30, 15000, 29999}, Case{31, 15000, 29999}, Case{45, 15000, 29999}}) {
+    INFO(c.members << " members");
+    DelayWorld w(c.members);
+    CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, 2, false) == c.half_ms);
+    CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, 2, false) == c.top_ms);
+    CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, 1, false) == c.half_ms / 2);
+    CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, 2, true) == c.half_ms / 2);
+    CHECK(w.delay({}, 1, true) == 0);
+  }
+}
+
+TEST_CASE("the answer delay follows section 10: a seeded source gives exact, mostly non-zero delays") {
+  DelayWorld w(2);
+  crypto::SeededRandom engine_source(test::bytes("answer delays")), twin(test::bytes("answer delays"));
+  w.rng.use(engine_source);
+  auto alice_delay = [&](int from, bool ephemeral) {
+    return w.alice->engine().respond_delay_ms(kChannel, user(from), ephemeral);
+  };
+  auto next_v = [&] {
+    uint8_t b[4];
+    twin.fill(b);
+    return (uint64_t{b[0]} << 24) | (uint64_t{b[1]} << 16) | (uint64_t{b[2]} << 8) | b[3];
+  };
+  constexpr uint64_t kWindowMs = 5000;
+  int64_t smallest_other = kWindowMs, largest_other = 0;
+  for (int i = 0; i < 200; ++i) {
+    INFO("draw " << i);
+    auto other = alice_delay(2, false);
+    CHECK(other == static_cast<int64_t>((kWindowMs * next_v()) >> 32));
+    smallest_other = std::min(smallest_other, other);
+    largest_other = std::max(largest_other, other);
+    CHECK(alice_delay(1, false) == static_cast<int64_t>((kWindowMs * next_v()) >> 33));
+    CHECK(alice_delay(2, true) == static_cast<int64_t>((kWindowMs * next_v()) >> 33));
+    CHECK(alice_delay(1, true) == 0);  // draws nothing: the twin stays in step
+  }
+  // Not always 0, and spread over the window.
+  CHECK(smallest_other > 0);
+  CHECK(largest_other >= 4900);
+}
+
+TEST_CASE("without respond_delay the answer is immediate and draws nothing") {
+  DelayWorld w(12, {.respond_delay = false});
+  CHECK(w.delay({}, 2, false) == 0);
+  CHECK(w.delay({}, 1, false) == 0);
+  CHECK(w.delay({}, 2, true) == 0);
 }
 
 TEST_CASE("50 users x 2 devices, 20 streams, overlapping membership and churn") {

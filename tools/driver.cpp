@@ -36,7 +36,6 @@ std::string driver_code(const Error& e, bool decrypting) {
     case ErrorCode::GROUP_DECRYPTION_UNKNOWN_ALGORITHM:
     case ErrorCode::GROUP_DECRYPTION_INVALID_VERSION:
     case ErrorCode::HYBRID_GROUP_DECRYPTION_MISSING_FIELDS:
-    case ErrorCode::HYBRID_GROUP_DECRYPTION_MISSING_SESSION:
     case ErrorCode::SESSION_NOT_FOUND:
     case ErrorCode::DECRYPTION_FAILED:
     case ErrorCode::PAYLOAD_TOO_LARGE:
@@ -202,7 +201,9 @@ class Driver {
 
   json init(const json& req) {
     decrypting_ = false;
-    auto user_id = str(req, "user_id");
+    // Required like the client driver's (docs/driver.md), though a device keeps
+    // no user id: the commands that need one take it as an argument.
+    (void)str(req, "user_id");
     crypto::SecretBytes key(opt_str(req, "pickle_key").value_or(std::string(kDefaultPickleKey)));
     std::optional<river::ExportedDevice> exported;
     if (req.contains("exported_device_pb") && !req["exported_device_pb"].is_null()) {
@@ -223,7 +224,6 @@ class Driver {
     crypto_.reset();
     store_ = std::move(store);
     crypto_ = std::move(crypto);
-    user_id_ = user_id;
     return device_json();
   }
 
@@ -378,7 +378,6 @@ class Driver {
 
   std::unique_ptr<CryptoStore> store_;
   std::unique_ptr<GroupEncryptionCrypto> crypto_;
-  std::string user_id_;
   bool decrypting_ = false;
 };
 

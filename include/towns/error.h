@@ -30,7 +30,6 @@ namespace towns {
   X(GROUP_DECRYPTION_UNKNOWN_ALGORITHM)         \
   X(GROUP_DECRYPTION_INVALID_VERSION)           \
   X(HYBRID_GROUP_DECRYPTION_MISSING_FIELDS)     \
-  X(HYBRID_GROUP_DECRYPTION_MISSING_SESSION)    \
   /* protocol */                                \
   X(SESSION_NOT_FOUND)                          \
   X(DECRYPTION_FAILED)                          \
