@@ -234,31 +234,6 @@ TEST_CASE("megolm: another session's key cannot decrypt; tamper and truncate loo
   CHECK(vec(in.decrypt(msg).plaintext) == test::bytes("secret payload"));
 }
 
-TEST_CASE("pk encryption, decryption and signing") {
-  SeededRandom rng(test::bytes("pk"));
-  auto dec = PkDecryption::generate(rng);
-  auto enc = PkEncryption::create(dec.public_key());
-  auto m = enc.encrypt(test::bytes("pk payload"), rng);
-  CHECK(vec(dec.decrypt(m)) == test::bytes("pk payload"));
-  auto bad = m;
-  bad.mac[0] = bad.mac[0] == 'A' ? 'B' : 'A';
-  REQUIRE_ERROR(dec.decrypt(bad), OLM_BAD_MESSAGE_MAC);
-
-  auto again = PkDecryption::from_private_key(dec.private_key());
-  CHECK(again.public_key() == dec.public_key());
-  auto pickled = dec.pickle("k");
-  CHECK(PkDecryption::unpickle("k", pickled).public_key() == dec.public_key());
-  REQUIRE_ERROR(PkDecryption::unpickle("x", pickled), OLM_BAD_ACCOUNT_KEY);
-  REQUIRE_ERROR(PkEncryption::create("short"), OLM_INPUT_BUFFER_TOO_SMALL);
-
-  auto seed = rng.bytes(PkSigning::seed_length());
-  auto signer = PkSigning::from_seed(seed);
-  auto sig = signer.sign("to sign");
-  Utility u;
-  u.ed25519_verify(signer.public_key(), "to sign", sig);
-  REQUIRE_ERROR(PkSigning::from_seed(std::string_view("short")), OLM_INPUT_BUFFER_TOO_SMALL);
-}
-
 TEST_CASE("moved-from olm objects refuse to work instead of crashing") {
   SeededRandom rng(test::bytes("moved"));
   auto a = Account::create(rng);
