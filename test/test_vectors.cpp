@@ -56,11 +56,18 @@ TEST_CASE("the verifier notices a wrong vector") {
   towns::vectors::generate(towns::crypto::as_bytes("another seed"), out);
   auto path = out + "/hybrid_wrong.json";
   std::filesystem::copy_file(out + "/grpaes.json", path);
-  auto text = test::read_file(path);
-  auto at = text.find("\"sessionId\": \"");
-  REQUIRE(at != std::string::npos);
-  text[at + 14] = text[at + 14] == 'a' ? 'b' : 'a';
-  std::ofstream(path, std::ios::trunc) << text;
+  // The first test's expected session id, one character changed.
+  auto doc = nlohmann::ordered_json::parse(test::read_file(path));
+  auto& first = doc.at("testGroups").at(0).at("tests").at(0);
+  REQUIRE(first.at("tcId") == 1);
+  auto id = first.at("sessionId").get<std::string>();
+  REQUIRE(!id.empty());
+  id[0] = id[0] == 'a' ? 'b' : 'a';
+  first["sessionId"] = id;
+  std::ofstream(path, std::ios::trunc) << doc.dump(2);
   auto r = towns::vectors::verify(out);
   CHECK(r.failed == 1);
+  CHECK(r.passed == count_vectors(out) - 1);
+  REQUIRE(r.failures.size() == 1);
+  CHECK(r.failures[0].rfind("hybrid_wrong.json tcId 1 (hybridSessionId, ", 0) == 0);
 }

@@ -131,10 +131,10 @@ std::vector<UserDevice> make_devices(size_t n) {
   for (size_t i = 0; i < n; ++i) {
     auto a = olm::Account::create(crypto::os_random());
     a.generate_fallback_key(crypto::os_random());
-    auto j = a.unpublished_fallback_key();
-    auto e = j.rfind('"');
-    auto s = j.rfind('"', e - 1);
-    out.push_back({a.curve25519_key(), j.substr(s + 1, e - s - 1)});
+    // {"curve25519":{"<key id>":"<key>"}}: the one unpublished fallback key.
+    auto keys = json::parse(a.unpublished_fallback_key()).at("curve25519");
+    if (keys.size() != 1) throw Error(ErrorCode::INTERNAL, "expected one unpublished fallback key");
+    out.push_back({a.curve25519_key(), keys.begin()->get<std::string>()});
   }
   return out;
 }

@@ -161,37 +161,28 @@ json session_json(const GroupEncryptionSession& s) {
 
 class Driver {
  public:
-  json handle(const std::string& cmd, const json& req, bool& quit) {
-    if (cmd == "quit") {
-      quit = true;
-      return json::object();
-    }
-    if (cmd == "init") return init(req);
-    static const char* const kKnown[] = {"device", "export_device", "encrypt", "decrypt", "session_ids",
-                                         "export_sessions", "import_sessions", "share", "receive_sessions",
-                                         "encrypt_to_devices", "decrypt_from_device", "solicit",
-                                         "answer_solicitation"};
-    if (std::find(std::begin(kKnown), std::end(kKnown), cmd) == std::end(kKnown)) {
-      throw Error(ErrorCode::UNKNOWN_COMMAND, "unknown command " + cmd);
-    }
-    if (!crypto_) throw Error(ErrorCode::NOT_INITIALIZED, "send init first");
-    decrypting_ = cmd == "decrypt" || cmd == "receive_sessions" || cmd == "decrypt_from_device";
-    if (cmd == "device") return device_json();
-    if (cmd == "export_device") return {{"exported_device_pb", pb_b64(crypto_->export_device())}};
-    if (cmd == "encrypt") return encrypt(req);
-    if (cmd == "decrypt") return decrypt(req);
-    if (cmd == "session_ids") return session_ids(req);
-    if (cmd == "export_sessions") return export_sessions(req);
-    if (cmd == "import_sessions") return import_sessions(req);
-    if (cmd == "share") return share(req);
-    if (cmd == "receive_sessions") return receive(req);
-    if (cmd == "encrypt_to_devices") return encrypt_to_devices(req);
-    if (cmd == "decrypt_from_device") return decrypt_from_device(req);
-    if (cmd == "solicit") return solicit(req);
-    return answer_solicitation(req);
+  // Runs one request; throws towns::Error (UNKNOWN_COMMAND, NOT_INITIALIZED, the
+  // command's own) or json::exception for a malformed argument.
+  json handle(const std::string& cmd, const json& req) {
+    const Command* c = find_command(cmd);
+    if (c == nullptr) throw Error(ErrorCode::UNKNOWN_COMMAND, "unknown command " + cmd);
+    if (c->needs_device && !crypto_) throw Error(ErrorCode::NOT_INITIALIZED, "send init first");
+    decrypting_ = c->decrypting;
+    return (this->*(c->run))(req);
   }
 
   bool decrypting() const { return decrypting_; }
+  bool quitting() const { return quitting_; }
+
+  struct Command {
+    const char* name;
+    json (Driver::*run)(const json& req);
+    bool needs_device;  // NOT_INITIALIZED until an init succeeded
+    bool decrypting;    // libolm's errors become DECRYPTION_FAILED (else INVALID_ARGUMENT)
+  };
+  // The driver's commands, in docs/driver.md's order: the one list of them.
+  static const Command kCommands[];
+  static const Command* find_command(std::string_view name);
 
  private:
   json device_json() {
@@ -199,8 +190,14 @@ class Driver {
     return {{"device_key", d.device_key}, {"fallback_key", d.fallback_key}};
   }
 
+  json device(const json&) { return device_json(); }
+  json export_device(const json&) { return {{"exported_device_pb", pb_b64(crypto_->export_device())}}; }
+  json quit(const json&) {
+    quitting_ = true;
+    return json::object();
+  }
+
   json init(const json& req) {
-    decrypting_ = false;
     // Required like the client driver's (docs/driver.md), though a device keeps
     // no user id: the commands that need one take it as an argument.
     (void)str(req, "user_id");
@@ -379,7 +376,33 @@ class Driver {
   std::unique_ptr<CryptoStore> store_;
   std::unique_ptr<GroupEncryptionCrypto> crypto_;
   bool decrypting_ = false;
+  bool quitting_ = false;
 };
+
+const Driver::Command Driver::kCommands[] = {
+    {"init", &Driver::init, false, false},
+    {"device", &Driver::device, true, false},
+    {"export_device", &Driver::export_device, true, false},
+    {"encrypt", &Driver::encrypt, true, false},
+    {"decrypt", &Driver::decrypt, true, true},
+    {"session_ids", &Driver::session_ids, true, false},
+    {"export_sessions", &Driver::export_sessions, true, false},
+    {"import_sessions", &Driver::import_sessions, true, false},
+    {"share", &Driver::share, true, false},
+    {"receive_sessions", &Driver::receive, true, true},
+    {"encrypt_to_devices", &Driver::encrypt_to_devices, true, false},
+    {"decrypt_from_device", &Driver::decrypt_from_device, true, true},
+    {"solicit", &Driver::solicit, true, false},
+    {"answer_solicitation", &Driver::answer_solicitation, true, false},
+    {"quit", &Driver::quit, false, false},
+};
+
+const Driver::Command* Driver::find_command(std::string_view name) {
+  for (const auto& c : kCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
 
 json error_reply(const json& id, const std::string& code, const std::string& message) {
   return {{"id", id}, {"ok", false}, {"error", {{"code", code}, {"message", message}}}};
@@ -387,11 +410,16 @@ json error_reply(const json& id, const std::string& code, const std::string& mes
 
 }  // namespace
 
+std::vector<std::string> driver_commands() {
+  std::vector<std::string> names;
+  for (const auto& c : Driver::kCommands) names.emplace_back(c.name);
+  return names;
+}
+
 int run_driver(std::istream& in, std::ostream& out) {
   Driver driver;
   std::string line;
-  bool quit = false;
-  while (!quit && std::getline(in, line)) {
+  while (!driver.quitting() && std::getline(in, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     json id = nullptr;
     json reply;
@@ -402,7 +430,7 @@ int run_driver(std::istream& in, std::ostream& out) {
       if (req.contains("id") && req["id"].is_number_integer()) id = req["id"];
       try {
         if (!req.contains("cmd") || !req["cmd"].is_string()) bad("missing cmd");
-        auto result = driver.handle(req["cmd"].get<std::string>(), req, quit);
+        auto result = driver.handle(req["cmd"].get<std::string>(), req);
         result["id"] = id;
         result["ok"] = true;
         reply = std::move(result);

@@ -1,19 +1,21 @@
 #include "common.h"
 
+#include <nlohmann/json.hpp>
+
 namespace towns::olm {
 using namespace detail;
 
 namespace {
 OlmAccount* P(const detail::Memory& m) { return live(static_cast<OlmAccount*>(m.get())); }
 
-// Extracts the value of "name":"value" from libolm's fixed-shape JSON.
-std::string json_string_field(const std::string& json, std::string_view name) {
-  std::string needle = "\"" + std::string(name) + "\":\"";
-  auto at = json.find(needle);
-  if (at == std::string::npos) throw Error(ErrorCode::INTERNAL, "libolm JSON lacks " + std::string(name));
-  at += needle.size();
-  auto end = json.find('"', at);
-  return json.substr(at, end - at);
+// The string value of a top-level field of libolm's identity keys JSON
+// ({"curve25519":"...","ed25519":"..."}).
+std::string json_string_field(const std::string& json, const char* name) {
+  auto doc = nlohmann::json::parse(json, nullptr, false);
+  if (!doc.is_object() || !doc.contains(name) || !doc[name].is_string()) {
+    throw Error(ErrorCode::INTERNAL, "libolm JSON lacks " + std::string(name));
+  }
+  return doc[name].get<std::string>();
 }
 }  // namespace
 

@@ -42,6 +42,13 @@ std::string serialize(const google::protobuf::MessageLite& m) {
 }
 std::string pb_hex(const google::protobuf::MessageLite& m) { return hex(serialize(m)); }
 
+// The account's one unpublished fallback key: {"curve25519":{"<key id>":"<key>"}}.
+std::string only_fallback_key(const olm::Account& account) {
+  auto keys = json::parse(account.unpublished_fallback_key()).at("curve25519");
+  if (keys.size() != 1) throw Error(ErrorCode::INTERNAL, "expected one unpublished fallback key");
+  return keys.begin()->get<std::string>();
+}
+
 std::string to_json(const google::protobuf::Message& m) {
   std::string out;
   if (!google::protobuf::util::MessageToJsonString(m, &out).ok()) throw Error(ErrorCode::INTERNAL, "proto to JSON");
@@ -498,9 +505,7 @@ void olm(const std::string& dir, const std::string& seed_hex, crypto::RandomSour
   auto sender_account = olm::Account::create(rng);
   auto receiver_account = olm::Account::create(rng);
   receiver_account.generate_fallback_key(rng);
-  auto fallback_json = receiver_account.unpublished_fallback_key();
-  auto fallback = fallback_json.substr(fallback_json.rfind(":\"") + 2);
-  fallback = fallback.substr(0, fallback.find('"'));
+  auto fallback = only_fallback_key(receiver_account);
   auto& g = f.group("olmDecrypt", {{"senderIdentityKey", sender_account.curve25519_key()},
                                    {"senderPickle", sender_account.pickle(sender_key_text)},
                                    {"senderPickleKey", sender_key_text},
@@ -518,9 +523,7 @@ void olm(const std::string& dir, const std::string& seed_hex, crypto::RandomSour
   f.add(g, "a second message: a fresh session each time", {{"message", encrypt(fallback, "ünïcode payload")}, {"payload", "ünïcode payload"}});
   auto other = olm::Account::create(rng);
   other.generate_fallback_key(rng);
-  auto other_json = other.unpublished_fallback_key();
-  auto other_fallback = other_json.substr(other_json.rfind(":\"") + 2);
-  other_fallback = other_fallback.substr(0, other_fallback.find('"'));
+  auto other_fallback = only_fallback_key(other);
   f.add(g, "encrypted to a fallback key the receiver does not have",
         {{"message", encrypt(other_fallback, payload)}, {"olmError", "BAD_MESSAGE_KEY_ID"}}, {}, "DECRYPTION_FAILED");
   auto raw = crypto::base64_decode(message, Base64Padding::kNone);

@@ -31,9 +31,6 @@ struct OlmSession;
 struct OlmUtility;
 struct OlmOutboundGroupSession;
 struct OlmInboundGroupSession;
-struct OlmPkEncryption;
-struct OlmPkDecryption;
-struct OlmPkSigning;
 
 namespace towns::olm {
 
@@ -194,53 +191,6 @@ class TOWNS_API Utility {
 
  private:
   detail::Memory mem_;
-};
-
-struct PkMessage {
-  std::string ciphertext;
-  std::string mac;
-  std::string ephemeral_key;
-};
-
-class TOWNS_API PkEncryption {
- public:
-  static PkEncryption create(std::string_view recipient_public_key);
-  PkMessage encrypt(std::span<const uint8_t> plaintext, RandomSource& rng);
-
- private:
-  PkEncryption();
-  detail::Memory mem_;
-};
-
-class TOWNS_API PkDecryption {
- public:
-  static PkDecryption generate(RandomSource& rng);
-  static PkDecryption from_private_key(SecretView private_key);
-  static PkDecryption unpickle(SecretView pickle_key, std::string_view pickle);
-
-  const std::string& public_key() const { return public_key_; }
-  SecretBytes private_key() const;
-  std::string pickle(SecretView pickle_key) const;
-  SecretBytes decrypt(const PkMessage& message);
-
- private:
-  PkDecryption();
-  detail::Memory mem_;
-  std::string public_key_;
-};
-
-class TOWNS_API PkSigning {
- public:
-  static PkSigning from_seed(SecretView seed);
-  static size_t seed_length();
-
-  const std::string& public_key() const { return public_key_; }
-  std::string sign(std::string_view message);
-
- private:
-  PkSigning();
-  detail::Memory mem_;
-  std::string public_key_;
 };
 
 }  // namespace towns::olm
