@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "towns/olm/olm.h"
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
@@ -152,7 +153,7 @@ json share(size_t devices, size_t rounds) {
   double raw = rate(rounds * devices, [&](size_t i) {
                  auto& t = targets[i % devices];
                  auto s = olm::Session::create_outbound(account, t.device_key, t.fallback_key, crypto::os_random());
-                 s.encrypt(crypto::as_bytes(cleartext), crypto::os_random());
+                 s.encrypt(cleartext.span(), crypto::os_random());
                });
   return result("share_session_to_1000_devices", ours, raw, {{"unit", "devices"}});
 }
@@ -229,7 +230,7 @@ json backlog(size_t events_n, size_t sessions_n) {
   auto results = cold.crypto->decrypt_group_events(stream_id(1), ordered);
   double ours = static_cast<double>(ordered.size()) / seconds_since(t);
   for (const auto& r : results) {
-    if (!r.has_value()) throw Error(ErrorCode::INTERNAL, "backlog event failed");
+    if (!r.payload) throw Error(ErrorCode::INTERNAL, "backlog event failed");
   }
   return result("decrypt_backlog_10000_events_100_sessions_cold", ours, std::nullopt, {{"unit", "events"}});
 }

@@ -14,6 +14,7 @@
 #include "towns/error.h"
 #include "towns/exchange/key_exchange.h"
 #include "towns/protocol/session_sharing.h"
+#include "towns/proto/payloads.pb.h"
 #include "towns/store/memory_crypto_store.h"
 #include "towns/store/sqlite_crypto_store.h"
 
@@ -156,7 +157,10 @@ std::vector<std::string> string_list(const json& req, const char* name) {
 }
 
 json session_json(const GroupEncryptionSession& s) {
-  return {{"streamId", s.stream_id}, {"sessionId", s.session_id}, {"sessionKey", s.session_key}, {"algorithm", s.algorithm}};
+  return {{"streamId", s.stream_id},
+          {"sessionId", s.session_id},
+          {"sessionKey", std::string(s.session_key.view())},
+          {"algorithm", s.algorithm}};
 }
 
 class Driver {
@@ -191,7 +195,7 @@ class Driver {
   }
 
   json device(const json&) { return device_json(); }
-  json export_device(const json&) { return {{"exported_device_pb", pb_b64(crypto_->export_device())}}; }
+  json export_device(const json&) { return {{"exported_device_pb", to_b64(crypto_->export_device().span())}}; }
   json quit(const json&) {
     quitting_ = true;
     return json::object();
@@ -202,9 +206,14 @@ class Driver {
     // no user id: the commands that need one take it as an argument.
     (void)str(req, "user_id");
     crypto::SecretBytes key(opt_str(req, "pickle_key").value_or(std::string(kDefaultPickleKey)));
-    std::optional<river::ExportedDevice> exported;
+    std::optional<crypto::SecretBytes> exported;
     if (req.contains("exported_device_pb") && !req["exported_device_pb"].is_null()) {
-      exported = parse_pb<river::ExportedDevice>(req, "exported_device_pb");
+      auto bytes = b64(str(req, "exported_device_pb"), "exported_device_pb");
+      exported = crypto::SecretBytes(std::span<const uint8_t>(bytes));
+      crypto::wipe(bytes.data(), bytes.size());
+      if (!river::ExportedDevice().ParseFromArray(exported->data(), static_cast<int>(exported->size()))) {
+        bad("exported_device_pb is not a valid protobuf");
+      }
     }
     const auto& store_arg = arg(req, "store");
     std::unique_ptr<CryptoStore> store;
@@ -216,7 +225,7 @@ class Driver {
       bad("store must be \"memory\" or {\"sqlite\": path}");
     }
     auto crypto = std::make_unique<GroupEncryptionCrypto>(nullptr, *store);
-    crypto->init({.pickle_key = key, .from_exported_device = exported ? &*exported : nullptr});
+    crypto->init({.pickle_key = key, .from_exported_device = std::move(exported)});
     // Only now replace the previous device: a failed init leaves it as it was.
     crypto_.reset();
     store_ = std::move(store);
@@ -299,7 +308,7 @@ class Driver {
     for (const auto& s : list) {
       if (!s.is_object()) bad("each session must be an object");
       keys.push_back({opt_str(s, "streamId").value_or(""), opt_str(s, "sessionId").value_or(""),
-                      opt_str(s, "sessionKey").value_or(""), opt_str(s, "algorithm").value_or("")});
+                      crypto::SecretBytes(opt_str(s, "sessionKey").value_or("")), opt_str(s, "algorithm").value_or("")});
     }
     auto result = crypto_->import_room_keys(keys);
     auto failed = result.failed;

@@ -10,6 +10,7 @@
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
 #include "towns/protocol/group_encryption_crypto.h"
+#include "towns/proto/payloads.pb.h"
 #include "towns/store/memory_crypto_store.h"
 
 namespace fuzz {

@@ -2,13 +2,12 @@
 #include "fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  river::ExportedDevice d;
-  if (!d.ParseFromArray(data, static_cast<int>(size))) return 0;
+  if (!river::ExportedDevice().ParseFromArray(data, static_cast<int>(size))) return 0;
   towns::MemoryCryptoStore store;
   towns::GroupEncryptionCrypto c(nullptr, store, fuzz::fixture().rng);
   bool ok = false;
   fuzz::refusals_ok([&] {
-    c.init({.from_exported_device = &d});
+    c.init({.from_exported_device = towns::crypto::SecretBytes(std::span<const uint8_t>(data, size))});
     ok = true;
   });
   // A refused import leaves the store empty.
