@@ -313,23 +313,6 @@ TEMPLATE_TEST_CASE("store: its own writes do not change data_version", "[store]"
   CHECK(s->data_version() == v);
 }
 
-TEMPLATE_TEST_CASE("store: the deprecated transaction() still joins save_changes", "[store]", MemoryFactory,
-                   SqliteFactory) {
-  // Kept until the protocol layer has moved to save_changes.
-  TestType f;
-  auto s = f.make();
-  put_inbound(*s, {"stream", "keep", "p"});
-  struct Boom {};
-  CHECK_THROWS_AS(s->transaction([&] {
-    put_inbound(*s, {"stream", "x", "p"});
-    put_account(*s, "acct");
-    throw Boom{};
-  }),
-                  Boom);
-  CHECK(s->inbound_session_ids("stream") == std::vector<std::string>{"keep"});
-  CHECK_FALSE(s->get_account().has_value());
-}
-
 // ---- SQLite only
 
 namespace {
