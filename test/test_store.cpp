@@ -8,6 +8,7 @@
 #include <array>
 #include <csignal>
 #include <stdexcept>
+#include <thread>
 #include <type_traits>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +268,81 @@ TEMPLATE_TEST_CASE("store: a failing condition writes nothing", "[store]", Memor
   }
 }
 
+TEMPLATE_TEST_CASE("store: a failed condition ends its transaction; the next writes go through", "[store]",
+                   MemoryFactory, SqliteFactory) {
+  TestType f;
+  auto s = f.make();
+  put_outbound(*s, {"stream", "out-1", "p", 100});
+  StoreChanges c = every_kind();
+  c.expect_outbound = {{"stream", "out-1", 99}};
+  REQUIRE_FALSE(s->save_changes(c));
+  // Every kind of writer works right after (SQLite: the failed BEGIN IMMEDIATE was rolled back).
+  c.expect_outbound = {{"stream", "out-1", 100}};
+  CHECK(s->save_changes(c));
+  CHECK(s->record_message_indices({mi("stream", "in-2", 0, 1)}) == RC{ReplayCheck::kNew});
+  s->delete_hybrid_session("stream", "h2");
+  CHECK(s->hybrid_session_ids("stream").empty());
+  CHECK(s->get_outbound_session("stream")->session_id == "out-2");
+  if constexpr (std::is_same_v<TestType, SqliteFactory>) {
+    // The file's write lock was released too: another connection writes at once.
+    c.expect_outbound = {{"stream", "out-other", 1}};
+    REQUIRE_FALSE(s->save_changes(c));
+    SqliteStoreOptions quick;
+    quick.busy_timeout_ms = 200;
+    auto other = SqliteCryptoStore::open(f.dir.file("store.db"), "store key", quick);
+    put_account(*other, "from the other connection");
+    CHECK(s->get_account() == "from the other connection");
+  }
+}
+
+TEMPLATE_TEST_CASE("store: one store used from several threads at once", "[store]", MemoryFactory, SqliteFactory) {
+  // Every method takes the store's plain mutex once; reads, writes and optimistic
+  // read-modify-writes from several threads interleave without losing an update.
+  TestType f;
+  auto s = f.make();
+  put_outbound(*s, {"shared", "out", "p", 0});
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 10;
+  std::vector<std::thread> threads;
+  std::vector<int> failures(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        std::string stream = "stream-" + std::to_string(t);
+        for (int i = 0; i < kRounds; ++i) {
+          StoreChanges c;
+          c.inbound_sessions.push_back({stream, "in-" + std::to_string(i), "p"});
+          c.hybrid_sessions.push_back(hybrid(stream, "h-" + std::to_string(i), i));
+          if (!s->save_changes(c)) ++failures[t];
+          if (s->record_message_indices({mi(stream, "in-" + std::to_string(i), 0, 1)}) != RC{ReplayCheck::kNew}) {
+            ++failures[t];
+          }
+          if (s->latest_hybrid_session(stream)->session_id != "h-" + std::to_string(i)) ++failures[t];
+          // Reserve one index of the shared row, retrying when another thread got there first.
+          for (;;) {
+            auto row = s->get_outbound_session("shared");
+            StoreChanges r;
+            r.expect_outbound = {{"shared", row->session_id, row->reserved_until}};
+            row->reserved_until += 1;
+            r.outbound_sessions.push_back(*row);
+            if (s->save_changes(r)) break;
+          }
+        }
+      } catch (...) {
+        ++failures[t];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(failures == std::vector<int>(kThreads, 0));
+  CHECK(s->get_outbound_session("shared")->reserved_until == kThreads * kRounds);
+  for (int t = 0; t < kThreads; ++t) {
+    std::string stream = "stream-" + std::to_string(t);
+    CHECK(s->inbound_session_ids(stream).size() == kRounds);
+    CHECK(s->hybrid_session_ids(stream).size() == kRounds);
+  }
+}
+
 TEMPLATE_TEST_CASE("store: the replay record", "[store]", MemoryFactory, SqliteFactory) {
   TestType f;
   auto s = f.make();
@@ -311,23 +387,6 @@ TEMPLATE_TEST_CASE("store: its own writes do not change data_version", "[store]"
   CHECK(s->record_message_indices({mi("st", "i", 0, 1)}) == RC{ReplayCheck::kNew});
   s->delete_inbound_session("st", "i");
   CHECK(s->data_version() == v);
-}
-
-TEMPLATE_TEST_CASE("store: the deprecated transaction() still joins save_changes", "[store]", MemoryFactory,
-                   SqliteFactory) {
-  // Kept until the protocol layer has moved to save_changes.
-  TestType f;
-  auto s = f.make();
-  put_inbound(*s, {"stream", "keep", "p"});
-  struct Boom {};
-  CHECK_THROWS_AS(s->transaction([&] {
-    put_inbound(*s, {"stream", "x", "p"});
-    put_account(*s, "acct");
-    throw Boom{};
-  }),
-                  Boom);
-  CHECK(s->inbound_session_ids("stream") == std::vector<std::string>{"keep"});
-  CHECK_FALSE(s->get_account().has_value());
 }
 
 // ---- SQLite only

@@ -38,42 +38,40 @@ auto values_of(const Map& m) {
 
 }  // namespace
 
-using Lock = std::lock_guard<std::recursive_mutex>;
-
 std::optional<std::string> MemoryCryptoStore::get_account() {
-  Lock l(mu_);
+  MutexLock l(mu_);
   return t_.account;
 }
 void MemoryCryptoStore::delete_account() {
-  Lock l(mu_);
+  MutexLock l(mu_);
   t_.account.reset();
 }
 
 std::optional<GroupSessionRecord> MemoryCryptoStore::get_outbound_session(std::string_view stream_id) {
-  Lock l(mu_);
+  MutexLock l(mu_);
   auto it = t_.outbound.find(stream_id);
   if (it == t_.outbound.end()) return std::nullopt;
   return it->second;
 }
 void MemoryCryptoStore::delete_outbound_session(std::string_view stream_id) {
-  Lock l(mu_);
+  MutexLock l(mu_);
   auto it = t_.outbound.find(stream_id);
   if (it != t_.outbound.end()) t_.outbound.erase(it);
 }
 std::vector<GroupSessionRecord> MemoryCryptoStore::all_outbound_sessions() {
-  Lock l(mu_);
+  MutexLock l(mu_);
   return values_of(t_.outbound);
 }
 
 std::optional<GroupSessionRecord> MemoryCryptoStore::get_inbound_session(std::string_view stream_id,
                                                                          std::string_view session_id) {
-  Lock l(mu_);
+  MutexLock l(mu_);
   auto it = t_.inbound.find({std::string(stream_id), std::string(session_id)});
   if (it == t_.inbound.end()) return std::nullopt;
   return it->second;
 }
 void MemoryCryptoStore::delete_inbound_session(std::string_view stream_id, std::string_view session_id) {
-  Lock l(mu_);
+  MutexLock l(mu_);
   t_.inbound.erase({std::string(stream_id), std::string(session_id)});
   auto first = t_.indices.lower_bound({std::string(stream_id), std::string(session_id), 0});
   auto last = first;
@@ -83,23 +81,23 @@ void MemoryCryptoStore::delete_inbound_session(std::string_view stream_id, std::
   t_.indices.erase(first, last);
 }
 std::vector<std::string> MemoryCryptoStore::inbound_session_ids(std::string_view stream_id) {
-  Lock l(mu_);
+  MutexLock l(mu_);
   return ids_of_stream(t_.inbound, stream_id);
 }
 std::vector<GroupSessionRecord> MemoryCryptoStore::all_inbound_sessions() {
-  Lock l(mu_);
+  MutexLock l(mu_);
   return values_of(t_.inbound);
 }
 
 std::optional<HybridSessionRecord> MemoryCryptoStore::get_hybrid_session(std::string_view stream_id,
                                                                          std::string_view session_id) {
-  Lock l(mu_);
+  MutexLock l(mu_);
   auto it = t_.hybrid.find({std::string(stream_id), std::string(session_id)});
   if (it == t_.hybrid.end()) return std::nullopt;
   return it->second;
 }
 std::optional<HybridSessionRecord> MemoryCryptoStore::latest_hybrid_session(std::string_view stream_id) {
-  Lock l(mu_);
+  MutexLock l(mu_);
   const HybridSessionRecord* best = nullptr;
   for (auto it = t_.hybrid.lower_bound({std::string(stream_id), std::string()});
        it != t_.hybrid.end() && it->first.first == stream_id; ++it) {
@@ -109,26 +107,26 @@ std::optional<HybridSessionRecord> MemoryCryptoStore::latest_hybrid_session(std:
   return *best;
 }
 void MemoryCryptoStore::delete_hybrid_session(std::string_view stream_id, std::string_view session_id) {
-  Lock l(mu_);
+  MutexLock l(mu_);
   t_.hybrid.erase({std::string(stream_id), std::string(session_id)});
 }
 std::vector<std::string> MemoryCryptoStore::hybrid_session_ids(std::string_view stream_id) {
-  Lock l(mu_);
+  MutexLock l(mu_);
   return ids_of_stream(t_.hybrid, stream_id);
 }
 std::vector<HybridSessionRecord> MemoryCryptoStore::all_hybrid_sessions() {
-  Lock l(mu_);
+  MutexLock l(mu_);
   return values_of(t_.hybrid);
 }
 
 void MemoryCryptoStore::delete_all() {
-  Lock l(mu_);
+  MutexLock l(mu_);
   t_ = Tables{};
 }
 
 bool MemoryCryptoStore::save_changes(const StoreChanges& changes) {
   if (changes.empty()) return true;
-  Lock l(mu_);
+  MutexLock l(mu_);
   for (const auto& c : changes.expect_outbound) {
     auto it = t_.outbound.find(c.stream_id);
     if (!c.session_id.has_value()) {
@@ -158,7 +156,7 @@ bool MemoryCryptoStore::save_changes(const StoreChanges& changes) {
 std::vector<ReplayCheck> MemoryCryptoStore::record_message_indices(const std::vector<MessageIndexRecord>& entries) {
   std::vector<ReplayCheck> out;
   out.reserve(entries.size());
-  Lock l(mu_);
+  MutexLock l(mu_);
   decltype(Tables::indices) added;
   for (const auto& e : entries) {
     IndexKey key{e.stream_id, e.session_id, e.message_index};
@@ -181,30 +179,5 @@ std::vector<ReplayCheck> MemoryCryptoStore::record_message_indices(const std::ve
 }
 
 uint64_t MemoryCryptoStore::data_version() { return 0; }
-
-void MemoryCryptoStore::transaction(const std::function<void()>& fn) {
-  Lock l(mu_);
-  if (depth_ > 0) {
-    ++depth_;
-    try {
-      fn();
-    } catch (...) {
-      --depth_;
-      throw;
-    }
-    --depth_;
-    return;
-  }
-  Tables snapshot = t_;
-  depth_ = 1;
-  try {
-    fn();
-  } catch (...) {
-    t_ = std::move(snapshot);
-    depth_ = 0;
-    throw;
-  }
-  depth_ = 0;
-}
 
 }  // namespace towns

@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <map>
-#include <mutex>
 
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
+#include "towns/detail_sync.h"
 #include "towns/error.h"
 
 namespace towns {
@@ -122,21 +122,55 @@ std::vector<uint8_t> hybrid_aad(std::string_view stream_id, std::string_view ses
 
 }  // namespace
 
+// Locking: one plain (non-recursive) mutex, mu, serialises the connection
+// (opened SQLITE_OPEN_NOMUTEX) and its cached statements. Each public method
+// takes it once, for its whole body; helpers that use the connection require it
+// (TOWNS_REQUIRES) and never take it. Nothing outside the store is called while
+// it is held (hybrid keys are sealed, which calls the random source, before it is
+// taken): it is a leaf lock.
 struct SqliteCryptoStore::Impl {
-  sqlite3* db = nullptr;
-  std::recursive_mutex mu;
-  std::map<std::string, sqlite3_stmt*, std::less<>> statements;
-  int depth = 0;
+  // Set before the store is shared, then only read.
   crypto::RandomSource* rng = nullptr;
   std::optional<crypto::AesGcm> hybrid_key;
   std::optional<crypto::AesGcm> check_key;
+
+  Mutex mu;
+  sqlite3* db TOWNS_GUARDED_BY(mu) = nullptr;
+  std::map<std::string, sqlite3_stmt*, std::less<>> statements TOWNS_GUARDED_BY(mu);
 
   ~Impl() {
     for (auto& [sql, s] : statements) sqlite3_finalize(s);
     if (db != nullptr) sqlite3_close_v2(db);
   }
 
-  Stmt stmt(std::string_view sql) {
+  // A write transaction: BEGIN IMMEDIATE when constructed, COMMIT on commit(),
+  // ROLLBACK when destroyed without a successful commit() (an exception, or a
+  // save_changes condition that does not hold). Constructed with mu held, after
+  // the MutexLock in the same scope, so it ends before the lock is released; there
+  // is no nesting. commit() and the destructor run within that scope; they are
+  // exempt from the analysis only because it cannot tie txn.impl_.mu to the
+  // caller's impl_->mu (the constructor's requirement is checked).
+  class WriteTxn {
+   public:
+    explicit WriteTxn(Impl& impl) TOWNS_REQUIRES(impl.mu) : impl_(impl) { impl_.exec("BEGIN IMMEDIATE"); }
+    ~WriteTxn() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
+      if (!committed_ && sqlite3_get_autocommit(impl_.db) == 0) {
+        sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+    }
+    WriteTxn(const WriteTxn&) = delete;
+    WriteTxn& operator=(const WriteTxn&) = delete;
+    void commit() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
+      impl_.exec("COMMIT");
+      committed_ = true;
+    }
+
+   private:
+    Impl& impl_;
+    bool committed_ = false;
+  };
+
+  Stmt stmt(std::string_view sql) TOWNS_REQUIRES(mu) {
     auto it = statements.find(sql);
     if (it == statements.end()) {
       sqlite3_stmt* s = nullptr;
@@ -148,49 +182,22 @@ struct SqliteCryptoStore::Impl {
     return Stmt(db, it->second);
   }
 
-  void exec(const char* sql) {
+  void exec(const char* sql) TOWNS_REQUIRES(mu) {
     char* err = nullptr;
     int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
     sqlite3_free(err);  // sqlite3_errmsg below says the same
     if (rc != SQLITE_OK) throw_sqlite(db, rc, "sqlite3_exec");
   }
 
-  int64_t pragma_int(const char* sql) {
+  int64_t pragma_int(const char* sql) TOWNS_REQUIRES(mu) {
     auto s = stmt(sql);
     return s.step() ? s.int64(0) : 0;
   }
 
-  // Runs fn in a write transaction: BEGIN IMMEDIATE ... COMMIT, ROLLBACK if fn
-  // throws. Inside the deprecated transaction() it joins the outer transaction
-  // under a savepoint, so that its own writes still land together or not at all.
-  template <typename Fn>
-  void write_txn(Fn&& fn) {
-    std::lock_guard l(mu);
-    if (depth > 0) {
-      exec("SAVEPOINT nested");
-      ++depth;
-      try {
-        fn();
-        exec("RELEASE nested");
-        --depth;
-      } catch (...) {
-        --depth;
-        sqlite3_exec(db, "ROLLBACK TO nested; RELEASE nested", nullptr, nullptr, nullptr);
-        throw;
-      }
-      return;
-    }
-    exec("BEGIN IMMEDIATE");
-    depth = 1;
-    try {
-      fn();
-      exec("COMMIT");
-      depth = 0;
-    } catch (...) {
-      depth = 0;
-      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
+  // Drops every cached statement (they were prepared against an older schema).
+  void clear_statements() TOWNS_REQUIRES(mu) {
+    for (auto& [sql, s] : statements) sqlite3_finalize(s);
+    statements.clear();
   }
 
   std::vector<uint8_t> seal(const crypto::AesGcm& key, std::span<const uint8_t> plaintext,
@@ -228,29 +235,32 @@ struct SqliteCryptoStore::Impl {
     return r;
   }
 
-  std::vector<GroupSessionRecord> group_rows(std::string_view sql) {
-    std::lock_guard l(mu);
-    auto s = stmt(sql);
-    std::vector<GroupSessionRecord> out;
-    while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2)});
-    return out;
+  // False when the store has no key check yet; throws STORE_WRONG_PICKLE_KEY
+  // when it has one the pickle key does not open.
+  bool key_check_present() TOWNS_REQUIRES(mu) {
+    auto s = stmt("SELECT value FROM meta WHERE key = 'key_check'");
+    if (!s.step()) return false;
+    auto sealed = s.blob(0);
+    try {
+      auto pt = unseal(*check_key, sealed, crypto::as_bytes("key_check"));
+      if (pt.view() == kKeyCheckPlaintext) return true;
+    } catch (const Error&) {
+    }
+    throw Error(ErrorCode::STORE_WRONG_PICKLE_KEY, "the pickle key does not open this store");
   }
 
-  void open_and_check(const std::string& path, crypto::SecretView pickle_key, const SqliteStoreOptions& opts);
+  // Opens, checks and migrates the file; false when the key check still has to be written.
+  bool open_and_migrate(const std::string& path, const SqliteStoreOptions& opts) TOWNS_REQUIRES(mu);
+  void open_and_check(const std::string& path, crypto::SecretView pickle_key, const SqliteStoreOptions& opts)
+      TOWNS_EXCLUDES(mu);
 };
 
-void SqliteCryptoStore::Impl::open_and_check(const std::string& path, crypto::SecretView pickle_key,
-                                             const SqliteStoreOptions& opts) {
+bool SqliteCryptoStore::Impl::open_and_migrate(const std::string& path, const SqliteStoreOptions& opts) {
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
   if (rc != SQLITE_OK) throw_sqlite(db, rc, "cannot open " + path);
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, opts.busy_timeout_ms);
-
-  hybrid_key = crypto::AesGcm::New(
-      crypto::hkdf_sha256(pickle_key, crypto::as_bytes(kKdfSalt), crypto::as_bytes("hybrid session keys"), 32));
-  check_key = crypto::AesGcm::New(
-      crypto::hkdf_sha256(pickle_key, crypto::as_bytes(kKdfSalt), crypto::as_bytes("pickle key check"), 32));
 
   // Read-only checks first: nothing is written to a file we refuse.
   int64_t app_id = pragma_int("PRAGMA application_id");  // fails with NOTADB on a foreign file
@@ -264,18 +274,7 @@ void SqliteCryptoStore::Impl::open_and_check(const std::string& path, crypto::Se
                                                    ", newer than this library's " +
                                                    std::to_string(kSchemaVersion));
   }
-  auto verify_key = [&] {
-    auto s = stmt("SELECT value FROM meta WHERE key = 'key_check'");
-    if (!s.step()) return false;
-    auto sealed = s.blob(0);
-    try {
-      auto pt = unseal(*check_key, sealed, crypto::as_bytes("key_check"));
-      if (pt.view() == kKeyCheckPlaintext) return true;
-    } catch (const Error&) {
-    }
-    throw Error(ErrorCode::STORE_WRONG_PICKLE_KEY, "the pickle key does not open this store");
-  };
-  if (version >= 1) verify_key();
+  if (version >= 1) (void)key_check_present();
 
   // WAL before the first write transaction; it persists in the file.
   exec("PRAGMA journal_mode=WAL");
@@ -283,23 +282,41 @@ void SqliteCryptoStore::Impl::open_and_check(const std::string& path, crypto::Se
   exec("PRAGMA foreign_keys=ON");
 
   for (int v = static_cast<int>(version); v < kSchemaVersion; ++v) {
-    write_txn([&] {
-      // Another process may have migrated while we waited for the lock.
-      if (pragma_int("PRAGMA user_version") > v) return;
+    WriteTxn txn(*this);
+    // Another process may have migrated while we waited for the lock.
+    if (pragma_int("PRAGMA user_version") <= v) {
       exec(kMigrations[v]);
       exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
       exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
-    });
+    }
+    txn.commit();
   }
-  write_txn([&] {
-    if (verify_key()) return;
-    stmt("INSERT INTO meta (key, value) VALUES ('key_check', ?)")
-        .bind(1, seal(*check_key, crypto::as_bytes(kKeyCheckPlaintext), crypto::as_bytes("key_check")))
-        .run();
-  });
   // Drop statements prepared against the pre-migration schema.
-  for (auto& [sql, s] : statements) sqlite3_finalize(s);
-  statements.clear();
+  clear_statements();
+  return key_check_present();
+}
+
+void SqliteCryptoStore::Impl::open_and_check(const std::string& path, crypto::SecretView pickle_key,
+                                             const SqliteStoreOptions& opts) {
+  hybrid_key = crypto::AesGcm::New(
+      crypto::hkdf_sha256(pickle_key, crypto::as_bytes(kKdfSalt), crypto::as_bytes("hybrid session keys"), 32));
+  check_key = crypto::AesGcm::New(
+      crypto::hkdf_sha256(pickle_key, crypto::as_bytes(kKdfSalt), crypto::as_bytes("pickle key check"), 32));
+
+  {
+    MutexLock l(mu);
+    if (open_and_migrate(path, opts)) return;
+  }
+  // A new store: write its key check. Sealing calls the random source, so it is
+  // done with the lock released (nobody else has the store yet in any case).
+  auto sealed = seal(*check_key, crypto::as_bytes(kKeyCheckPlaintext), crypto::as_bytes("key_check"));
+  MutexLock l(mu);
+  WriteTxn txn(*this);
+  // Another process may have written one meanwhile: keep it if our key opens it.
+  if (!key_check_present()) {
+    stmt("INSERT INTO meta (key, value) VALUES ('key_check', ?)").bind(1, std::span<const uint8_t>(sealed)).run();
+  }
+  txn.commit();
 }
 
 std::unique_ptr<SqliteCryptoStore> SqliteCryptoStore::open(const std::string& path, crypto::SecretView pickle_key,
@@ -313,20 +330,21 @@ std::unique_ptr<SqliteCryptoStore> SqliteCryptoStore::open(const std::string& pa
 SqliteCryptoStore::SqliteCryptoStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SqliteCryptoStore::~SqliteCryptoStore() = default;
 
-using Lock = std::lock_guard<std::recursive_mutex>;
-
 std::optional<std::string> SqliteCryptoStore::get_account() {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt("SELECT pickle FROM account WHERE id = 0");
   if (!s.step()) return std::nullopt;
   return s.text(0);
 }
 void SqliteCryptoStore::delete_account() {
-  impl_->write_txn([&] { impl_->stmt("DELETE FROM account").run(); });
+  MutexLock l(impl_->mu);
+  Impl::WriteTxn txn(*impl_);
+  impl_->stmt("DELETE FROM account").run();
+  txn.commit();
 }
 
 std::optional<GroupSessionRecord> SqliteCryptoStore::get_outbound_session(std::string_view stream_id) {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt(
       "SELECT stream_id, session_id, pickle, reserved_until FROM outbound_sessions WHERE stream_id = ?");
   s.bind(1, stream_id);
@@ -334,10 +352,13 @@ std::optional<GroupSessionRecord> SqliteCryptoStore::get_outbound_session(std::s
   return GroupSessionRecord{s.text(0), s.text(1), s.text(2), static_cast<uint32_t>(s.int64(3))};
 }
 void SqliteCryptoStore::delete_outbound_session(std::string_view stream_id) {
-  impl_->write_txn([&] { impl_->stmt("DELETE FROM outbound_sessions WHERE stream_id = ?").bind(1, stream_id).run(); });
+  MutexLock l(impl_->mu);
+  Impl::WriteTxn txn(*impl_);
+  impl_->stmt("DELETE FROM outbound_sessions WHERE stream_id = ?").bind(1, stream_id).run();
+  txn.commit();
 }
 std::vector<GroupSessionRecord> SqliteCryptoStore::all_outbound_sessions() {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt(
       "SELECT stream_id, session_id, pickle, reserved_until FROM outbound_sessions ORDER BY stream_id");
   std::vector<GroupSessionRecord> out;
@@ -347,7 +368,7 @@ std::vector<GroupSessionRecord> SqliteCryptoStore::all_outbound_sessions() {
 
 std::optional<GroupSessionRecord> SqliteCryptoStore::get_inbound_session(std::string_view stream_id,
                                                                          std::string_view session_id) {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt(
       "SELECT stream_id, session_id, pickle FROM inbound_sessions WHERE stream_id = ? AND session_id = ?");
   s.bind(1, stream_id).bind(2, session_id);
@@ -355,19 +376,20 @@ std::optional<GroupSessionRecord> SqliteCryptoStore::get_inbound_session(std::st
   return GroupSessionRecord{s.text(0), s.text(1), s.text(2)};
 }
 void SqliteCryptoStore::delete_inbound_session(std::string_view stream_id, std::string_view session_id) {
-  impl_->write_txn([&] {
-    impl_->stmt("DELETE FROM inbound_sessions WHERE stream_id = ? AND session_id = ?")
-        .bind(1, stream_id)
-        .bind(2, session_id)
-        .run();
-    impl_->stmt("DELETE FROM message_indices WHERE stream_id = ? AND session_id = ?")
-        .bind(1, stream_id)
-        .bind(2, session_id)
-        .run();
-  });
+  MutexLock l(impl_->mu);
+  Impl::WriteTxn txn(*impl_);
+  impl_->stmt("DELETE FROM inbound_sessions WHERE stream_id = ? AND session_id = ?")
+      .bind(1, stream_id)
+      .bind(2, session_id)
+      .run();
+  impl_->stmt("DELETE FROM message_indices WHERE stream_id = ? AND session_id = ?")
+      .bind(1, stream_id)
+      .bind(2, session_id)
+      .run();
+  txn.commit();
 }
 std::vector<std::string> SqliteCryptoStore::inbound_session_ids(std::string_view stream_id) {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt("SELECT session_id FROM inbound_sessions WHERE stream_id = ? ORDER BY session_id");
   s.bind(1, stream_id);
   std::vector<std::string> out;
@@ -375,13 +397,16 @@ std::vector<std::string> SqliteCryptoStore::inbound_session_ids(std::string_view
   return out;
 }
 std::vector<GroupSessionRecord> SqliteCryptoStore::all_inbound_sessions() {
-  return impl_->group_rows(
-      "SELECT stream_id, session_id, pickle FROM inbound_sessions ORDER BY stream_id, session_id");
+  MutexLock l(impl_->mu);
+  auto s = impl_->stmt("SELECT stream_id, session_id, pickle FROM inbound_sessions ORDER BY stream_id, session_id");
+  std::vector<GroupSessionRecord> out;
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2)});
+  return out;
 }
 
 std::optional<HybridSessionRecord> SqliteCryptoStore::get_hybrid_session(std::string_view stream_id,
                                                                          std::string_view session_id) {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt(
       "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions "
       "WHERE stream_id = ? AND session_id = ?");
@@ -390,7 +415,7 @@ std::optional<HybridSessionRecord> SqliteCryptoStore::get_hybrid_session(std::st
   return impl_->hybrid_from_row(s);
 }
 std::optional<HybridSessionRecord> SqliteCryptoStore::latest_hybrid_session(std::string_view stream_id) {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt(
       "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions WHERE stream_id = ? "
       "ORDER BY miniblock_num DESC, session_id DESC LIMIT 1");
@@ -399,15 +424,16 @@ std::optional<HybridSessionRecord> SqliteCryptoStore::latest_hybrid_session(std:
   return impl_->hybrid_from_row(s);
 }
 void SqliteCryptoStore::delete_hybrid_session(std::string_view stream_id, std::string_view session_id) {
-  impl_->write_txn([&] {
-    impl_->stmt("DELETE FROM hybrid_sessions WHERE stream_id = ? AND session_id = ?")
-        .bind(1, stream_id)
-        .bind(2, session_id)
-        .run();
-  });
+  MutexLock l(impl_->mu);
+  Impl::WriteTxn txn(*impl_);
+  impl_->stmt("DELETE FROM hybrid_sessions WHERE stream_id = ? AND session_id = ?")
+      .bind(1, stream_id)
+      .bind(2, session_id)
+      .run();
+  txn.commit();
 }
 std::vector<std::string> SqliteCryptoStore::hybrid_session_ids(std::string_view stream_id) {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt("SELECT session_id FROM hybrid_sessions WHERE stream_id = ? ORDER BY session_id");
   s.bind(1, stream_id);
   std::vector<std::string> out;
@@ -415,7 +441,7 @@ std::vector<std::string> SqliteCryptoStore::hybrid_session_ids(std::string_view 
   return out;
 }
 std::vector<HybridSessionRecord> SqliteCryptoStore::all_hybrid_sessions() {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt(
       "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions "
       "ORDER BY stream_id, session_id");
@@ -425,18 +451,14 @@ std::vector<HybridSessionRecord> SqliteCryptoStore::all_hybrid_sessions() {
 }
 
 void SqliteCryptoStore::delete_all() {
-  impl_->write_txn([&] {
-    for (const char* sql : {"DELETE FROM account", "DELETE FROM outbound_sessions", "DELETE FROM inbound_sessions",
-                            "DELETE FROM hybrid_sessions", "DELETE FROM message_indices"}) {
-      impl_->stmt(sql).run();
-    }
-  });
+  MutexLock l(impl_->mu);
+  Impl::WriteTxn txn(*impl_);
+  for (const char* sql : {"DELETE FROM account", "DELETE FROM outbound_sessions", "DELETE FROM inbound_sessions",
+                          "DELETE FROM hybrid_sessions", "DELETE FROM message_indices"}) {
+    impl_->stmt(sql).run();
+  }
+  txn.commit();
 }
-
-namespace {
-// Thrown inside save_changes' transaction when a condition does not hold: rolls it back.
-struct ConditionFailed {};
-}  // namespace
 
 bool SqliteCryptoStore::save_changes(const StoreChanges& c) {
   if (c.empty()) return true;
@@ -446,56 +468,52 @@ bool SqliteCryptoStore::save_changes(const StoreChanges& c) {
   for (const auto& r : c.hybrid_sessions) {
     sealed.push_back(impl_->seal(*impl_->hybrid_key, r.session_key.span(), hybrid_aad(r.stream_id, r.session_id)));
   }
-  try {
-    impl_->write_txn([&] {
-      for (const auto& cond : c.expect_outbound) {
-        auto s = impl_->stmt("SELECT session_id, reserved_until FROM outbound_sessions WHERE stream_id = ?");
-        s.bind(1, cond.stream_id);
-        bool exists = s.step();
-        if (!cond.session_id.has_value()) {
-          if (exists) throw ConditionFailed{};
-          continue;
-        }
-        if (!exists || s.text(0) != *cond.session_id ||
-            s.int64(1) != static_cast<int64_t>(cond.reserved_until)) {
-          throw ConditionFailed{};
-        }
-      }
-      if (c.account.has_value()) {
-        impl_->stmt("INSERT OR REPLACE INTO account (id, pickle) VALUES (0, ?)").bind(1, *c.account).run();
-      }
-      for (const auto& r : c.outbound_sessions) {
-        impl_->stmt(
-                  "INSERT OR REPLACE INTO outbound_sessions (stream_id, session_id, pickle, reserved_until) "
-                  "VALUES (?, ?, ?, ?)")
-            .bind(1, r.stream_id)
-            .bind(2, r.session_id)
-            .bind(3, r.pickle)
-            .bind(4, static_cast<int64_t>(r.reserved_until))
-            .run();
-      }
-      for (const auto& r : c.inbound_sessions) {
-        impl_->stmt("INSERT OR REPLACE INTO inbound_sessions (stream_id, session_id, pickle) VALUES (?, ?, ?)")
-            .bind(1, r.stream_id)
-            .bind(2, r.session_id)
-            .bind(3, r.pickle)
-            .run();
-      }
-      for (size_t i = 0; i < c.hybrid_sessions.size(); ++i) {
-        const auto& r = c.hybrid_sessions[i];
-        impl_->stmt(
-                  "INSERT OR REPLACE INTO hybrid_sessions (stream_id, session_id, miniblock_num, sealed_key) "
-                  "VALUES (?, ?, ?, ?)")
-            .bind(1, r.stream_id)
-            .bind(2, r.session_id)
-            .bind(3, r.miniblock_num)
-            .bind(4, std::span<const uint8_t>(sealed[i]))
-            .run();
-      }
-    });
-  } catch (const ConditionFailed&) {
-    return false;
+  MutexLock l(impl_->mu);
+  Impl::WriteTxn txn(*impl_);  // rolled back on every return or throw before commit()
+  for (const auto& cond : c.expect_outbound) {
+    auto s = impl_->stmt("SELECT session_id, reserved_until FROM outbound_sessions WHERE stream_id = ?");
+    s.bind(1, cond.stream_id);
+    bool exists = s.step();
+    if (!cond.session_id.has_value()) {
+      if (exists) return false;
+      continue;
+    }
+    if (!exists || s.text(0) != *cond.session_id || s.int64(1) != static_cast<int64_t>(cond.reserved_until)) {
+      return false;
+    }
   }
+  if (c.account.has_value()) {
+    impl_->stmt("INSERT OR REPLACE INTO account (id, pickle) VALUES (0, ?)").bind(1, *c.account).run();
+  }
+  for (const auto& r : c.outbound_sessions) {
+    impl_->stmt(
+              "INSERT OR REPLACE INTO outbound_sessions (stream_id, session_id, pickle, reserved_until) "
+              "VALUES (?, ?, ?, ?)")
+        .bind(1, r.stream_id)
+        .bind(2, r.session_id)
+        .bind(3, r.pickle)
+        .bind(4, static_cast<int64_t>(r.reserved_until))
+        .run();
+  }
+  for (const auto& r : c.inbound_sessions) {
+    impl_->stmt("INSERT OR REPLACE INTO inbound_sessions (stream_id, session_id, pickle) VALUES (?, ?, ?)")
+        .bind(1, r.stream_id)
+        .bind(2, r.session_id)
+        .bind(3, r.pickle)
+        .run();
+  }
+  for (size_t i = 0; i < c.hybrid_sessions.size(); ++i) {
+    const auto& r = c.hybrid_sessions[i];
+    impl_->stmt(
+              "INSERT OR REPLACE INTO hybrid_sessions (stream_id, session_id, miniblock_num, sealed_key) "
+              "VALUES (?, ?, ?, ?)")
+        .bind(1, r.stream_id)
+        .bind(2, r.session_id)
+        .bind(3, r.miniblock_num)
+        .bind(4, std::span<const uint8_t>(sealed[i]))
+        .run();
+  }
+  txn.commit();
   return true;
 }
 
@@ -503,43 +521,41 @@ std::vector<ReplayCheck> SqliteCryptoStore::record_message_indices(const std::ve
   std::vector<ReplayCheck> out;
   if (entries.empty()) return out;
   out.reserve(entries.size());
-  impl_->write_txn([&] {
-    out.clear();
-    for (const auto& e : entries) {
-      impl_->stmt(
-                "INSERT INTO message_indices (stream_id, session_id, message_index, fingerprint) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-          .bind(1, e.stream_id)
-          .bind(2, e.session_id)
-          .bind(3, static_cast<int64_t>(e.message_index))
-          .bind(4, std::span<const uint8_t>(e.fingerprint))
-          .run();
-      if (sqlite3_changes(impl_->db) == 1) {
-        out.push_back(ReplayCheck::kNew);
-        continue;
-      }
-      auto s = impl_->stmt(
-          "SELECT fingerprint FROM message_indices WHERE stream_id = ? AND session_id = ? AND message_index = ?");
-      s.bind(1, e.stream_id).bind(2, e.session_id).bind(3, static_cast<int64_t>(e.message_index));
-      if (!s.step()) throw Error(ErrorCode::STORE_ERROR, "a message index neither inserted nor found");
-      auto stored = s.blob(0);
-      bool same = stored.size() == e.fingerprint.size() &&
-                  std::equal(stored.begin(), stored.end(), e.fingerprint.begin());
-      out.push_back(same ? ReplayCheck::kSame : ReplayCheck::kConflict);
+  MutexLock l(impl_->mu);
+  Impl::WriteTxn txn(*impl_);
+  for (const auto& e : entries) {
+    impl_->stmt(
+              "INSERT INTO message_indices (stream_id, session_id, message_index, fingerprint) "
+              "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(1, e.stream_id)
+        .bind(2, e.session_id)
+        .bind(3, static_cast<int64_t>(e.message_index))
+        .bind(4, std::span<const uint8_t>(e.fingerprint))
+        .run();
+    if (sqlite3_changes(impl_->db) == 1) {
+      out.push_back(ReplayCheck::kNew);
+      continue;
     }
-  });
+    auto s = impl_->stmt(
+        "SELECT fingerprint FROM message_indices WHERE stream_id = ? AND session_id = ? AND message_index = ?");
+    s.bind(1, e.stream_id).bind(2, e.session_id).bind(3, static_cast<int64_t>(e.message_index));
+    if (!s.step()) throw Error(ErrorCode::STORE_ERROR, "a message index neither inserted nor found");
+    auto stored = s.blob(0);
+    bool same =
+        stored.size() == e.fingerprint.size() && std::equal(stored.begin(), stored.end(), e.fingerprint.begin());
+    out.push_back(same ? ReplayCheck::kSame : ReplayCheck::kConflict);
+  }
+  txn.commit();
   return out;
 }
 
 uint64_t SqliteCryptoStore::data_version() {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   return static_cast<uint64_t>(impl_->pragma_int("PRAGMA data_version"));
 }
 
-void SqliteCryptoStore::transaction(const std::function<void()>& fn) { impl_->write_txn(fn); }
-
 bool SqliteCryptoStore::integrity_ok() {
-  Lock l(impl_->mu);
+  MutexLock l(impl_->mu);
   auto s = impl_->stmt("PRAGMA integrity_check");
   return s.step() && s.text(0) == "ok";
 }

@@ -9,10 +9,15 @@
 // hands it over; the store applies it in one transaction.
 //
 // Contract for every implementation:
-// - Thread-safe: any method may be called from any thread.
-// - No caller code ever runs while a store lock is held: save_changes and
-//   record_message_indices take data, never callbacks. (transaction(fn), which
-//   did run caller code under the lock, is deprecated; see there.)
+// - Thread-safe: any method may be called from any thread, concurrently.
+// - No caller code ever runs under a store lock, and the store's lock is a leaf
+//   (the last in the lock hierarchy of include/towns/detail_sync.h): a store
+//   method takes its own lock, takes no other lock and calls out to nothing while
+//   holding it, so a caller may call the store while holding any of its own
+//   locks. Methods take data, never callbacks; there is no way to run caller code
+//   inside a store transaction.
+// - The writers are save_changes (every insert and replace), the delete_*
+//   methods and record_message_indices; nothing else writes.
 // - save_changes is all or nothing: every change it was given lands together,
 //   or (a condition failed, or the store failed) none does.
 // - Read-modify-write across processes is optimistic: read, compute, then
@@ -28,7 +33,6 @@
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -146,36 +150,6 @@ class TOWNS_API CryptoStore {
   // same file) has committed since this store's previous call; this store's own writes do not change it.
   // Caches built from the store are trusted only while it is unchanged. MemoryCryptoStore: always 0.
   virtual uint64_t data_version() = 0;
-
-  // Deprecated: being replaced by save_changes; no new callers. Runs fn while holding the
-  // store (so caller code runs under the store's lock, which is what the redesign removes);
-  // every write made inside fn lands together or not at all; if fn throws, nothing it wrote
-  // remains and the exception propagates. Nested calls (and save_changes inside fn) join the
-  // outermost transaction.
-  virtual void transaction(const std::function<void()>& fn) = 0;
-
-  // Kept for callers being migrated to save_changes: each writes one record with a
-  // one-item StoreChanges. Not part of the interface an implementation provides.
-  void store_account(std::string_view pickle) {
-    StoreChanges c;
-    c.account = std::string(pickle);
-    save_changes(c);
-  }
-  void store_outbound_session(const GroupSessionRecord& record) {
-    StoreChanges c;
-    c.outbound_sessions.push_back(record);
-    save_changes(c);
-  }
-  void store_inbound_session(const GroupSessionRecord& record) {
-    StoreChanges c;
-    c.inbound_sessions.push_back(record);
-    save_changes(c);
-  }
-  void store_hybrid_session(const HybridSessionRecord& record) {
-    StoreChanges c;
-    c.hybrid_sessions.push_back(record);
-    save_changes(c);
-  }
 };
 
 }  // namespace towns

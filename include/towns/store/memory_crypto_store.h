@@ -8,15 +8,15 @@
 // the tables as they were. data_version() is always 0: nothing else can write
 // into this store's memory.
 //
-// Locking: one mutex. Apart from the deprecated transaction(fn) (which runs fn
-// under it, and is why the mutex is still recursive), nothing is called out to
-// while it is held: it is a leaf lock.
+// Locking: one plain (non-recursive) mutex guards the tables. Every method takes
+// it once, for its whole body, and calls nothing outside this class while it is
+// held (no caller code, no other lock): it is a leaf lock.
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <tuple>
 
+#include "towns/detail_sync.h"
 #include "towns/store/crypto_store.h"
 
 namespace towns {
@@ -51,8 +51,6 @@ class TOWNS_API MemoryCryptoStore final : public CryptoStore {
   std::vector<ReplayCheck> record_message_indices(const std::vector<MessageIndexRecord>& entries) override;
   uint64_t data_version() override;
 
-  void transaction(const std::function<void()>& fn) override;
-
  private:
   using Key = std::pair<std::string, std::string>;
   using IndexKey = std::tuple<std::string, std::string, uint32_t>;
@@ -64,9 +62,8 @@ class TOWNS_API MemoryCryptoStore final : public CryptoStore {
     std::map<IndexKey, std::array<uint8_t, 16>> indices;  // the replay record
   };
 
-  std::recursive_mutex mu_;
-  Tables t_;
-  int depth_ = 0;
+  Mutex mu_;
+  Tables t_ TOWNS_GUARDED_BY(mu_);
 };
 
 }  // namespace towns

@@ -19,10 +19,11 @@
 // - open() refuses, changing nothing: a file that is not SQLite (STORE_CORRUPT), a
 //   SQLite database that is not a towns-e2ee store (STORE_CORRUPT), a store of a
 //   newer schema (STORE_NEWER_SCHEMA), a wrong pickle key (STORE_WRONG_PICKLE_KEY).
-// Thread-safe (one connection behind a mutex).
+// - Thread-safe: one connection behind one plain (non-recursive) mutex, a leaf
+//   lock: no caller code runs while it is held (hybrid keys are sealed, which
+//   calls the random source, before it is taken).
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -75,8 +76,6 @@ class TOWNS_API SqliteCryptoStore final : public CryptoStore {
   bool save_changes(const StoreChanges& changes) override;
   std::vector<ReplayCheck> record_message_indices(const std::vector<MessageIndexRecord>& entries) override;
   uint64_t data_version() override;
-
-  void transaction(const std::function<void()>& fn) override;
 
   // PRAGMA integrity_check == "ok".
   bool integrity_ok();
