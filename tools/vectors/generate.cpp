@@ -12,6 +12,9 @@
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
 #include "towns/exchange/key_exchange.h"
+#include "towns/olm/olm.h"
+#include "towns/proto/payloads.pb.h"
+#include "towns/proto/protocol.pb.h"
 #include "towns/protocol/session_sharing.h"
 #include "towns/store/memory_crypto_store.h"
 #include "towns/version.h"
@@ -121,14 +124,26 @@ json notes(std::initializer_list<std::pair<const char*, const char*>> extra) {
 }
 
 
-// A device in memory whose random draws come from the generator's source.
+// A device in memory whose random draws come from the generator's source, and
+// the facade over it (members in this order: each uses the one before).
 struct Device {
   MemoryCryptoStore store;
+  EncryptionDevice device;
   GroupEncryptionCrypto crypto;
-  Device(crypto::RandomSource& rng, const std::string& pickle_key) : crypto(nullptr, store, rng) {
+  Device(crypto::RandomSource& rng, const std::string& pickle_key) : device(store, rng), crypto(nullptr, device) {
     crypto.init({.pickle_key = SecretBytes(std::string_view(pickle_key))});
   }
 };
+
+// A device's binary ExportedDevice as the message.
+river::ExportedDevice exported_device(Device& d) {
+  auto bytes = d.crypto.export_device();
+  river::ExportedDevice m;
+  if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    throw Error(ErrorCode::INTERNAL, "export_device gave no ExportedDevice");
+  }
+  return m;
+}
 
 std::string stream_of(crypto::RandomSource& rng) { return "20" + hex(rng.bytes(31).span()); }
 
@@ -346,9 +361,17 @@ void hybrid(const std::string& dir, const std::string& seed_hex, crypto::RandomS
 
   Device d(rng, "hybrid generator");
   auto stream_id = stream_of(rng);
-  auto session = d.crypto.encryption_device().create_hybrid_group_session(stream_id, 42, mhash.span());
+  // HybridSessionKey's methods are not exported from the shared library, so
+  // the HybridGroupSessionKey is built here from its fields (as encode() does).
+  auto session_key = d.device.hybrid().create(stream_id, 42, mhash.span());
+  river::HybridGroupSessionKey session;
+  session.set_session_id(session_key.session_id);
+  session.set_stream_id(session_key.stream_id);
+  session.set_key(session_key.key.str());
+  session.set_miniblock_num(session_key.miniblock_num);
+  session.set_miniblock_hash(session_key.miniblock_hash);
   auto session_id = hex(session.session_id());
-  auto session_key_hex = hex(serialize(session));
+  auto session_key_hex = pb_hex(session);
 
   auto& imp = f.group("hybridSessionImport", {{"streamId", stream_id}});
   f.add(imp, "a valid session key", {{"sessionId", session_id}, {"sessionKey", session_key_hex}});
@@ -423,9 +446,8 @@ void megolm(const std::string& dir, const std::string& seed_hex, crypto::RandomS
                  "the MAC does not."}}));
   Device d(rng, "megolm generator");
   auto stream_id = stream_of(rng);
-  auto& dev = d.crypto.encryption_device();
-  auto session_id = dev.create_outbound_group_session(stream_id);
-  auto signed_key = dev.outbound_group_session_key(stream_id)->key.str();
+  auto session_id = d.device.outbound().create(stream_id);
+  auto signed_key = d.device.outbound().session_key(stream_id)->key.str();
   std::vector<river::EncryptedData> events;
   std::vector<std::string> texts;
   for (int i = 0; i < 6; ++i) {
@@ -436,8 +458,9 @@ void megolm(const std::string& dir, const std::string& seed_hex, crypto::RandomS
       events.push_back(d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(texts.back()), GroupEncryptionAlgorithm::kGroupEncryption));
     }
   }
-  auto inbound = dev.inbound_group_session(stream_id, session_id);
-  auto export_at = [&](uint32_t i) { return inbound->export_session(i).str(); };
+  // The device exports only at the first known index; libolm exports at any.
+  auto inbound = olm::InboundGroupSession::create(signed_key);
+  auto export_at = [&](uint32_t i) { return inbound.export_session(i).str(); };
 
   auto& full = f.group("megolmDecrypt", {{"streamId", stream_id}, {"sessionId", session_id}, {"sessionKey", signed_key}, {"firstKnownIndex", 0}});
   for (int i : {5, 0, 2, 1, 4, 3}) {  // out of order on purpose
@@ -517,7 +540,8 @@ void olm(const std::string& dir, const std::string& seed_hex, crypto::RandomSour
     auto session = olm::Session::create_outbound(sender_account, receiver_account.curve25519_key(), to_fallback, rng);
     return session.encrypt(crypto::as_bytes(payload), rng).body;
   };
-  std::string payload = session_keys_json({"a session key", "another"});
+  std::string payload =
+      session_keys_json({SecretBytes(std::string_view("a session key")), SecretBytes(std::string_view("another"))}).str();
   auto message = encrypt(fallback, payload);
   f.add(g, "a pre-key message to the fallback key", {{"message", message}, {"payload", payload}});
   f.add(g, "a second message: a fresh session each time", {{"message", encrypt(fallback, "ünïcode payload")}, {"payload", "ünïcode payload"}});
@@ -546,21 +570,20 @@ void sharing(const std::string& dir, const std::string& seed_hex, crypto::Random
   Device receiver(rng, "receiver");
   Device bystander(rng, "bystander");
   auto stream_id = stream_of(rng);
-  auto& sdev = sender.crypto.encryption_device();
-  sdev.create_outbound_group_session(stream_id);
+  sender.device.outbound().create(stream_id);
   auto megolm_sessions = sender.crypto.export_room_keys();
   auto mhash = rng.bytes(32);
-  sdev.create_hybrid_group_session(stream_id, 7, mhash.span());
+  sender.device.hybrid().create(stream_id, 7, mhash.span());
   std::vector<GroupEncryptionSession> hybrid_sessions;
   for (auto& s : sender.crypto.export_room_keys()) {
     if (s.algorithm == kHybridGroupEncryptionAlgorithmId) hybrid_sessions.push_back(s);
   }
   auto& g = f.group("receiveSessions", {{"streamId", stream_id},
-                                        {"receiverExportedDevice", pb_hex(receiver.crypto.export_device())},
+                                        {"receiverExportedDevice", pb_hex(exported_device(receiver))},
                                         {"receiverDeviceKey", receiver.crypto.get_user_device().device_key}});
   auto expect_json = [](const std::vector<GroupEncryptionSession>& ss) {
     json out = json::array();
-    for (const auto& s : ss) out.push_back({{"sessionId", s.session_id}, {"sessionKey", s.session_key}, {"algorithm", s.algorithm}});
+    for (const auto& s : ss) out.push_back({{"sessionId", s.session_id}, {"sessionKey", s.session_key.str()}, {"algorithm", s.algorithm}});
     return out;
   };
   auto to = [&](GroupEncryptionAlgorithm a, const std::vector<GroupEncryptionSession>& ss, const std::vector<UserDevice>& devices) {
@@ -707,7 +730,7 @@ void exported_devices(const std::string& dir, const std::string& seed_hex, crypt
   auto mhash = rng.bytes(32);
   d.crypto.ensure_outbound_session(stream_id, GroupEncryptionAlgorithm::kHybridGroupEncryption, {.miniblock_info = MiniblockInfo{5, {mhash.data(), mhash.data() + 32}}});
   events.push_back({d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(std::string("grpaes before export")), GroupEncryptionAlgorithm::kHybridGroupEncryption), "grpaes before export"});
-  auto exported = d.crypto.export_device();
+  auto exported = exported_device(d);
   auto& g = f.group("importDevice");
   json evs = json::array();
   for (const auto& [e, t] : events) evs.push_back({{"streamId", stream_id}, {"encryptedData", pb_hex(e)}, {"plaintext", hex(t)}});
@@ -719,7 +742,7 @@ void exported_devices(const std::string& dir, const std::string& seed_hex, crypt
          // Three messages went out; the export is advanced past the block the
          // device had reserved (docs/performance.md), so it continues there.
          {"outbound", json::array({json{{"streamId", stream_id}, {"sessionId", events[0].first.session_id()},
-                                        {"nextMessageIndex", EncryptionDevice::kOutboundReservation}}})}});
+                                        {"nextMessageIndex", OutboundSessions::kReservation}}})}});
   auto damaged = exported;
   damaged.mutable_inboundsessions(0)->set_session("not a pickle");
   f.add(g, "an inbound session pickle is damaged", {{"exportedDevice", pb_hex(damaged)}}, {"ClientDeviation"}, "IMPORT_FAILED");
