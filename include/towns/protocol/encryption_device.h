@@ -67,7 +67,7 @@ struct DeviceContext {
 
 // A grpaes session key (the fields of the binary HybridGroupSessionKey), owning
 // and wiping its AES key.
-struct HybridSessionKey {
+struct TOWNS_API HybridSessionKey {
   std::string stream_id;       // raw bytes
   std::string session_id;      // raw 32 bytes
   crypto::SecretBytes key;     // the AES-256 key
