@@ -131,6 +131,7 @@ std::vector<uint8_t> hybrid_aad(std::string_view stream_id, std::string_view ses
 struct SqliteCryptoStore::Impl {
   // Set before the store is shared, then only read.
   crypto::RandomSource* rng = nullptr;
+  bool synchronous_full = true;
   std::optional<crypto::AesGcm> hybrid_key;
   std::optional<crypto::AesGcm> check_key;
 
@@ -278,6 +279,7 @@ bool SqliteCryptoStore::Impl::open_and_migrate(const std::string& path, const Sq
 
   // WAL before the first write transaction; it persists in the file.
   exec("PRAGMA journal_mode=WAL");
+  synchronous_full = opts.synchronous_full;
   exec(opts.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   exec("PRAGMA foreign_keys=ON");
 
@@ -522,6 +524,20 @@ std::vector<ReplayCheck> SqliteCryptoStore::record_message_indices(const std::ve
   if (entries.empty()) return out;
   out.reserve(entries.size());
   MutexLock l(impl_->mu);
+  // The replay record is written once per decrypt (or per backlog), so it is
+  // committed without waiting for the disk: in WAL mode it then survives a crash
+  // of the process, and the next key write (synchronous=FULL) makes it durable
+  // against power loss too (docs/security.md). Keys are never written this way.
+  struct Relaxed {
+    Impl& impl;
+    bool on;
+    Relaxed(Impl& i, bool full) TOWNS_REQUIRES(i.mu) : impl(i), on(full) {
+      if (on) impl.exec("PRAGMA synchronous=NORMAL");
+    }
+    ~Relaxed() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
+      if (on) sqlite3_exec(impl.db, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+    }
+  } relaxed(*impl_, impl_->synchronous_full);
   Impl::WriteTxn txn(*impl_);
   for (const auto& e : entries) {
     impl_->stmt(
