@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "towns/crypto/encoding.h"
+#include "towns/proto/payloads.pb.h"
 #include "towns/protocol/session_sharing.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -63,7 +64,7 @@ constexpr size_t kInitialStreams = 8;
 constexpr size_t kMaxStreams = 128;
 
 // ---- The only places that know how keys and plaintexts are represented.
-std::string key_text(const GroupEncryptionSession& s) { return std::string(s.session_key); }
+std::string key_text(const GroupEncryptionSession& s) { return std::string(s.session_key.view()); }
 std::string plain_text(const crypto::SecretBytes& b) { return std::string(b.view()); }
 
 // ---- Configuration
@@ -845,15 +846,19 @@ bool export_device(Ctx& c) {
   std::map<std::string, GroupSessionRecord> reserved;
   for (auto& r : c.self.store->all_outbound_sessions()) reserved[r.stream_id] = std::move(r);
   uint64_t mark = c.w.emission_mark();
-  auto exported = c.self.crypto->export_device();
+  auto exported = c.self.crypto->export_device();  // the binary ExportedDevice
+  river::ExportedDevice parsed;
+  if (!parsed.ParseFromArray(exported.data(), static_cast<int>(exported.size()))) {
+    return c.fail("export_device gave bytes that are not an ExportedDevice");
+  }
   std::map<std::string, std::string> exported_outbound;
-  for (const auto& s : exported.outboundsessions()) exported_outbound[s.stream_id()] = s.session_id();
+  for (const auto& s : parsed.outboundsessions()) exported_outbound[s.stream_id()] = s.session_id();
   for (const auto& [stream, id] : outbound) {
     if (exported_outbound[stream] != id) return c.fail("export lacks outbound session " + id);
   }
   MemoryCryptoStore store;
   GroupEncryptionCrypto clone(nullptr, store);
-  clone.init({.from_exported_device = &exported});
+  clone.init({.from_exported_device = exported});
   if (clone.get_user_device().device_key != c.self.device.device_key) c.fail("the clone has another device key");
   if (exported_outbound.empty()) return true;
   for (int n = 0; n < 2; ++n) {
@@ -893,9 +898,11 @@ bool user_device(Ctx& c) {
 }
 
 bool session_keys_round_trip(Ctx& c) {
-  std::vector<std::string> keys(c.rng.below(4));
-  for (auto& k : keys) k = crypto::base64_encode(c.rng.bytes(1, 64), crypto::Base64Padding::kNone);
-  if (parse_session_keys_json(session_keys_json(keys)) != keys) c.fail("SessionKeys JSON does not round-trip");
+  std::vector<crypto::SecretBytes> keys(c.rng.below(4));
+  for (auto& k : keys) {
+    k = crypto::SecretBytes(std::string_view(crypto::base64_encode(c.rng.bytes(1, 64), crypto::Base64Padding::kNone)));
+  }
+  if (parse_session_keys_json(session_keys_json(keys).view()) != keys) c.fail("SessionKeys JSON does not round-trip");
   return true;
 }
 
