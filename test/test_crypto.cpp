@@ -266,9 +266,11 @@ TEST_CASE("megolm import: id check, first-known-index rule, failures change noth
   CHECK(b.store.all_inbound_sessions().empty());
 
   b.crypto.import_session_keys(kStream, {at(2)});
+  CHECK(b.dev.inbound().first_known_index(kStream, id) == 2u);
   REQUIRE_ERROR(b.crypto.decrypt_group_event(kStream, events[1]), DECRYPTION_FAILED);  // before index 2
   CHECK(text(b.crypto.decrypt_group_event(kStream, events[2]).plaintext) == "m2");
   b.crypto.import_session_keys(kStream, {at(3)});  // later index: existing kept
+  CHECK(b.dev.inbound().first_known_index(kStream, id) == 2u);
   CHECK(text(b.crypto.decrypt_group_event(kStream, events[2]).plaintext) == "m2");
   b.crypto.import_session_keys(kStream, {at(0)});  // earlier index: replaces
   CHECK(text(b.crypto.decrypt_group_event(kStream, events[0]).plaintext) == "m0");
