@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "towns/crypto/encoding.h"
+#include "towns/proto/payloads.pb.h"
 #include "towns/protocol/group_encryption_crypto.h"
 #include "towns/store/memory_crypto_store.h"
 
@@ -29,6 +30,13 @@ M parse_b64(const std::string& b64) {
   return m;
 }
 
+// The fixture's exported device as DeviceInitOptions takes it: the binary
+// ExportedDevice protobuf (checked to be one).
+crypto::SecretBytes exported_device(const std::string& b64) {
+  parse_b64<river::ExportedDevice>(b64);
+  return crypto::SecretBytes(crypto::base64_decode(b64, Base64Padding::kPadded));
+}
+
 }  // namespace
 
 TEST_CASE("hybrid session ids are derived as the client derives them") {
@@ -44,11 +52,12 @@ TEST_CASE("hybrid session ids are derived as the client derives them") {
 
 TEST_CASE("a device exported by the client is imported, decrypts its events and continues its session") {
   auto f = fixture();
-  auto exported = parse_b64<river::ExportedDevice>(f["alice"]["exported_device_b64"].get<std::string>());
+  auto exported = exported_device(f["alice"]["exported_device_b64"].get<std::string>());
   std::string stream = f["stream_id"];
   MemoryCryptoStore store;
-  GroupEncryptionCrypto alice(nullptr, store);
-  alice.init({.pickle_key = crypto::SecretBytes(std::string_view("our own key")), .from_exported_device = &exported});
+  EncryptionDevice device(store);
+  GroupEncryptionCrypto alice(nullptr, device);
+  alice.init({.pickle_key = crypto::SecretBytes(std::string_view("our own key")), .from_exported_device = exported});
   CHECK(alice.get_user_device().device_key == f["alice"]["device_key"]);
   auto ids = alice.get_group_session_ids(stream);
   CHECK(ids == f["alice"]["session_ids"].get<std::vector<std::string>>());
@@ -60,7 +69,7 @@ TEST_CASE("a device exported by the client is imported, decrypts its events and 
     CHECK(crypto::base64_encode(plain.plaintext.span(), Base64Padding::kPadded) == e["plaintext_b64"]);
   }
   // Two megolm messages went out before the export: the session goes on at index 2.
-  auto key = alice.encryption_device().outbound_group_session_key(stream);
+  auto key = device.outbound().session_key(stream);
   REQUIRE(key.has_value());
   CHECK(key->chain_index == 2);
   auto next = alice.encrypt_group_event(stream, test::bytes("next"), GroupEncryptionAlgorithm::kGroupEncryption);
@@ -77,10 +86,10 @@ TEST_CASE("a device exported by the client is imported, decrypts its events and 
 
 TEST_CASE("an olm message from the client decrypts on the receiving device") {
   auto f = fixture();
-  auto exported = parse_b64<river::ExportedDevice>(f["bob"]["exported_device_b64"].get<std::string>());
+  auto exported = exported_device(f["bob"]["exported_device_b64"].get<std::string>());
   MemoryCryptoStore store;
   GroupEncryptionCrypto bob(nullptr, store);
-  bob.init({.from_exported_device = &exported});
+  bob.init({.from_exported_device = exported});
   CHECK(bob.get_user_device().device_key == f["bob"]["device_key"]);
   CHECK(bob.get_user_device().fallback_key == f["bob"]["fallback_key"]);
   auto plain = bob.decrypt_with_device_key(f["olm"]["ciphertext"].get<std::string>(),

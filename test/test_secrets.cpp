@@ -8,6 +8,7 @@
 
 #include "driver.h"
 #include "towns/crypto/encoding.h"
+#include "towns/proto/payloads.pb.h"
 #include "towns/protocol/session_sharing.h"
 
 using namespace towns;
@@ -40,6 +41,16 @@ struct Scanner {
   }
 };
 
+// Imports one key with EncryptionDevice::import_sessions and throws its error.
+void import_one(EncryptionDevice& dev, std::string_view stream, std::string_view session_id, const SecretBytes& key,
+                std::string_view algorithm) {
+  auto alg = parse_group_encryption_algorithm(algorithm);
+  REQUIRE(alg.has_value());
+  auto r = dev.import_sessions({SessionImport{std::string(stream), std::string(session_id), key, *alg}});
+  REQUIRE(r.size() == 1);
+  if (r[0].error) throw *r[0].error;
+}
+
 }  // namespace
 
 TEST_CASE("error messages never carry secrets") {
@@ -62,13 +73,13 @@ TEST_CASE("error messages never carry secrets") {
   auto e = a.encrypt_group_event(kStream, crypto::as_bytes(plaintext), GroupEncryptionAlgorithm::kGroupEncryption);
   auto h = a.encrypt_group_event_deprecated_v0(kStream, plaintext, GroupEncryptionAlgorithm::kGroupEncryption);
   for (const auto& k : a.export_room_keys()) {
-    scan.secrets.push_back(k.session_key);
-    auto wrong = k;
-    wrong.session_id = "another id";
-    GroupEncryptionCrypto b(nullptr, store);
+    scan.secrets.push_back(k.session_key.str());
+    EncryptionDevice b(store);
     b.init({.pickle_key = SecretBytes(std::string_view(pickle_key))});
-    scan.expect_error([&] { b.encryption_device().add_inbound_group_session(kStream, "another id", k.session_key); });
-    scan.expect_error([&] { b.encryption_device().add_inbound_group_session(kStream, k.session_id, k.session_key + "x"); });
+    scan.expect_error([&] { import_one(b, kStream, "another id", k.session_key, k.algorithm); });
+    auto longer = k.session_key;
+    longer.append(crypto::as_bytes("x"));
+    scan.expect_error([&] { import_one(b, kStream, k.session_id, longer, k.algorithm); });
   }
   auto tampered = e;
   tampered.set_ciphertext(tampered.ciphertext().substr(0, 40));
@@ -83,14 +94,16 @@ TEST_CASE("error messages never carry secrets") {
   hy.init();
   hy.ensure_outbound_session(kStream, GroupEncryptionAlgorithm::kHybridGroupEncryption,
                              {.miniblock_info = MiniblockInfo{1, std::vector<uint8_t>(32, 1)}});
+  EncryptionDevice hybrid_importer(store);
+  hybrid_importer.init({.pickle_key = SecretBytes(std::string_view(pickle_key))});
   for (const auto& k : hy.export_room_keys()) {
-    scan.secrets.push_back(k.session_key);
+    scan.secrets.push_back(k.session_key.str());
     river::HybridGroupSessionKey parsed;
-    auto raw = crypto::hex_decode(k.session_key);
+    auto raw = crypto::hex_decode(k.session_key.view());
     REQUIRE(parsed.ParseFromArray(raw.data(), static_cast<int>(raw.size())));
     scan.secrets.push_back(crypto::hex_encode(crypto::as_bytes(parsed.key())));
     scan.secrets.push_back(crypto::base64_encode(crypto::as_bytes(parsed.key()), crypto::Base64Padding::kNone));
-    scan.expect_error([&] { a.encryption_device().add_hybrid_group_session("20ff", k.session_id, k.session_key); });
+    scan.expect_error([&] { import_one(hybrid_importer, "20ff", k.session_id, k.session_key, k.algorithm); });
   }
 
   // A shared message whose key count is wrong names no key.
