@@ -157,8 +157,7 @@ HybridSessionKey HybridGroupEncryption::ensure_key(std::string_view stream_id,
   }
   // Asked outside every lock (the client may be slow); created as one step, so
   // that concurrent callers end up with one session.
-  bool created = false;
-  auto key = device_.hybrid().ensure(stream_id, info.miniblock_num, info.miniblock_hash, created);
+  auto [key, created] = device_.hybrid().ensure(stream_id, info.miniblock_num, info.miniblock_hash);
   if (created && client_ != nullptr) {
     auto session_id = key.session_id_hex();
     auto exported = device_.hybrid().export_session(stream_id, session_id);

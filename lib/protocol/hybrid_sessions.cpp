@@ -127,16 +127,12 @@ HybridSessionKey HybridSessions::create(std::string_view stream_id, int64_t mini
   return key;
 }
 
-HybridSessionKey HybridSessions::ensure(std::string_view stream_id, int64_t miniblock_num,
-                                        std::span<const uint8_t> miniblock_hash, bool& created) {
+HybridSessions::Ensured HybridSessions::ensure(std::string_view stream_id, int64_t miniblock_num,
+                                               std::span<const uint8_t> miniblock_hash) {
   // One lock around look-up and creation: concurrent callers agree on one session.
   MutexLock l(ensure_mu_);
-  if (auto existing = latest(stream_id)) {
-    created = false;
-    return std::move(*existing);
-  }
-  created = true;
-  return create(stream_id, miniblock_num, miniblock_hash);
+  if (auto existing = latest(stream_id)) return {std::move(*existing), false};
+  return {create(stream_id, miniblock_num, miniblock_hash), true};
 }
 
 std::optional<HybridSessionKey> HybridSessions::latest(std::string_view stream_id) {

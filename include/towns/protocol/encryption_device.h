@@ -258,8 +258,11 @@ class TOWNS_API HybridSessions {
   HybridSessionKey create(std::string_view stream_id, int64_t miniblock_num, std::span<const uint8_t> miniblock_hash);
   // The stream's latest session, creating one from the miniblock only when the
   // stream has none; created tells whether this call made it.
-  HybridSessionKey ensure(std::string_view stream_id, int64_t miniblock_num, std::span<const uint8_t> miniblock_hash,
-                          bool& created);
+  struct Ensured {
+    HybridSessionKey key;
+    bool created = false;
+  };
+  Ensured ensure(std::string_view stream_id, int64_t miniblock_num, std::span<const uint8_t> miniblock_hash);
   // The stream's session with the highest miniblock number.
   std::optional<HybridSessionKey> latest(std::string_view stream_id);
   std::optional<HybridSessionKey> get(std::string_view stream_id, std::string_view session_id);
