@@ -603,10 +603,10 @@ bool decrypt_batch(Ctx& c) {
   auto results = c.self.crypto->decrypt_group_events(batch[0].stream, events);
   if (results.size() != batch.size()) return c.fail("batch gave " + std::to_string(results.size()) + " results");
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (results[i].payload.has_value() == results[i].error.has_value()) {
+    if (results[i].value.has_value() == results[i].error.has_value()) {
       c.fail("a batch result is neither a payload nor an error");
-    } else if (results[i].payload) {
-      check_decrypted(c, batch[i], *results[i].payload);
+    } else if (results[i].value) {
+      check_decrypted(c, batch[i], *results[i].value);
       c.w.hold(c.self, batch[i].stream, session_of(batch[i].event, batch[i].algorithm), batch[i].algorithm);
     } else {
       allowed_decrypt_error(c, batch[i], must[i], *results[i].error);
@@ -811,14 +811,14 @@ bool receive_batch(Ctx& c) {
   for (size_t i = 0; i < messages.size(); ++i) {
     if (results[i].error) {
       c.fail("batch entry failed: " + error_text(*results[i].error));
-    } else if (!results[i].result) {
+    } else if (!results[i].value) {
       c.fail("batch entry without result");
     } else if (i >= not_ours) {
-      if (results[i].result->status != ReceiveStatus::kNotForThisDevice || !results[i].result->imported.empty()) {
+      if (results[i].value->status != ReceiveStatus::kNotForThisDevice || !results[i].value->imported.empty()) {
         c.fail("a message without our ciphertext was not kNotForThisDevice");
       }
     } else {
-      check_received(c, messages[i], *results[i].result);
+      check_received(c, messages[i], *results[i].value);
     }
   }
   return true;
@@ -1099,8 +1099,8 @@ TEST_CASE("torture: two devices from many threads: no deadlock, no index reuse, 
     auto results = q.crypto->decrypt_group_events(key.second, events);
     for (size_t j = 0; j < indices.size() && j < results.size(); ++j) {
       const auto& ev = w.events[indices[j]];
-      if (!results[j].payload || plain_text(results[j].payload->plaintext) != ev.plaintext ||
-          results[j].payload->message_index != ev.index) {
+      if (!results[j].value || plain_text(results[j].value->plaintext) != ev.plaintext ||
+          results[j].value->message_index != ev.index) {
         final_fail("event " + std::to_string(indices[j]) + " fails in a batch on " + q.name);
       }
     }

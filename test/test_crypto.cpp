@@ -67,8 +67,8 @@ ImportOutcome import_one(EncryptionDevice& dev, std::string_view stream, std::st
   auto r = dev.import_sessions({SessionImport{std::string(stream), std::string(session_id), key, algorithm}});
   REQUIRE(r.size() == 1);
   if (r[0].error) throw *r[0].error;
-  REQUIRE(r[0].outcome.has_value());
-  return *r[0].outcome;
+  REQUIRE(r[0].value.has_value());
+  return *r[0].value;
 }
 
 river::ExportedDevice parse_exported(const SecretBytes& bytes) {
@@ -706,14 +706,14 @@ TEST_CASE("the parallel paths give exactly what the sequential ones give") {
     INFO("event " << i);
     try {
       auto single = one.crypto.decrypt_group_event(kStream, events[i]);
-      REQUIRE(batch[i].payload.has_value());
+      REQUIRE(batch[i].value.has_value());
       CHECK_FALSE(batch[i].error.has_value());
-      CHECK(batch[i].payload->plaintext == single.plaintext);
-      CHECK(batch[i].payload->message_index == single.message_index);
+      CHECK(batch[i].value->plaintext == single.plaintext);
+      CHECK(batch[i].value->message_index == single.message_index);
       ++ok;
     } catch (const Error& e) {
       REQUIRE(batch[i].error.has_value());
-      CHECK_FALSE(batch[i].payload.has_value());
+      CHECK_FALSE(batch[i].value.has_value());
       CHECK(batch[i].error->code() == e.code());
     }
   }

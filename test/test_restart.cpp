@@ -130,7 +130,7 @@ TEST_CASE("restart keeps the replay record: another event at a decrypted index i
     REQUIRE_ERROR(b.decrypt_group_event(kStream, e2), REPLAY);
     auto batch = b.decrypt_group_events(kStream, {e2});
     REQUIRE(batch.size() == 1);
-    CHECK_FALSE(batch[0].payload.has_value());
+    CHECK_FALSE(batch[0].value.has_value());
     REQUIRE(batch[0].error.has_value());
     CHECK(batch[0].error->code() == ErrorCode::REPLAY);
     auto d = b.decrypt_group_event(kStream, e1);  // the same event again: fine
@@ -336,8 +336,8 @@ TEST_CASE("lock order: receiving a session batch while ensuring outbound session
         for (size_t j = 0; j < results.size(); ++j) {
           if (results[j].error) {
             fail("batch " + std::to_string(i) + ": " + results[j].error->what());
-          } else if (!results[j].result || results[j].result->status != ReceiveStatus::kImported ||
-                     results[j].result->imported != std::vector<std::string>{expected_ids[i][j]}) {
+          } else if (!results[j].value || results[j].value->status != ReceiveStatus::kImported ||
+                     results[j].value->imported != std::vector<std::string>{expected_ids[i][j]}) {
             fail("batch " + std::to_string(i) + " message " + std::to_string(j) + " not imported");
           }
         }

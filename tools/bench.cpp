@@ -171,7 +171,7 @@ json receive(size_t n) {
   // The inbox is read as a backlog: one durable write for the batch.
   auto t = Clock::now();
   for (const auto& r : receive_group_encryption_sessions_batch(*receiver.crypto, messages)) {
-    if (!r.result || r.result->imported.size() != 1) throw Error(ErrorCode::INTERNAL, "receive failed");
+    if (!r.value || r.value->imported.size() != 1) throw Error(ErrorCode::INTERNAL, "receive failed");
   }
   double ours = static_cast<double>(n) / seconds_since(t);
   return result("receive_1000_group_encryption_sessions", ours, std::nullopt);
@@ -230,7 +230,7 @@ json backlog(size_t events_n, size_t sessions_n) {
   auto results = cold.crypto->decrypt_group_events(stream_id(1), ordered);
   double ours = static_cast<double>(ordered.size()) / seconds_since(t);
   for (const auto& r : results) {
-    if (!r.payload) throw Error(ErrorCode::INTERNAL, "backlog event failed");
+    if (!r.value) throw Error(ErrorCode::INTERNAL, "backlog event failed");
   }
   return result("decrypt_backlog_10000_events_100_sessions_cold", ours, std::nullopt, {{"unit", "events"}});
 }

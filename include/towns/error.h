@@ -10,6 +10,7 @@
 // leaves every object and stored state as it was before the call.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -90,6 +91,14 @@ class TOWNS_API Error : public std::runtime_error {
 
  private:
   ErrorCode code_;
+};
+
+// The outcome of one item of a batch: its value, or the error that item alone
+// would have raised (exactly one of the two is set).
+template <typename T>
+struct Outcome {
+  std::optional<T> value;
+  std::optional<Error> error;
 };
 
 }  // namespace towns

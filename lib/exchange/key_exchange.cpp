@@ -150,7 +150,7 @@ bool KeyExchange::tick() {
     auto results = receive_group_encryption_sessions_batch(crypto_, batch);
     for (size_t i = 0; i < batch.size(); ++i) {
       // A forged or damaged message imported nothing; it is not retried.
-      if (results[i].result) process_new_group_sessions(batch[i], *results[i].result);
+      if (results[i].value) process_new_group_sessions(batch[i], *results[i].value);
     }
     return true;
   }

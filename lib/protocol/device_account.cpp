@@ -120,8 +120,8 @@ std::vector<DeviceCiphertext> DeviceAccount::encrypt_to_devices(std::string_view
   parallel_for(devices.size(), threads, [&](size_t i) {
     try {
       crypto::SeededRandom r(seeds[i].span());
-      out[i].message = acct.encrypt_to_device(devices[i].device_key, devices[i].fallback_key,
-                                              crypto::as_bytes(payload), r);
+      out[i].value = acct.encrypt_to_device(devices[i].device_key, devices[i].fallback_key,
+                                            crypto::as_bytes(payload), r);
     } catch (const Error& e) {
       out[i].error = e;
     }

@@ -111,7 +111,7 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
     try {
       if (k.algorithm == GroupEncryptionAlgorithm::kHybridGroupEncryption) {
         changes.hybrid_sessions.push_back(HybridSessions::prepare_import(k.stream_id, k.session_id, k.session_key));
-        results[i].outcome = ImportOutcome::kImported;
+        results[i].value = ImportOutcome::kImported;
         continue;
       }
       auto session = as_import_failure("megolm session key", [&] {
@@ -125,19 +125,19 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
       if (at != pending.end()) {
         // Listed twice in this batch: the lower first index wins.
         if (at->second.first_known_index <= index) {
-          results[i].outcome = ImportOutcome::kKeptExisting;
+          results[i].value = ImportOutcome::kKeptExisting;
           continue;
         }
         changes.inbound_sessions[at->second.record].pickle = session->pickle(ctx_.pickle_key);
         at->second.first_known_index = index;
-        results[i].outcome = ImportOutcome::kImported;
+        results[i].value = ImportOutcome::kImported;
         continue;
       }
       if (auto existing = ctx_.store.get_inbound_session(k.stream_id, k.session_id)) {
         try {
           auto old = ctx_.delegate.unpickle_inbound_group_session(ctx_.pickle_key, existing->pickle);
           if (old->first_known_index() <= index) {
-            results[i].outcome = ImportOutcome::kKeptExisting;
+            results[i].value = ImportOutcome::kKeptExisting;
             continue;
           }
         } catch (const Error&) {
@@ -146,7 +146,7 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
       }
       pending[{k.stream_id, k.session_id}] = {changes.inbound_sessions.size(), index};
       changes.inbound_sessions.push_back({k.stream_id, k.session_id, session->pickle(ctx_.pickle_key), 0});
-      results[i].outcome = ImportOutcome::kImported;
+      results[i].value = ImportOutcome::kImported;
     } catch (const Error& e) {
       if (e.code() != ErrorCode::IMPORT_FAILED && !is_olm_error(e.code())) throw;
       results[i].error = e;

@@ -115,8 +115,8 @@ std::vector<GroupDecryption::EventResult> GroupDecryption::decrypt_batch(
       continue;
     }
     try {
-      r.payload = payload_for_version(events[at[k]].version(), std::move(results[k].plaintext->plaintext),
-                                      results[k].plaintext->message_index, true);
+      r.value = payload_for_version(events[at[k]].version(), std::move(results[k].value->plaintext),
+                                    results[k].value->message_index, true);
     } catch (const Error& e) {
       r.error = e;
     }

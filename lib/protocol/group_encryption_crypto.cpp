@@ -36,7 +36,7 @@ std::map<std::string, std::string> GroupEncryptionCrypto::encrypt_with_device_ke
   auto results = encrypt_to_devices(payload, devices);
   for (size_t i = 0; i < devices.size(); ++i) {
     if (results[i].error) throw *results[i].error;
-    out[devices[i].device_key] = std::move(results[i].message->body);
+    out[devices[i].device_key] = std::move(results[i].value->body);
   }
   return out;
 }
@@ -99,7 +99,7 @@ std::vector<GroupEncryptionCrypto::EventResult> GroupEncryptionCrypto::decrypt_g
   for (size_t i = 0; i < events.size(); ++i) {
     if (events[i].algorithm() == kGroupEncryptionAlgorithmId) continue;
     try {
-      results[i].payload = decrypt_group_event(stream_id, events[i]);
+      results[i].value = decrypt_group_event(stream_id, events[i]);
     } catch (const Error& e) {
       results[i].error = e;
     }

@@ -157,7 +157,7 @@ std::vector<InboundSessions::Result> InboundSessions::decrypt_batch(
     }
     for (size_t i : indices) {
       try {
-        results[i].plaintext = decrypt_with(*e, events[i].second);
+        results[i].value = decrypt_with(*e, events[i].second);
       } catch (const Error& err) {
         results[i].error = err;
       }
@@ -167,8 +167,8 @@ std::vector<InboundSessions::Result> InboundSessions::decrypt_batch(
   std::vector<MessageIndexRecord> records;
   std::vector<size_t> at;
   for (size_t i = 0; i < events.size(); ++i) {
-    if (!results[i].plaintext) continue;
-    records.push_back({std::string(stream_id), events[i].first, results[i].plaintext->message_index,
+    if (!results[i].value) continue;
+    records.push_back({std::string(stream_id), events[i].first, results[i].value->message_index,
                        fingerprint(events[i].second)});
     at.push_back(i);
   }
@@ -178,11 +178,11 @@ std::vector<InboundSessions::Result> InboundSessions::decrypt_batch(
     if (checks.at(k) != ReplayCheck::kConflict) continue;
     auto& r = results[at[k]];
     try {
-      replay(events[at[k]].first, r.plaintext->message_index);
+      replay(events[at[k]].first, r.value->message_index);
     } catch (const Error& err) {
       r.error = err;
     }
-    r.plaintext.reset();
+    r.value.reset();
   }
   return results;
 }

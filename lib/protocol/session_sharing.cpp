@@ -86,8 +86,8 @@ SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::st
   }
   auto results = crypto.encrypt_to_devices(cleartext.view(), targets);
   for (size_t i = 0; i < targets.size(); ++i) {
-    if (results[i].message) {
-      (*m.mutable_ciphertexts())[targets[i].device_key] = std::move(results[i].message->body);
+    if (results[i].value) {
+      (*m.mutable_ciphertexts())[targets[i].device_key] = std::move(results[i].value->body);
     } else if (results[i].error && is_olm_error(results[i].error->code())) {
       plan.skipped_devices.push_back(targets[i].device_key);
     } else if (results[i].error) {
@@ -153,7 +153,7 @@ ReceiveResult receive_group_encryption_sessions(GroupEncryptionCrypto& crypto,
                                                 const river::UserInboxPayload::GroupEncryptionSessions& message) {
   auto out = receive_group_encryption_sessions_batch(crypto, {message});
   if (out[0].error) throw *out[0].error;
-  return std::move(*out[0].result);
+  return std::move(*out[0].value);
 }
 
 std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
@@ -171,7 +171,7 @@ std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
         pending.insert(imp.stream_id + "|" + imp.session_id);
         imports.push_back(std::move(imp));
       }
-      out[i].result = std::move(p.result);
+      out[i].value = std::move(p.result);
     } catch (const Error& e) {
       out[i].error = e;
     }
@@ -180,7 +180,7 @@ std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
   for (size_t k = 0; k < owner.size(); ++k) {
     auto [message, first] = owner[k];
     size_t last = k + 1 < owner.size() ? owner[k + 1].second : imports.size();
-    auto& result = *out[message].result;
+    auto& result = *out[message].value;
     for (size_t j = first; j < last; ++j) {
       (outcomes[j].error ? result.failed : result.imported).push_back(imports[j].session_id);
     }

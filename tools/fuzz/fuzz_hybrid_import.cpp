@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto r = c.import_sessions({{stream, session, towns::crypto::hex_encode_secret({data, size}),
                                  towns::GroupEncryptionAlgorithm::kHybridGroupEncryption}});
     // Either held now, or refused with its reason; never both, never neither.
-    if (r.size() != 1 || r[0].outcome.has_value() == r[0].error.has_value()) __builtin_trap();
+    if (r.size() != 1 || r[0].value.has_value() == r[0].error.has_value()) __builtin_trap();
     if (r[0].error) throw *r[0].error;
     if (!c.has_session_key(stream, session, towns::GroupEncryptionAlgorithm::kHybridGroupEncryption)) __builtin_trap();
   });

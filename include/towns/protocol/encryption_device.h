@@ -83,10 +83,7 @@ struct TOWNS_API HybridSessionKey {
 };
 
 // One device's result of a fan-out: its pre-key message, or why olm refused it.
-struct DeviceCiphertext {
-  std::optional<PreKeyMessage> message;
-  std::optional<Error> error;
-};
+using DeviceCiphertext = Outcome<PreKeyMessage>;
 
 class TOWNS_API DeviceAccount {
  public:
@@ -213,10 +210,7 @@ class TOWNS_API InboundSessions {
   // decrypted side by side on up to `threads` threads, and the replay record is
   // written once for the batch, in input order. Each result is what decrypt()
   // would have given in that order.
-  struct Result {
-    std::optional<GroupPlaintext> plaintext;
-    std::optional<Error> error;
-  };
+  using Result = Outcome<GroupPlaintext>;
   std::vector<Result> decrypt_batch(std::string_view stream_id,
                                     const std::vector<std::pair<std::string, std::string>>& session_and_ciphertext,
                                     unsigned threads);
@@ -349,10 +343,7 @@ class TOWNS_API EncryptionDevice {
   // Imports shared keys in one store write. Per key: kImported, kKeptExisting
   // (megolm: a session from a lower or equal index is held), or the error
   // (IMPORT_FAILED / OLM_*). A key listed twice counts once, with its best form.
-  struct ImportResult {
-    std::optional<ImportOutcome> outcome;
-    std::optional<Error> error;
-  };
+  using ImportResult = Outcome<ImportOutcome>;
   std::vector<ImportResult> import_sessions(const std::vector<SessionImport>& keys);
 
   // The binary ExportedDevice protobuf. Outbound sessions are advanced to their

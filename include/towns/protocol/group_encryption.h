@@ -88,10 +88,7 @@ class TOWNS_API GroupDecryption {
   // event in that order (replays included); megolm sessions are decrypted side
   // by side on up to `threads` threads. Events of other algorithms are left
   // unset for the caller.
-  struct EventResult {
-    std::optional<DecryptedPayload> payload;
-    std::optional<Error> error;
-  };
+  using EventResult = Outcome<DecryptedPayload>;
   std::vector<EventResult> decrypt_batch(std::string_view stream_id, const std::vector<river::EncryptedData>& events,
                                          unsigned threads);
   // GROUP_DECRYPTION_MISSING_FIELDS unless sender key, session id and ciphertext are set.

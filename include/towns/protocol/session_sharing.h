@@ -55,10 +55,7 @@ TOWNS_API ReceiveResult receive_group_encryption_sessions(
 // Several messages (an inbox backlog) with one store write for all of them
 // (no store lock is held while messages are decrypted). Each entry is that message's result, or the error it
 // would have raised alone; a failed message imports nothing.
-struct BatchReceiveResult {
-  std::optional<ReceiveResult> result;
-  std::optional<Error> error;
-};
+using BatchReceiveResult = Outcome<ReceiveResult>;
 TOWNS_API std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
     GroupEncryptionCrypto& crypto, const std::vector<river::UserInboxPayload::GroupEncryptionSessions>& messages);
 
