@@ -94,7 +94,8 @@ class TOWNS_API Error : public std::runtime_error {
 };
 
 // The outcome of one item of a batch: its value, or the error that item alone
-// would have raised (exactly one of the two is set).
+// would have raised (at most one of the two is set; a batch operation that
+// leaves some items to its caller leaves both unset for them).
 template <typename T>
 struct Outcome {
   std::optional<T> value;
