@@ -1,6 +1,7 @@
 // EncryptionDevice, the algorithms and GroupEncryptionCrypto: every operation
 // and every error code, on the memory store and (where it matters) SQLite.
 #include "helpers.h"
+#include "recording_client.h"
 #include "store_fixtures.h"
 
 #include <sys/wait.h>
@@ -26,28 +27,8 @@ const std::string kOtherStream = "20" + std::string(62, '2');
 constexpr auto kMegolm = GroupEncryptionAlgorithm::kGroupEncryption;
 constexpr auto kHybrid = GroupEncryptionAlgorithm::kHybridGroupEncryption;
 
-MiniblockInfo miniblock(int64_t n) { return {n, std::vector<uint8_t>(32, static_cast<uint8_t>(n))}; }
-
-// A client that records shares and answers the miniblock question.
-class RecordingClient final : public GroupEncryptionClient {
- public:
-  void encrypt_and_share_group_sessions_to_stream(std::string_view stream_id,
-                                                  const std::vector<GroupEncryptionSession>& sessions,
-                                                  GroupEncryptionAlgorithm algorithm,
-                                                  const std::vector<std::string>&) override {
-    std::lock_guard lock(mu);  // shares of the two algorithms may come from two threads
-    for (const auto& s : sessions) shared.push_back({std::string(stream_id), s, algorithm});
-  }
-  std::mutex mu;
-  MiniblockInfo get_miniblock_info(std::string_view) override { return miniblock(next_miniblock); }
-  struct Share {
-    std::string stream;
-    GroupEncryptionSession session;
-    GroupEncryptionAlgorithm algorithm;
-  };
-  std::vector<Share> shared;
-  int64_t next_miniblock = 10;
-};
+using test::miniblock;
+using test::RecordingClient;
 
 // A device and the facade over it (tests reach the device's parts through dev).
 struct Device {

@@ -6,6 +6,7 @@
 // - receiving a batch of shared sessions while ensuring outbound sessions on
 //   another thread finishes (it deadlocked before the redesign).
 #include "helpers.h"
+#include "recording_client.h"
 #include "store_fixtures.h"
 
 #include <poll.h>
@@ -39,24 +40,7 @@ DeviceInitOptions with_key() { return {.pickle_key = SecretBytes(std::string_vie
 
 std::string text(const SecretBytes& b) { return std::string(b.view()); }
 
-class RecordingClient final : public GroupEncryptionClient {
- public:
-  void encrypt_and_share_group_sessions_to_stream(std::string_view stream_id,
-                                                  const std::vector<GroupEncryptionSession>& sessions,
-                                                  GroupEncryptionAlgorithm algorithm,
-                                                  const std::vector<std::string>&) override {
-    std::lock_guard lock(mu);
-    for (const auto& s : sessions) shared.push_back({std::string(stream_id), s, algorithm});
-  }
-  MiniblockInfo get_miniblock_info(std::string_view) override { return {10, std::vector<uint8_t>(32, 10)}; }
-  struct Share {
-    std::string stream;
-    GroupEncryptionSession session;
-    GroupEncryptionAlgorithm algorithm;
-  };
-  std::mutex mu;
-  std::vector<Share> shared;
-};
+using test::RecordingClient;
 
 // A sender on a memory store (pickles under the default key).
 struct Sender {

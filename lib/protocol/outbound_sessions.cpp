@@ -67,24 +67,33 @@ std::shared_ptr<OutboundSessions::Entry> OutboundSessions::entry(std::string_vie
   return e;
 }
 
-std::string OutboundSessions::create(std::string_view stream_id) {
+OutboundSessions::Fresh OutboundSessions::fresh_session(std::string_view stream_id) {
   auto session = ctx_.delegate.create_outbound_group_session(ctx_.rng);
   auto session_id = session->session_id();
   auto inbound = ctx_.delegate.inbound_group_session_from_key(session->session_key());
-  StoreChanges changes;
-  changes.outbound_sessions.push_back({std::string(stream_id), session_id, session->pickle(ctx_.pickle_key), 0});
-  changes.inbound_sessions.push_back({std::string(stream_id), session_id, inbound->pickle(ctx_.pickle_key), 0});
-  auto e = std::make_shared<Entry>();
-  {
-    MutexLock el(e->mu);
-    e->session = std::move(session);
-    e->session_id = session_id;
-  }
+  Fresh out;
+  out.changes.outbound_sessions.push_back({std::string(stream_id), session_id, session->pickle(ctx_.pickle_key), 0});
+  out.changes.inbound_sessions.push_back({std::string(stream_id), session_id, inbound->pickle(ctx_.pickle_key), 0});
+  out.entry = std::make_shared<Entry>();
+  MutexLock el(out.entry->mu);
+  out.entry->session = std::move(session);
+  out.entry->session_id = session_id;
+  out.session_id = std::move(session_id);
+  return out;
+}
+
+bool OutboundSessions::install(std::string_view stream_id, Fresh& fresh) {
   MutexLock l(mu_);
-  ctx_.store.save_changes(changes);
-  inbound_.forget(stream_id, session_id);
-  entries_.insert_or_assign(std::string(stream_id), std::move(e));
-  return session_id;
+  if (!ctx_.store.save_changes(fresh.changes)) return false;
+  inbound_.forget(stream_id, fresh.session_id);
+  entries_.insert_or_assign(std::string(stream_id), std::move(fresh.entry));
+  return true;
+}
+
+std::string OutboundSessions::create(std::string_view stream_id) {
+  auto fresh = fresh_session(stream_id);
+  install(stream_id, fresh);
+  return fresh.session_id;
 }
 
 EnsuredSession OutboundSessions::ensure(std::string_view stream_id) {
@@ -93,26 +102,11 @@ EnsuredSession OutboundSessions::ensure(std::string_view stream_id) {
       MutexLock el(e->mu);
       return {e->session_id, false};
     }
-    auto session = ctx_.delegate.create_outbound_group_session(ctx_.rng);
-    auto session_id = session->session_id();
-    auto inbound = ctx_.delegate.inbound_group_session_from_key(session->session_key());
-    StoreChanges changes;
-    changes.outbound_sessions.push_back({std::string(stream_id), session_id, session->pickle(ctx_.pickle_key), 0});
-    changes.inbound_sessions.push_back({std::string(stream_id), session_id, inbound->pickle(ctx_.pickle_key), 0});
+    auto fresh = fresh_session(stream_id);
     // Only if the stream still has none (another thread or process may have
     // made one meanwhile: then that one is used).
-    changes.expect_outbound.push_back({std::string(stream_id), std::nullopt, 0});
-    auto e = std::make_shared<Entry>();
-    {
-      MutexLock el(e->mu);
-      e->session = std::move(session);
-      e->session_id = session_id;
-    }
-    MutexLock l(mu_);
-    if (!ctx_.store.save_changes(changes)) continue;
-    inbound_.forget(stream_id, session_id);
-    entries_.insert_or_assign(std::string(stream_id), std::move(e));
-    return {session_id, true};
+    fresh.changes.expect_outbound.push_back({std::string(stream_id), std::nullopt, 0});
+    if (install(stream_id, fresh)) return {fresh.session_id, true};
   }
 }
 

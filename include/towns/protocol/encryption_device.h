@@ -173,6 +173,16 @@ class TOWNS_API OutboundSessions {
   friend class EncryptionDevice;
   struct Entry;
   std::shared_ptr<Entry> entry(std::string_view stream_id) TOWNS_EXCLUDES(mu_);
+  // A new session for the stream and what storing it writes (the session and
+  // its inbound counterpart from index 0); install() stores it (false when a
+  // condition added to its changes does not hold) and caches it.
+  struct Fresh {
+    std::shared_ptr<Entry> entry;
+    std::string session_id;
+    StoreChanges changes;
+  };
+  Fresh fresh_session(std::string_view stream_id);
+  bool install(std::string_view stream_id, Fresh& fresh) TOWNS_EXCLUDES(mu_);
   void reserve_block(std::string_view stream_id, Entry& e);
   // Pickles of every outbound session advanced to its reserved end (export).
   std::vector<GroupSessionRecord> export_records() TOWNS_EXCLUDES(mu_);
