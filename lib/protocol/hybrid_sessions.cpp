@@ -1,4 +1,5 @@
 #include "towns/crypto/aead.h"
+#include "common/stream_id.h"
 #include "towns/crypto/encoding.h"
 #include "towns/proto/payloads.pb.h"
 #include "towns/protocol/encryption_device.h"
@@ -106,12 +107,7 @@ void HybridSessions::refresh_if_stale() {
 
 HybridSessionKey HybridSessions::create(std::string_view stream_id, int64_t miniblock_num,
                                         std::span<const uint8_t> miniblock_hash) {
-  std::vector<uint8_t> stream_bytes;
-  try {
-    stream_bytes = crypto::hex_decode(stream_id);
-  } catch (const Error&) {
-    throw Error(ErrorCode::INVALID_ARGUMENT, "stream id is not hex");
-  }
+  auto stream_bytes = stream_id_bytes(stream_id);
   HybridSessionKey key;
   key.stream_id.assign(stream_bytes.begin(), stream_bytes.end());
   key.key = ctx_.rng.bytes(crypto::kAesGcmKeySize);

@@ -6,6 +6,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "common/stream_id.h"
 #include "towns/crypto/encoding.h"
 #include "towns/proto/payloads.pb.h"
 #include "towns/error.h"
@@ -62,12 +63,7 @@ SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::st
                                           GroupEncryptionAlgorithm algorithm,
                                           const std::vector<GroupEncryptionSession>& sessions,
                                           const std::vector<UserDevice>& devices) {
-  std::vector<uint8_t> stream_bytes;
-  try {
-    stream_bytes = crypto::hex_decode(stream_id);
-  } catch (const Error&) {
-    throw Error(ErrorCode::INVALID_ARGUMENT, "stream id is not hex");
-  }
+  auto stream_bytes = stream_id_bytes(stream_id);
   SharePlan plan;
   auto& m = plan.message;
   auto own = crypto.get_user_device().device_key;
