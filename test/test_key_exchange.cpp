@@ -98,11 +98,16 @@ TEST_CASE("a requester that is not entitled, or lost its entitlement, gets nothi
   w.net.run();
   CHECK(decrypted_in(dave, w.net, kChannel) == 0);
   CHECK(dave.crypto().get_group_session_ids(kChannel).empty());
-  // Entitled again: the waiting events decrypt.
+  // Entitled again: dave's stored solicitation is still on the stream, so he
+  // does not ask again (the SDK's rule); it is answered once a member's engine
+  // reads the stream's solicitations again (here: with the next message).
   w.net.set_entitled(kChannel, user(5), true);
   dave.engine().retry_decryption_failures(kChannel);
   w.net.run();
-  CHECK(decrypted_in(dave, w.net, kChannel) == 2);
+  CHECK(decrypted_in(dave, w.net, kChannel) == 0);
+  w.net.post_message(alice, kChannel, "welcome back", kMegolm);
+  w.net.run();
+  CHECK(decrypted_in(dave, w.net, kChannel) == 3);
 }
 
 TEST_CASE("three members see the same solicitation: exactly one fulfillment, only that member shares") {
@@ -191,10 +196,13 @@ TEST_CASE("bad actors: stolen device key, forged sessions, garbage ciphertexts")
   stolen.set_fallback_key(carol.device().fallback_key);
   stolen.set_is_new_device(true);
   stolen.add_session_ids(alice.crypto().get_group_session_ids(kChannel).at(0));
+  // (As a member, mallory got alice's new session when it was made: the SDK
+  // shares new sessions by membership, with no on-chain check.)
+  auto mallory_inbox = w.net.inbox_size(user(6));
   w.net.post_solicitation(user(6), kChannel, stolen, false);
   w.net.run();
   CHECK(w.net.traffic().fulfillments_accepted == 0);
-  CHECK(w.net.inbox_size(user(6)) == 0);
+  CHECK(w.net.inbox_size(user(6)) == mallory_inbox);
 
   // A forged GroupEncryptionSessions to bob: garbage for his device.
   river::UserInboxPayload::GroupEncryptionSessions forged;
@@ -302,43 +310,44 @@ struct DelayWorld {
 
 TEST_CASE("the answer delay follows section 10: exact values from the four random bytes") {
   // 2 members: max(5, min(30, 2)) = 5 s. The bytes are a big-endian u32 v and
-  // the delay is floor(5000 ms * v / 2^32), halved for our own user and for an
-  // ephemeral solicitation; an ephemeral one from our own user is answered at
-  // once without drawing.
+  // the delay is 5000 ms * v / 2^32, halved for our own user and for an
+  // ephemeral solicitation, rounded up to a whole millisecond (the SDK acts at
+  // the first millisecond not before it); an ephemeral one from our own user is
+  // answered at once, after a draw like every other (the SDK draws first).
   DelayWorld w(2);
   const int other = 2, own = 1;
   CHECK(w.delay({0x00, 0x00, 0x00, 0x00}, other, false) == 0);
   CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, other, false) == 2500);
   CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, own, false) == 1250);
   CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, other, true) == 1250);
-  CHECK(w.delay({}, own, true) == 0);
+  CHECK(w.delay({0x12, 0x34, 0x56, 0x78}, own, true) == 0);
   CHECK(w.delay({0x40, 0x00, 0x00, 0x00}, other, false) == 1250);
-  CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, other, false) == 4999);  // 4999.9988...: just under the bound
-  CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, own, false) == 2499);
-  CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, other, true) == 2499);
+  CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, other, false) == 5000);  // 4999.9988...: rounded up
+  CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, own, false) == 2500);
+  CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, other, true) == 2500);
   // Big-endian: the first byte is the most significant.
-  CHECK(w.delay({0x01, 0x00, 0x00, 0x00}, other, false) == 19);  // 5000 / 256 = 19.53
-  CHECK(w.delay({0x00, 0x00, 0x00, 0x01}, other, false) == 0);
-  // The first millisecond starts at v = ceil(2^32 / 5000) = 858,994.
-  CHECK(w.delay({0x00, 0x0d, 0x1b, 0x71}, other, false) == 0);  // v = 858,993: 0.99999... ms
-  CHECK(w.delay({0x00, 0x0d, 0x1b, 0x72}, other, false) == 1);  // v = 858,994: 1.000001 ms
+  CHECK(w.delay({0x01, 0x00, 0x00, 0x00}, other, false) == 20);  // 5000 / 256 = 19.53
+  CHECK(w.delay({0x00, 0x00, 0x00, 0x01}, other, false) == 1);   // anything above 0 is at least 1 ms
+  // The second millisecond starts above v = ceil(2^32 / 5000) - 1 = 858,993.
+  CHECK(w.delay({0x00, 0x0d, 0x1b, 0x71}, other, false) == 1);  // v = 858,993: 0.99999... ms
+  CHECK(w.delay({0x00, 0x0d, 0x1b, 0x72}, other, false) == 2);  // v = 858,994: 1.000001 ms
 }
 
 TEST_CASE("the answer delay follows section 10: the window is max(5, min(30, members)) seconds") {
   struct Case {
     int members;
     int64_t half_ms;  // the delay at v = 2^31 for another user: half the window
-    int64_t top_ms;   // at v = 2^32 - 1
+    int64_t top_ms;   // at v = 2^32 - 1 (just under the window, rounded up)
   };
-  for (auto c : {Case{1, 2500, 4999}, Case{5, 2500, 4999}, Case{6, 3000, 5999}, Case{12, 6000, 11999},
-                 Case{30, 15000, 29999}, Case{31, 15000, 29999}, Case{45, 15000, 29999}}) {
+  for (auto c : {Case{1, 2500, 5000}, Case{5, 2500, 5000}, Case{6, 3000, 6000}, Case{12, 6000, 12000},
+                 Case{30, 15000, 30000}, Case{31, 15000, 30000}, Case{45, 15000, 30000}}) {
     INFO(c.members << " members");
     DelayWorld w(c.members);
     CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, 2, false) == c.half_ms);
     CHECK(w.delay({0xff, 0xff, 0xff, 0xff}, 2, false) == c.top_ms);
     CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, 1, false) == c.half_ms / 2);
     CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, 2, true) == c.half_ms / 2);
-    CHECK(w.delay({}, 1, true) == 0);
+    CHECK(w.delay({0x80, 0x00, 0x00, 0x00}, 1, true) == 0);
   }
 }
 
@@ -359,12 +368,15 @@ TEST_CASE("the answer delay follows section 10: a seeded source gives exact, mos
   for (int i = 0; i < 200; ++i) {
     INFO("draw " << i);
     auto other = alice_delay(2, false);
-    CHECK(other == static_cast<int64_t>((kWindowMs * next_v()) >> 32));
+    // The SDK acts at the first whole millisecond not before the delay: ceil.
+    auto ceil_shift = [](uint64_t x, int shift) { return static_cast<int64_t>((x + (uint64_t{1} << shift) - 1) >> shift); };
+    CHECK(other == ceil_shift(kWindowMs * next_v(), 32));
     smallest_other = std::min(smallest_other, other);
     largest_other = std::max(largest_other, other);
-    CHECK(alice_delay(1, false) == static_cast<int64_t>((kWindowMs * next_v()) >> 33));
-    CHECK(alice_delay(2, true) == static_cast<int64_t>((kWindowMs * next_v()) >> 33));
-    CHECK(alice_delay(1, true) == 0);  // draws nothing: the twin stays in step
+    CHECK(alice_delay(1, false) == ceil_shift(kWindowMs * next_v(), 33));
+    CHECK(alice_delay(2, true) == ceil_shift(kWindowMs * next_v(), 33));
+    CHECK(alice_delay(1, true) == 0);  // draws one all the same, as the SDK does
+    (void)next_v();
   }
   // Not always 0, and spread over the window.
   CHECK(smallest_other > 0);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <set>
 
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
@@ -20,13 +22,20 @@ class SystemClock final : public Clock {
   }
 };
 
-std::string user_address_bytes(std::string_view user_id) {
+// The user address of a user id (hex, "0x" optional); std::nullopt when it is
+// not hex: the SDK's userIdToAddress throws and nothing is sent.
+std::optional<std::string> user_address_bytes(std::string_view user_id) {
   try {
     auto b = crypto::hex_decode(user_id);
-    return {b.begin(), b.end()};
+    if (b.empty()) return std::nullopt;
+    return std::string(b.begin(), b.end());
   } catch (const Error&) {
-    return std::string(user_id);
+    return std::nullopt;
   }
+}
+
+bool contains(const std::vector<std::string>& list, std::string_view x) {
+  return std::find(list.begin(), list.end(), x) != list.end();
 }
 
 std::vector<std::string> sorted_ids(const google::protobuf::RepeatedPtrField<std::string>& ids) {
@@ -48,16 +57,78 @@ Clock& system_clock() {
 
 void StreamSessionSharer::encrypt_and_share_group_sessions_to_stream(
     std::string_view stream_id, const std::vector<GroupEncryptionSession>& sessions, GroupEncryptionAlgorithm algorithm,
-    const std::vector<std::string>&) {
+    const std::vector<std::string>& priority_user_ids) {
   if (crypto_ == nullptr) throw Error(ErrorCode::NOT_INITIALIZED, "StreamSessionSharer is not bound to a device");
-  for (const auto& member : host_.stream_members(stream_id)) {
-    if (!host_.is_user_entitled(stream_id, member)) continue;
+  auto users = host_.users_entitled_to_key_exchange(stream_id);
+  // The SDK sorts by the index in the priority list: users not in it (-1) first.
+  auto rank = [&](const std::string& u) {
+    auto it = std::find(priority_user_ids.begin(), priority_user_ids.end(), u);
+    return it == priority_user_ids.end() ? -1 : static_cast<long>(it - priority_user_ids.begin());
+  };
+  std::stable_sort(users.begin(), users.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  for (const auto& member : users) {
     auto devices = host_.user_devices(member);
     if (devices.empty()) continue;
     auto plan = build_group_encryption_sessions(*crypto_, stream_id, algorithm, sessions, devices);
     if (plan.message.ciphertexts().empty()) continue;
     host_.send_group_encryption_sessions(member, plan.message);
   }
+}
+
+// ---- StreamSolicitations
+
+river::MemberPayload::KeySolicitation StreamSolicitations::apply_solicitation(
+    std::string_view user_id, const river::MemberPayload::KeySolicitation& s) {
+  auto member = std::find_if(members_.begin(), members_.end(), [&](const auto& m) { return m.first == user_id; });
+  if (member == members_.end()) {
+    members_.emplace_back(std::string(user_id), std::vector<river::MemberPayload::KeySolicitation>{});
+    member = members_.end() - 1;
+  }
+  auto& list = member->second;
+  std::erase_if(list, [&](const auto& x) { return x.device_key() == s.device_key(); });
+  river::MemberPayload::KeySolicitation stored;
+  stored.set_device_key(s.device_key());
+  stored.set_fallback_key(s.fallback_key());
+  stored.set_is_new_device(s.is_new_device());
+  for (const auto& id : sorted_ids(s.session_ids())) stored.add_session_ids(id);
+  list.push_back(stored);
+  return stored;
+}
+
+std::optional<StreamSolicitation> StreamSolicitations::apply_fulfillment(const river::MemberPayload::KeyFulfillment& f) {
+  for (auto& [member, list] : members_) {
+    // Member ids compare as addresses: "0x" optional, any case.
+    auto bytes = user_address_bytes(member);
+    if (!bytes || *bytes != f.user_address()) continue;
+    for (auto& s : list) {
+      if (s.device_key() != f.device_key()) continue;
+      // The SDK's removeCommon over the sorted lists.
+      std::set<std::string> done(f.session_ids().begin(), f.session_ids().end());
+      river::MemberPayload::KeySolicitation updated;
+      updated.set_device_key(s.device_key());
+      updated.set_fallback_key(s.fallback_key());
+      updated.set_is_new_device(false);
+      for (const auto& id : s.session_ids()) {
+        if (done.count(id) == 0) updated.add_session_ids(id);
+      }
+      s = updated;
+      return StreamSolicitation{member, updated};
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+void StreamSolicitations::remove_member(std::string_view user_id) {
+  std::erase_if(members_, [&](const auto& m) { return m.first == user_id; });
+}
+
+std::vector<StreamSolicitation> StreamSolicitations::all() const {
+  std::vector<StreamSolicitation> out;
+  for (const auto& [member, list] : members_) {
+    for (const auto& s : list) out.push_back({member, s});
+  }
+  return out;
 }
 
 // ---- KeyExchange
@@ -94,10 +165,14 @@ void KeyExchange::enqueue_key_solicitation(std::string_view stream_id, std::stri
   item.event_hash = std::string(event_hash);
   item.ephemeral = ephemeral;
   item.respond_after_ms = clock_.now_ms() + respond_delay_ms(stream_id, from_user_id, ephemeral);
+  // The SDK answers our own user's stored solicitations at once (its queue of
+  // them ignores the delay it computed).
+  if (!ephemeral && from_user_id == user_id_) item.respond_after_ms = clock_.now_ms();
   solicitations_.push_back(std::move(item));
 }
 
-void KeyExchange::on_key_fulfillment(std::string_view stream_id, const river::MemberPayload::KeyFulfillment& f) {
+void KeyExchange::on_ephemeral_key_fulfillment(std::string_view stream_id,
+                                               const river::MemberPayload::KeyFulfillment& f) {
   std::set<std::string> fulfilled(f.session_ids().begin(), f.session_ids().end());
   if (f.device_key() == device_.device_key) {
     auto it = own_ephemeral_.find(std::string(stream_id));
@@ -109,15 +184,16 @@ void KeyExchange::on_key_fulfillment(std::string_view stream_id, const river::Me
       if (it->second.empty()) own_ephemeral_.erase(it);
     }
   }
+  // Pending ephemeral answers to that device, on every stream (the SDK does
+  // not look at the stream here); their time to answer stays.
   for (auto& item : solicitations_) {
-    if (item.stream_id != stream_id || item.solicitation.device_key() != f.device_key()) continue;
+    if (!item.ephemeral || item.solicitation.device_key() != f.device_key()) continue;
     auto* ids = item.solicitation.mutable_session_ids();
     ids->erase(std::remove_if(ids->begin(), ids->end(), [&](const std::string& id) { return fulfilled.count(id) > 0; }),
                ids->end());
   }
   std::erase_if(solicitations_, [&](const KeySolicitationItem& x) {
-    return x.stream_id == stream_id && x.solicitation.device_key() == f.device_key() &&
-           x.solicitation.session_ids_size() == 0;
+    return x.ephemeral && x.solicitation.device_key() == f.device_key() && x.solicitation.session_ids_size() == 0;
   });
 }
 
@@ -129,16 +205,17 @@ void KeyExchange::retry_decryption_failures(std::string_view stream_id) {
 int64_t KeyExchange::respond_delay_ms(std::string_view stream_id, std::string_view from_user_id, bool ephemeral) {
   if (!options_.respond_delay) return 0;
   bool own_user = from_user_id == user_id_;
-  if (ephemeral && own_user) return 0;
   auto members = static_cast<int64_t>(host_.stream_members(stream_id).size());
   int64_t max_wait_s = std::max<int64_t>(5, std::min<int64_t>(30, members));
   uint8_t r[4];
-  rng_.fill(r);
+  rng_.fill(r);  // drawn in every case, as the SDK draws Math.random()
+  if (ephemeral && own_user) return 0;
   double unit = static_cast<double>((uint32_t{r[0]} << 24) | (uint32_t{r[1]} << 16) | (uint32_t{r[2]} << 8) | r[3]) /
                 4294967296.0;
   double delay = static_cast<double>(max_wait_s) * 1000.0 * unit * (own_user ? 0.5 : 1.0);
   if (ephemeral) delay /= 2;
-  return static_cast<int64_t>(delay);
+  // The SDK answers at the first whole millisecond not before now + delay.
+  return static_cast<int64_t>(std::ceil(delay));
 }
 
 bool KeyExchange::tick() {
@@ -235,13 +312,15 @@ size_t KeyExchange::waiting_events() const {
 void KeyExchange::process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& message,
                                              const ReceiveResult& result) {
   stats_.sessions_imported += result.imported.size();
+  // Not for this device or of an unknown algorithm: the SDK stops there.
+  if (result.status == ReceiveStatus::kNotForThisDevice || result.status == ReceiveStatus::kUnknownAlgorithm) return;
   auto stream_failures = failures_.find(result.stream_id);
   if (stream_failures == failures_.end()) return;
-  // Retry the events waiting on any listed session we now hold.
+  // Retry the events waiting on any listed session, held now or not (the SDK
+  // retries them all; one still missing fails again and is asked for again).
   for (const auto& id : message.session_ids()) {
     auto waiting = stream_failures->second.find(id);
     if (waiting == stream_failures->second.end()) continue;
-    if (!crypto_.has_session_key(result.stream_id, id, result.algorithm)) continue;
     for (auto& e : waiting->second) encrypted_.push_back(std::move(e));
     stream_failures->second.erase(waiting);
   }
@@ -282,9 +361,11 @@ void KeyExchange::process_missing_keys(const std::string& stream_id) {
   if (it == failures_.end() || it->second.empty()) return;
   std::vector<std::string> ids;
   for (const auto& [id, events] : it->second) ids.push_back(id);
-  if (!host_.is_user_entitled(stream_id, user_id_)) return;
-  // Pending: our own user's solicitations on the stream (another member could
-  // post one in our device's name to keep us from asking), and our ephemeral ones.
+  // Membership only: the SDK skips the on-chain check when asking.
+  if (!contains(host_.users_entitled_to_key_exchange(stream_id), user_id_)) return;
+  // Pending: our own user's stored solicitations on the stream, then our
+  // ephemeral ones (the SDK's getKeySolicitations); the first with our device
+  // key decides.
   std::vector<river::MemberPayload::KeySolicitation> pending;
   for (auto& posted : host_.key_solicitations(stream_id)) {
     if (posted.user_id == user_id_ && posted.solicitation.device_key() == device_.device_key) {
@@ -326,25 +407,24 @@ void KeyExchange::convert_ephemeral(const std::string& stream_id) {
     is_new_device = is_new_device || s.is_new_device;
   }
   own_ephemeral_.erase(it);
-  // Only what is still missing, at most 100 ids.
-  auto failures = failures_.find(stream_id);
+  // As the SDK: every id its ephemeral records still miss (ephemeral
+  // fulfillments trimmed them), sorted, with no cap and no recheck of what has
+  // arrived since.
   river::MemberPayload::KeySolicitation s;
   s.set_device_key(device_.device_key);
   s.set_fallback_key(device_.fallback_key);
   s.set_is_new_device(is_new_device);
-  for (const auto& id : all) {
-    if (static_cast<size_t>(s.session_ids_size()) == kMaxSolicitationIds) break;
-    if (failures != failures_.end() && failures->second.count(id) > 0) s.add_session_ids(id);
-  }
-  if (s.session_ids_size() == 0) return;
+  for (const auto& id : all) s.add_session_ids(id);
   send_solicitation(stream_id, s, false);
 }
 
 void KeyExchange::process_key_solicitation(const KeySolicitationItem& item) {
   if (item.solicitation.session_ids_size() == 0) return;
   if (!host_.is_valid_event(item)) return;
-  auto answer = plan_solicitation_answer(crypto_, item.stream_id, item.from_user_id, item.solicitation,
-                                         [&] { return host_.is_user_entitled(item.stream_id, item.from_user_id); });
+  auto answer = plan_solicitation_answer(crypto_, item.stream_id, item.from_user_id, item.solicitation, [&] {
+    return contains(host_.users_entitled_to_key_exchange(item.stream_id), item.from_user_id) &&
+           host_.is_user_entitled(item.stream_id, item.from_user_id);
+  });
   if (!answer) return;
   stats_.bytes_sent += message_size(answer->fulfillment);
   if (!host_.send_key_fulfillment(item.stream_id, answer->fulfillment, item.ephemeral)) {
@@ -369,8 +449,11 @@ std::optional<SolicitationDecision> decide_key_solicitation(
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
   if (missing.size() > kMaxSolicitationIds) missing.resize(kMaxSolicitationIds);
   if (missing.empty()) return std::nullopt;
-  for (const auto& p : pending_own) {
-    if (p.is_new_device() || sorted_ids(p.session_ids()) == missing) return std::nullopt;
+  if (!pending_own.empty()) {
+    // The SDK compares as given (stored ones are kept sorted).
+    const auto& p = pending_own.front();
+    std::vector<std::string> ids(p.session_ids().begin(), p.session_ids().end());
+    if (p.is_new_device() || ids == missing) return std::nullopt;
   }
   return SolicitationDecision{held_session_count == 0, std::move(missing)};
 }
@@ -405,7 +488,11 @@ std::optional<AnswerDecision> decide_solicitation_answer(const std::map<std::str
     if (requested.count(id) > 0) d.fulfilled_session_ids.push_back(id);
   }
   if (d.fulfilled_session_ids.empty()) d.fulfilled_session_ids = reply;
-  for (auto algorithm : {GroupEncryptionAlgorithm::kGroupEncryption, GroupEncryptionAlgorithm::kHybridGroupEncryption}) {
+  std::vector<GroupEncryptionAlgorithm> order;  // as each first appears in the reply
+  for (const auto& id : reply) {
+    if (std::find(order.begin(), order.end(), known.at(id)) == order.end()) order.push_back(known.at(id));
+  }
+  for (auto algorithm : order) {
     std::vector<std::string> ids;
     for (const auto& id : reply) {
       if (known.at(id) == algorithm) ids.push_back(id);
@@ -425,6 +512,8 @@ std::optional<SolicitationAnswer> plan_solicitation_answer(GroupEncryptionCrypto
                                                            const std::function<bool()>& is_entitled) {
   auto own = crypto.get_user_device().device_key;
   if (sol.device_key() == own || sol.session_ids_size() == 0) return std::nullopt;
+  auto address = user_address_bytes(from_user_id);
+  if (!address) return std::nullopt;  // the SDK throws on a user id that is not an address
   std::map<std::string, GroupEncryptionAlgorithm> known;
   for (auto algorithm : {GroupEncryptionAlgorithm::kGroupEncryption, GroupEncryptionAlgorithm::kHybridGroupEncryption}) {
     for (const auto& id : crypto.group_session_ids(stream_id, algorithm)) {
@@ -451,7 +540,7 @@ std::optional<SolicitationAnswer> plan_solicitation_answer(GroupEncryptionCrypto
   for (const auto& s : answer.sessions) exported.emplace(s.session_id, *parse_group_encryption_algorithm(s.algorithm));
   auto decision = decide_solicitation_answer(exported, own, sol, true);
   auto& f = answer.fulfillment;
-  f.set_user_address(user_address_bytes(from_user_id));
+  f.set_user_address(*address);
   f.set_device_key(sol.device_key());
   for (const auto& id : decision->fulfilled_session_ids) f.add_session_ids(id);
   return answer;
@@ -461,7 +550,12 @@ std::vector<river::UserInboxPayload::GroupEncryptionSessions> build_solicitation
     GroupEncryptionCrypto& crypto, std::string_view stream_id, const UserDevice& requester,
     const std::vector<GroupEncryptionSession>& sessions) {
   std::vector<river::UserInboxPayload::GroupEncryptionSessions> out;
-  for (auto algorithm : {GroupEncryptionAlgorithm::kGroupEncryption, GroupEncryptionAlgorithm::kHybridGroupEncryption}) {
+  std::vector<GroupEncryptionAlgorithm> order;  // as each first appears (the SDK groups by first appearance)
+  for (const auto& s : sessions) {
+    auto a = parse_group_encryption_algorithm(s.algorithm);
+    if (a && std::find(order.begin(), order.end(), *a) == order.end()) order.push_back(*a);
+  }
+  for (auto algorithm : order) {
     std::vector<GroupEncryptionSession> of_algorithm;
     for (const auto& s : sessions) {
       if (s.algorithm == algorithm_id(algorithm)) of_algorithm.push_back(s);

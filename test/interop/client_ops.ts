@@ -99,7 +99,9 @@ const sameIds = (a: string[], b: string[]) => a.length === b.length && a.every((
 export function decideSolicitation(missing: string[], held: number, pending: { isNewDevice: boolean; sessionIds: string[] }[]) {
     const ids = sortIds([...new Set(missing)]).slice(0, 100)
     if (ids.length === 0) return null
-    if (pending.some((p) => p.isNewDevice || sameIds(sortIds(p.sessionIds), ids))) return null
+    // The SDK looks at the first pending one only, its ids as given.
+    const p = pending[0]
+    if (p && (p.isNewDevice || sameIds(p.sessionIds, ids))) return null
     return { isNewDevice: held === 0, sessionIds: ids }
 }
 
@@ -112,7 +114,8 @@ export function decideAnswer(known: Record<string, string>, ownDeviceKey: string
     if (reply.length === 0 || !entitled) return null
     const fulfilled = reply.filter((x) => requested.has(x))
     const shares: { algorithm: string; sessionIds: string[] }[] = []
-    for (const algorithm of [GroupEncryptionAlgorithmId.GroupEncryption, GroupEncryptionAlgorithmId.HybridGroupEncryption]) {
+    // Grouped by algorithm in the order each first appears (the SDK's reduce over the sorted reply).
+    for (const algorithm of [...new Set(reply.map((x) => known[x]))]) {
         const ids = reply.filter((x) => known[x] === algorithm)
         for (let i = 0; i < ids.length; i += 100) shares.push({ algorithm, sessionIds: ids.slice(i, i + 100) })
     }

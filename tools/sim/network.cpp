@@ -65,7 +65,7 @@ bool SimDevice::is_user_entitled(std::string_view stream_id, std::string_view us
 std::vector<StreamSolicitation> SimDevice::key_solicitations(std::string_view stream_id) {
   std::vector<StreamSolicitation> out;
   auto& s = net_.stream(std::string(stream_id));
-  for (const auto& [key, entry] : s.solicitations) out.push_back({entry.first, entry.second});
+  for (auto& x : s.solicitations.all()) out.push_back(std::move(x));
   return out;
 }
 MiniblockInfo SimDevice::get_miniblock_info(std::string_view stream_id) { return net_.miniblock(std::string(stream_id)); }
@@ -126,7 +126,7 @@ void Network::join(const std::string& stream_id, const std::string& user_id) {
 void Network::leave(const std::string& stream_id, const std::string& user_id) {
   auto& s = stream(stream_id);
   s.members.erase(user_id);
-  std::erase_if(s.solicitations, [&](const auto& kv) { return kv.second.first == user_id; });
+  s.solicitations.remove_member(user_id);
   if (on_log) log("user " + user_label(user_id) + " leaves stream " + short_id(stream_id));
 }
 
@@ -154,9 +154,7 @@ void Network::catch_up(SimDevice& d) {
     for (; cursor < s.events.size(); ++cursor) {
       d.engine().enqueue_encrypted_content({id, s.events[cursor].event_id, s.events[cursor].data});
     }
-    for (const auto& [key, entry] : s.solicitations) {
-      d.engine().enqueue_key_solicitation(id, entry.first, entry.second, false);
-    }
+    for (const auto& x : s.solicitations.all()) d.engine().enqueue_key_solicitation(id, x.user_id, x.solicitation, false);
   }
 }
 
@@ -199,17 +197,11 @@ void Network::post_solicitation(const std::string& from_user_id, const std::stri
         short_id(stream_id) + (sol.is_new_device() ? ", as a new device" : "") +
         (ephemeral ? " (ephemeral)" : " (stream event)"));
   }
-  if (!ephemeral) {
-    auto key = from_user_id + "|" + sol.device_key();
-    if (sol.session_ids_size() == 0 && !sol.is_new_device()) {
-      s.solicitations.erase(key);
-    } else {
-      s.solicitations[key] = {from_user_id, sol};
-    }
-  }
+  // A stored one goes through the stream's state, which hands out what it stored.
+  auto delivered = ephemeral ? sol : s.solicitations.apply_solicitation(from_user_id, sol);
   for (auto& d : devices_) {
     if (!d->online_ || s.members.count(d->user_id_) == 0) continue;
-    d->engine().enqueue_key_solicitation(stream_id, from_user_id, sol, ephemeral);
+    d->engine().enqueue_key_solicitation(stream_id, from_user_id, delivered, ephemeral);
   }
 }
 
@@ -229,20 +221,18 @@ bool Network::post_fulfillment(const std::string& from_user_id, const std::strin
     log(who + " answers first: fulfills " + std::to_string(f.session_ids_size()) + " session(s) for " +
         name_of(f.device_key()) + (ephemeral ? " (ephemeral)" : ""));
   }
-  if (!ephemeral) {
-    auto requester = crypto::hex_encode(crypto::as_bytes(f.user_address()));
-    auto it = s.solicitations.find(requester + "|" + f.device_key());
-    if (it != s.solicitations.end()) {
-      std::set<std::string> done(f.session_ids().begin(), f.session_ids().end());
-      auto* ids = it->second.second.mutable_session_ids();
-      ids->erase(std::remove_if(ids->begin(), ids->end(), [&](const std::string& id) { return done.count(id) > 0; }),
-                 ids->end());
-      if (ids->empty()) s.solicitations.erase(it);
-    }
-  }
+  // A stored one rewrites the requester's solicitation in the stream's state,
+  // which every member device's engine is told about (the SDK's
+  // updatedKeySolicitation); an ephemeral one goes to the engines as it is.
+  std::optional<StreamSolicitation> updated;
+  if (!ephemeral) updated = s.solicitations.apply_fulfillment(f);
   for (auto& d : devices_) {
     if (!d->online_ || s.members.count(d->user_id_) == 0) continue;
-    d->engine().on_key_fulfillment(stream_id, f);
+    if (ephemeral) {
+      d->engine().on_ephemeral_key_fulfillment(stream_id, f);
+    } else if (updated) {
+      d->engine().enqueue_key_solicitation(stream_id, updated->user_id, updated->solicitation, false);
+    }
   }
   return true;
 }

@@ -178,8 +178,7 @@ class Network {
     std::set<std::string> ever_members;
     std::set<std::string> not_entitled;
     std::vector<StreamEvent> events;
-    // user id | device key -> (user id, its current non-ephemeral solicitation)
-    std::map<std::string, std::pair<std::string, river::MemberPayload::KeySolicitation>> solicitations;
+    StreamSolicitations solicitations;  // the stored ones, as stream state keeps them
     std::set<std::string> fulfilled;  // device key | sorted ids, as accepted
     int64_t miniblock_num = 0;
   };

@@ -635,8 +635,11 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
   };
   auto a = id(), b = id(), c = id();
   river::MemberPayload::KeySolicitation same, newdev, other;
+  // Pending ids are compared as given: stream state keeps them sorted.
   same.set_device_key(own);
-  for (auto& x : std::vector<std::string>{a, b}) same.add_session_ids(x);
+  for (auto& x : std::vector<std::string>{std::min(a, b), std::max(a, b)}) same.add_session_ids(x);
+  river::MemberPayload::KeySolicitation reversed = same;
+  std::reverse(reversed.mutable_session_ids()->begin(), reversed.mutable_session_ids()->end());
   newdev.set_device_key(own);
   newdev.set_is_new_device(true);
   newdev.add_session_ids(c);
@@ -648,6 +651,8 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
   add_sol("the same ids pending", {b, a}, 3, {same});
   add_sol("a new-device solicitation pending", {a}, 0, {newdev});
   add_sol("other ids pending", {a, b}, 3, {other});
+  add_sol("the same ids pending in another order: compared as given, asked again", {b, a}, 3, {reversed});
+  add_sol("two pending: only the first counts (the SDK looks at the first)", {a, b}, 3, {other, same});
   std::vector<std::string> many;
   for (int i = 0; i < 130; ++i) many.push_back(id());
   add_sol("130 missing: the first 100 sorted", many, 1, {});

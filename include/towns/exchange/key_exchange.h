@@ -41,8 +41,10 @@ TOWNS_API Clock& system_clock();
 // conformance driver and the test vectors all use them).
 
 // Requesting, on ids alone: the missing ids sorted and deduplicated, at most
-// 100; std::nullopt when none remain or a pending one (ours) is a new-device one
-// or asks for the same ids. is_new_device when we hold no session of the stream.
+// 100; std::nullopt when none remain, or when the first of pending_own (our
+// device's solicitations: our user's stored one, then our ephemeral ones, as
+// the SDK lists them) is a new-device one or asks for the same ids; the SDK
+// looks at the first only. is_new_device when we hold no session of the stream.
 struct SolicitationDecision {
   bool is_new_device = false;
   std::vector<std::string> session_ids;
@@ -55,7 +57,9 @@ TOWNS_API std::optional<SolicitationDecision> decide_key_solicitation(
 // its algorithm. std::nullopt when we stop (the solicitation is our own device's
 // or has no ids, nothing to reply with, requester not entitled). Otherwise the
 // fulfilled ids (the requested ones we send, or all we send when none was
-// requested) and the ids to share, grouped by algorithm (megolm first).
+// requested) and the ids to share: the reply ids in byte order, grouped by
+// algorithm in the order each algorithm first appears among them, in runs of
+// at most 100 (the SDK's order).
 struct AnswerDecision {
   std::vector<std::string> fulfilled_session_ids;
   std::vector<std::pair<GroupEncryptionAlgorithm, std::vector<std::string>>> shares;
@@ -64,10 +68,8 @@ TOWNS_API std::optional<AnswerDecision> decide_solicitation_answer(
     const std::map<std::string, GroupEncryptionAlgorithm>& known, std::string_view own_device_key,
     const river::MemberPayload::KeySolicitation& solicitation, bool requester_entitled);
 
-// Requesting: the missing ids sorted, at most 100; std::nullopt when there are
-// none, or when one of our pending solicitations on the stream already is a
-// new-device one or asks for the same sorted ids. is_new_device: we hold no
-// session of the stream (any algorithm).
+// Requesting: decide_key_solicitation over the device's sessions of the
+// stream, as a KeySolicitation of our device.
 TOWNS_API std::optional<river::MemberPayload::KeySolicitation> build_key_solicitation(
     GroupEncryptionCrypto& crypto, std::string_view stream_id, std::vector<std::string> missing_session_ids,
     const std::vector<river::MemberPayload::KeySolicitation>& pending_own);
@@ -111,6 +113,30 @@ struct StreamSolicitation {
   river::MemberPayload::KeySolicitation solicitation;
 };
 
+// The stored solicitations of one stream as its state records them (the SDK's
+// StreamStateView_Members_Solicitations, docs/protocol.md section 9.4): each
+// member's latest solicitation per device key. A host keeps one per stream,
+// answers KeyExchangeHost::key_solicitations from it, and passes what each
+// apply_* returns to KeyExchange::enqueue_key_solicitation (not ephemeral).
+class TOWNS_API StreamSolicitations {
+ public:
+  // A solicitation event by a member: replaces that member's solicitation for
+  // the same device key; returns it as stored (session ids sorted).
+  river::MemberPayload::KeySolicitation apply_solicitation(std::string_view user_id,
+                                                           const river::MemberPayload::KeySolicitation& s);
+  // A stored fulfillment: the requesting member's (user_address, hex) first
+  // solicitation with the fulfilled device key loses the fulfilled ids and is
+  // no longer a new-device one. Returns it, or nullopt when there is none.
+  std::optional<StreamSolicitation> apply_fulfillment(const river::MemberPayload::KeyFulfillment& f);
+  // A member left: its solicitations go with it.
+  void remove_member(std::string_view user_id);
+  // Every stored solicitation, members in the order they first solicited.
+  std::vector<StreamSolicitation> all() const;
+
+ private:
+  std::vector<std::pair<std::string, std::vector<river::MemberPayload::KeySolicitation>>> members_;
+};
+
 // What the engine needs from the host (a Towns client, or the simulated network).
 class TOWNS_API KeyExchangeHost {
  public:
@@ -124,11 +150,22 @@ class TOWNS_API KeyExchangeHost {
                                               const river::UserInboxPayload::GroupEncryptionSessions& sessions) = 0;
   // Published devices of a user.
   virtual std::vector<UserDevice> user_devices(std::string_view user_id) = 0;
-  // Users currently joined to the stream (for sharing new sessions and the delay).
+  // Users whose join is confirmed (the response delay counts them).
   virtual std::vector<std::string> stream_members(std::string_view stream_id) = 0;
+  // Users entitled to key exchange on the stream by membership (the SDK's
+  // StreamStateView.getUsersEntitledToKeyExchange): joined and pending-join
+  // members of channels, spaces and group DMs; joined, invited and left
+  // participants of DMs. New sessions are shared with them, and only they may
+  // ask or be answered. By default the stream's members.
+  virtual std::vector<std::string> users_entitled_to_key_exchange(std::string_view stream_id) {
+    return stream_members(stream_id);
+  }
+  // The on-chain check (Read permission) where the stream has one (channels);
+  // asked only before answering a solicitation, after the membership rule.
   virtual bool is_user_entitled(std::string_view stream_id, std::string_view user_id) = 0;
   // The non-ephemeral solicitations currently on the stream (each member
-  // device's latest), with the user who posted each.
+  // device's latest, as StreamSolicitations keeps them), with the user who
+  // posted each.
   virtual std::vector<StreamSolicitation> key_solicitations(std::string_view stream_id) = 0;
   // The solicitation event's signature and validity; true by default.
   virtual bool is_valid_event(const KeySolicitationItem&) { return true; }
@@ -140,10 +177,12 @@ class TOWNS_API KeyExchangeHost {
   virtual void on_decryption_error(const EncryptedEvent&, const Error&, bool /*missing_session*/) {}
 };
 
-// Shares newly created outbound sessions with every device of the stream's
-// entitled members (our own device skipped): the GroupEncryptionClient a
-// GroupEncryptionCrypto driven by a KeyExchange uses. (The client SDK shares
-// with every joined member; a member without entitlement gets nothing here.)
+// Shares newly created outbound sessions with every device of the users
+// entitled to key exchange on the stream (KeyExchangeHost::
+// users_entitled_to_key_exchange; our own device skipped), priority users last
+// as the SDK orders them: the GroupEncryptionClient a GroupEncryptionCrypto
+// driven by a KeyExchange uses. A device that olm refuses is skipped; the
+// user's other devices still get the sessions (docs/compat.md).
 class TOWNS_API StreamSessionSharer final : public GroupEncryptionClient {
  public:
   explicit StreamSessionSharer(KeyExchangeHost& host) : host_(host) {}
@@ -197,10 +236,15 @@ class TOWNS_API KeyExchange {
   void enqueue_key_solicitation(std::string_view stream_id, std::string_view from_user_id,
                                 const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
                                 std::string_view event_hash = {});
-  // A fulfillment seen on a stream: pending answers to that device drop the
-  // fulfilled ids (and are cancelled when none remain); so does our own pending
-  // solicitation when it is for our device.
-  void on_key_fulfillment(std::string_view stream_id, const river::MemberPayload::KeyFulfillment& fulfillment);
+  // An ephemeral fulfillment seen on a stream (the SDK's
+  // processEphemeralKeyFulfillment): when it is for our device, our ephemeral
+  // solicitations on that stream drop the fulfilled ids (and end when none
+  // remain); pending ephemeral answers to that device key, on every stream,
+  // drop them too (and are cancelled when none remain). A stored fulfillment
+  // is applied to the stream's state instead (StreamSolicitations), which
+  // hands the requester's updated solicitation to enqueue_key_solicitation.
+  void on_ephemeral_key_fulfillment(std::string_view stream_id,
+                                    const river::MemberPayload::KeyFulfillment& fulfillment);
   // Membership changed: try again for the stream's events that wait for keys.
   void retry_decryption_failures(std::string_view stream_id);
 
@@ -221,7 +265,9 @@ class TOWNS_API KeyExchange {
 
   // The response delay rule of section 10, exposed for tests:
   // uniform in [0, max(5, min(30, members))) seconds, halved for our own user's
-  // devices; ephemeral: 0 for our own user, else half of that.
+  // devices; ephemeral: 0 for our own user, else half of that. One random draw
+  // every time, as the SDK draws one. (Our own user's stored solicitations are
+  // answered at once whatever the delay.)
   int64_t respond_delay_ms(std::string_view stream_id, std::string_view from_user_id, bool ephemeral);
 
  private:
