@@ -2,6 +2,8 @@
 // stdin/stdout by a conformance runner (docs/driver.md, protocol version 1).
 #include "driver.h"
 
+#include "engine_world.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -382,8 +384,34 @@ class Driver {
     return {{"key_fulfillment_pb", pb_b64(answer->fulfillment)}, {"group_encryption_sessions_pb", shares}};
   }
 
+  // ---- version 2: the key exchange engine in a simulated world (engine_world.h)
+  EngineWorld& world() {
+    if (!world_) throw Error(ErrorCode::NOT_INITIALIZED, "send engine_start first");
+    return *world_;
+  }
+  json engine_start(const json& req) {
+    auto w = EngineWorld::start(req);  // a failed start leaves the previous world
+    world_ = std::move(w);
+    return json::object();
+  }
+  json engine_input(const json& req) {
+    world().input(req);
+    return json::object();
+  }
+  json engine_advance(const json& req) {
+    world().advance(req);
+    return json::object();
+  }
+  json engine_outputs(const json&) { return {{"outputs", world().take_outputs()}}; }
+  json engine_next_due(const json&) { return {{"next_due_ms", world().next_due()}}; }
+  json engine_stop(const json&) {
+    world_.reset();
+    return json::object();
+  }
+
   std::unique_ptr<CryptoStore> store_;
   std::unique_ptr<GroupEncryptionCrypto> crypto_;
+  std::unique_ptr<EngineWorld> world_;
   bool decrypting_ = false;
   bool quitting_ = false;
 };
@@ -403,6 +431,12 @@ const Driver::Command Driver::kCommands[] = {
     {"decrypt_from_device", &Driver::decrypt_from_device, true, true},
     {"solicit", &Driver::solicit, true, false},
     {"answer_solicitation", &Driver::answer_solicitation, true, false},
+    {"engine_start", &Driver::engine_start, false, false},
+    {"engine_input", &Driver::engine_input, false, false},
+    {"engine_advance", &Driver::engine_advance, false, false},
+    {"engine_next_due", &Driver::engine_next_due, false, false},
+    {"engine_outputs", &Driver::engine_outputs, false, false},
+    {"engine_stop", &Driver::engine_stop, false, false},
     {"quit", &Driver::quit, false, false},
 };
 

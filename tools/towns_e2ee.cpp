@@ -13,6 +13,7 @@
 #include "bench.h"
 #include "demo.h"
 #include "driver.h"
+#include "exchange_diff.h"
 #include "vectors.h"
 #include "towns/crypto/encoding.h"
 
@@ -43,6 +44,10 @@ int usage(FILE* out) {
                "  driver      the conformance driver: JSON requests on stdin, replies on stdout\n"
                "  bench [--quick] [--only <workload>]\n"
                "              the performance workloads (docs/performance.md), as JSON lines\n"
+               "  exchange diff [--peer <command>] [--seeds N] [--only <case>] [--verbose]\n"
+               "              the key exchange engine against a peer driver's (docs/exchange-diff.md)\n"
+               "  exchange trace --out <file> | exchange replay <file> [--peer <command>] | exchange list\n"
+               "              key exchange trace vectors: write them, check them\n"
                "  vectors generate --seed <hex> --out <dir>\n"
                "              write the test-vector corpus, deterministically from the seed\n"
                "  vectors verify <dir>\n"
@@ -79,6 +84,7 @@ int main(int argc, char** argv) {
       return usage(stderr);
     }
     if (cmd == "bench") return towns::tools::run_bench(argc, argv);
+    if (cmd == "exchange") return towns::tools::run_exchange(argc, argv);
     if (cmd == "driver") {
       std::ios::sync_with_stdio(false);
       return towns::tools::run_driver(std::cin, std::cout);

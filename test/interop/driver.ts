@@ -26,6 +26,7 @@ import {
     GroupEncryptionCrypto,
     type GroupEncryptionSession,
 } from '@towns-protocol/encryption'
+import type { SdkEngine } from './engine_sdk'
 import { DriverError, buildShare, codeOf, decideAnswer, decideSolicitation, importOne, receiveSessions } from './client_ops'
 
 const bad = (m: string): never => {
@@ -109,7 +110,38 @@ class Driver {
         return { device_key: d.deviceKey, fallback_key: d.fallbackKey }
     }
 
+    engine?: SdkEngine
+
+    // Version 2: the key exchange engine of @towns-protocol/sdk (engine_sdk.ts),
+    // which needs no init (it models its crypto backend).
+    async handleEngine(cmd: string, req: any): Promise<any> {
+        const { SdkEngine, EngineError } = await import('./engine_sdk')
+        try {
+            if (cmd === 'engine_start') {
+                await this.engine?.stop()
+                this.engine = new SdkEngine()
+                return await this.engine.start(req)
+            }
+            if (!this.engine) throw new DriverError('NOT_INITIALIZED', 'send engine_start first')
+            switch (cmd) {
+                case 'engine_input': return await this.engine.input(req)
+                case 'engine_advance': return await this.engine.advance(req)
+                case 'engine_outputs': return { outputs: this.engine.outputsTaken() }
+                case 'engine_stop': {
+                    await this.engine.stop()
+                    this.engine = undefined
+                    return {}
+                }
+            }
+        } catch (e: any) {
+            if (e instanceof EngineError) throw new DriverError(e.code, e.message)
+            throw e
+        }
+        throw new DriverError('UNKNOWN_COMMAND', `unknown command ${cmd}`)
+    }
+
     async handle(cmd: string, req: any): Promise<any> {
+        if (cmd.startsWith('engine_')) return this.handleEngine(cmd, req)
         this.context = ['decrypt', 'receive_sessions', 'decrypt_from_device'].includes(cmd) ? 'decrypt' : 'other'
         if (cmd !== 'init' && COMMANDS.has(cmd)) this.c // NOT_INITIALIZED before any argument is read
         switch (cmd) {

@@ -1,0 +1,13 @@
+// towns-e2ee exchange: the key exchange engine held against another engine
+// (docs/exchange-diff.md). Timelines (scripted cases and seeded random ones)
+// are built with real devices, sessions and events, run through this library's
+// KeyExchange in-process and through a peer driver's engine commands
+// (docs/driver.md, version 2), and every output is compared.
+#pragma once
+
+namespace towns::tools {
+
+// towns-e2ee exchange diff|trace|list ... ; returns the exit status.
+int run_exchange(int argc, char** argv);
+
+}  // namespace towns::tools
