@@ -18,6 +18,8 @@ import {
     importAesGsmKeyBytes,
 } from '@towns-protocol/encryption'
 import { codeOf, decideAnswer, decideSolicitation, importOne, receiveSessions, toHex } from './client_ops'
+import { deriveKeyAndIV } from '@towns-protocol/sdk-crypto'
+import { derivedDecrypt, derivedEncrypt, mediaDecryptChunks, mediaDecryptWholeFile, mediaEncrypt } from './sdk_crypto_ops'
 
 console.log = (...args: any[]) => process.stderr.write(args.join(' ') + '\n')
 console.info = console.log
@@ -258,6 +260,48 @@ async function check(type: string, g: any, t: any): Promise<void> {
                 const k = await c.encryptionDevice.getOutboundGroupSessionKey(o.streamId)
                 expect(k.sessionId === o.sessionId && k.chain_index === o.nextMessageIndex, 'outbound session does not continue')
             }
+            return
+        }
+        case 'deriveKeyAndIv': {
+            const { key, iv } = await deriveKeyAndIV(t.keyPhrase)
+            expect(hex(key) === t.key, 'key differs')
+            expect(hex(iv) === t.iv, 'iv differs')
+            return
+        }
+        case 'derivedEncrypt': {
+            const e = await derivedEncrypt(t.keyPhrase, unhex(t.plaintext))
+            expect(e.ciphertext === t.ciphertext, 'ciphertext differs')
+            expect(hex(toBinary(proto.EncryptedDataSchema, e)) === t.encryptedData, 'EncryptedData differs')
+            return
+        }
+        case 'derivedDecrypt': {
+            let data
+            try {
+                data = fromBinary(proto.EncryptedDataSchema, unhex(t.encryptedData))
+            } catch (e) {
+                throw coded(e, 'INVALID_ARGUMENT')
+            }
+            const out = await derivedDecrypt(t.keyPhrase, data)
+            expect(t.plaintext !== undefined, `the client accepts it and gives ${hex(out) || 'nothing'}`)
+            expect(hex(out) === t.plaintext, 'plaintext differs')
+            return
+        }
+        case 'mediaEncrypt': {
+            const out = await mediaEncrypt(unhex(t.data), t.chunkSize, { key: unhex(t.secretKey), ivs: t.ivs.map(unhex) })
+            expect(hex(out.secretKey) === t.secretKey, 'key differs')
+            expect(JSON.stringify(out.chunks.map((c) => ({ ciphertext: hex(c.ciphertext), iv: hex(c.iv) }))) === JSON.stringify(t.chunks), 'chunks differ')
+            return
+        }
+        case 'mediaDecrypt': {
+            const out = await mediaDecryptChunks(unhex(t.secretKey), t.chunks.map((c: any) => ({ ciphertext: unhex(c.ciphertext), iv: unhex(c.iv) })))
+            expect(t.data !== undefined, `the client accepts it and gives ${hex(out) || 'nothing'}`)
+            expect(hex(out) === t.data, 'data differs')
+            return
+        }
+        case 'wholeFileDecrypt': {
+            const out = await mediaDecryptWholeFile(unhex(t.secretKey), unhex(t.iv), t.chunks.map(unhex))
+            expect(t.data !== undefined, `the client accepts it and gives ${hex(out) || 'nothing'}`)
+            expect(hex(out) === t.data, 'data differs')
             return
         }
         default:
