@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <sstream>
 
 #include "driver.h"
@@ -41,15 +42,23 @@ std::vector<json> run(const std::string& input) {
 
 TEST_CASE("docs/driver.md documents exactly the driver's commands, in its order") {
   CHECK(documented_commands() == towns::tools::driver_commands());
-  CHECK(towns::tools::driver_commands().size() == 21);
+  CHECK(towns::tools::driver_commands().size() == 25);
 }
 
 TEST_CASE("the driver dispatches every command of its table and only those") {
   auto commands = towns::tools::driver_commands();
+  // The derived scheme and media commands need no device; without arguments they
+  // name the first one missing.
+  const std::map<std::string, std::string> stateless = {
+      {"derived_encrypt", "key_phrase"},
+      {"derived_decrypt", "key_phrase"},
+      {"media_encrypt", "data_b64"},
+      {"media_decrypt", "secret_key_hex"},
+  };
   std::string input;
   int id = 0;
-  // Before init: every version 1 command but init and quit needs a device; the
-  // engine commands need engine_start.
+  // Before init: every version 1 command but init, quit and the device-free ones
+  // needs a device; the engine commands need engine_start.
   for (const auto& c : commands) {
     if (c == "init" || c == "quit") continue;
     input += json{{"id", ++id}, {"cmd", c}}.dump() + "\n";
@@ -64,7 +73,11 @@ TEST_CASE("the driver dispatches every command of its table and only those") {
   for (const auto& c : commands) {
     if (c == "init" || c == "quit") continue;
     INFO(c);
-    if (c == "engine_start") {
+    if (auto it = stateless.find(c); it != stateless.end()) {
+      CHECK(replies[i] == json{{"id", i + 1}, {"ok", false},
+                               {"error", {{"code", "INVALID_ARGUMENT"},
+                                          {"message", "INVALID_ARGUMENT: missing argument " + it->second}}}});
+    } else if (c == "engine_start") {
       // Version 2's engine needs no device; started without arguments it says what is missing.
       CHECK(replies[i] == json{{"id", i + 1}, {"ok", false},
                                {"error", {{"code", "INVALID_ARGUMENT"}, {"message", "INVALID_ARGUMENT: missing argument user_id"}}}});
@@ -102,4 +115,62 @@ TEST_CASE("after init the device commands reach their handlers") {
   // init requires user_id even though the device keeps none.
   CHECK(replies[3]["ok"] == false);
   CHECK(replies[3]["error"]["code"] == "INVALID_ARGUMENT");
+}
+
+TEST_CASE("the derived and media commands give the SDK's bytes and their error codes") {
+  const std::string phrase = "0x1234567890abcdef1234567890abcdef12345678";
+  const std::string ct = "RHf/5RLJ8HQ+5vD50zmn8OQdOqjuVkFR8FciTkHVJJ+bFi3K";
+  using towns::crypto::Base64Padding;
+  auto b64 = [](const std::string& s) { return towns::crypto::base64_encode(towns::crypto::as_bytes(s), Base64Padding::kPadded); };
+  std::string pb = std::string("\x0a\x30", 2) + ct + "\x12\x15" + "r.aes-256-gcm.derived";
+  std::string other_alg = std::string("\x0a\x30", 2) + ct + "\x12\x06" + "grpaes";
+  std::string bad_b64 = std::string("\x0a\x04", 2) + "%%%%" + "\x12\x15" + "r.aes-256-gcm.derived";
+  const std::string key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+  const json ivs = json::array({"a0a0a0a0a0a0a0a0a0a0a0a0", "a1a1a1a1a1a1a1a1a1a1a1a1", "a2a2a2a2a2a2a2a2a2a2a2a2"});
+  auto whole = towns::crypto::hex_decode("9bd09f2efbacf9c26cf0f068c9c51932d5af47513dd08d53a8e4");
+  json whole_chunks = json::array();
+  for (size_t i = 0; i < whole.size(); i += 20) {
+    whole_chunks.push_back({{"ct_b64", towns::crypto::base64_encode(std::span<const uint8_t>(whole).subspan(i, std::min<size_t>(20, whole.size() - i)), Base64Padding::kPadded)}});
+  }
+  std::vector<json> requests = {
+      {{"cmd", "derived_encrypt"}, {"key_phrase", phrase}, {"plaintext_b64", b64("towns derived scheme")}},
+      {{"cmd", "derived_decrypt"}, {"key_phrase", phrase}, {"encrypted_data_pb", b64(pb)}},
+      {{"cmd", "media_encrypt"}, {"data_b64", b64("abcdefghij")}, {"chunk_size", 20}, {"key_hex", key}, {"ivs_hex", ivs}},
+      {{"cmd", "media_decrypt"}, {"secret_key_hex", key}, {"iv_hex", "b0b0b0b0b0b0b0b0b0b0b0b0"}, {"chunks", whole_chunks}},
+      {{"cmd", "derived_encrypt"}, {"key_phrase", phrase}, {"plaintext_b64", ""}},
+      {{"cmd", "derived_decrypt"}, {"key_phrase", phrase}, {"encrypted_data_pb", b64(other_alg)}},
+      {{"cmd", "derived_decrypt"}, {"key_phrase", "0x00"}, {"encrypted_data_pb", b64(pb)}},
+      {{"cmd", "derived_decrypt"}, {"key_phrase", phrase}, {"encrypted_data_pb", b64(bad_b64)}},
+      {{"cmd", "derived_decrypt"}, {"key_phrase", phrase}, {"encrypted_data_pb", "/w=="}},
+      {{"cmd", "media_encrypt"}, {"data_b64", ""}, {"chunk_size", 20}},
+      {{"cmd", "media_encrypt"}, {"data_b64", b64("abc")}, {"chunk_size", 16}},
+      {{"cmd", "media_encrypt"}, {"data_b64", b64("abc")}, {"chunk_size", 0}},
+      {{"cmd", "media_encrypt"}, {"data_b64", b64("abc")}, {"chunk_size", 20}, {"key_hex", key}},
+      {{"cmd", "media_decrypt"}, {"secret_key_hex", key}, {"chunks", json::array()}},
+      {{"cmd", "media_decrypt"}, {"secret_key_hex", key}, {"chunks", {{{"ct_b64", b64("0123456789abcdefg")}}}}},
+      {{"cmd", "media_decrypt"}, {"secret_key_hex", key}, {"chunks", {{{"ct_b64", b64("0123456789abcdefg")}, {"iv_hex", "00"}}}}},
+  };
+  std::string input;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    requests[i]["id"] = i + 1;
+    input += requests[i].dump() + "\n";
+  }
+  auto replies = run(input);
+  REQUIRE(replies.size() == requests.size());
+  CHECK(replies[0] == json{{"id", 1}, {"ok", true}, {"encrypted_data_pb", b64(pb)}});
+  CHECK(replies[1] == json{{"id", 2}, {"ok", true}, {"plaintext_b64", b64("towns derived scheme")}});
+  CHECK(replies[2]["secret_key_hex"] == key);
+  CHECK(replies[2]["chunks"] ==
+        json{{{"ct_b64", towns::crypto::base64_encode(towns::crypto::hex_decode("44d30187aa898e9322150c729a462f314892420b"), Base64Padding::kPadded)}, {"iv_hex", ivs[0]}},
+             {{"ct_b64", towns::crypto::base64_encode(towns::crypto::hex_decode("c0a69c365ae8fa275aa34f30adef10d606a4ed92"), Base64Padding::kPadded)}, {"iv_hex", ivs[1]}},
+             {{"ct_b64", towns::crypto::base64_encode(towns::crypto::hex_decode("3ce43c3a62517b01e22b83edb6aacb4457b7"), Base64Padding::kPadded)}, {"iv_hex", ivs[2]}}});
+  CHECK(replies[3] == json{{"id", 4}, {"ok", true}, {"data_b64", b64("abcdefghij")}});
+  const std::vector<std::string> codes = {"EMPTY_PAYLOAD", "UNKNOWN_ALGORITHM", "DECRYPTION_FAILED", "INVALID_ARGUMENT",
+                                          "INVALID_ARGUMENT", "EMPTY_PAYLOAD", "INVALID_ARGUMENT", "INVALID_ARGUMENT",
+                                          "INVALID_ARGUMENT", "INVALID_ARGUMENT", "INVALID_ARGUMENT", "DECRYPTION_FAILED"};
+  for (size_t i = 0; i < codes.size(); ++i) {
+    INFO(requests[4 + i].dump());
+    CHECK(replies[4 + i]["ok"] == false);
+    CHECK(replies[4 + i]["error"]["code"] == codes[i]);
+  }
 }

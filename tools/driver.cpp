@@ -15,6 +15,8 @@
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
 #include "towns/exchange/key_exchange.h"
+#include "towns/protocol/derived.h"
+#include "towns/protocol/media.h"
 #include "towns/protocol/session_sharing.h"
 #include "towns/proto/payloads.pb.h"
 #include "towns/store/memory_crypto_store.h"
@@ -44,6 +46,7 @@ std::string driver_code(const Error& e, bool decrypting) {
     case ErrorCode::PAYLOAD_TOO_LARGE:
     case ErrorCode::EMPTY_PAYLOAD:
     case ErrorCode::IMPORT_FAILED:
+    case ErrorCode::UNKNOWN_ALGORITHM:
     case ErrorCode::INTERNAL:
       return std::string(e.code_name());
     case ErrorCode::REPLAY:
@@ -156,6 +159,21 @@ std::vector<std::string> string_list(const json& req, const char* name) {
     out.push_back(v.get<std::string>());
   }
   return out;
+}
+
+std::vector<uint8_t> hex_arg(const json& req, const char* name) {
+  auto s = str(req, name);
+  try {
+    return crypto::hex_decode(s);
+  } catch (const Error&) {
+    bad(std::string(name) + " is not hex");
+  }
+}
+
+size_t chunk_size_arg(const json& req) {
+  auto v = int64_arg(arg(req, "chunk_size"), "chunk_size");
+  if (v <= 0) bad("chunk_size must be positive");
+  return static_cast<size_t>(v);
 }
 
 json session_json(const GroupEncryptionSession& s) {
@@ -384,6 +402,79 @@ class Driver {
     return {{"key_fulfillment_pb", pb_b64(answer->fulfillment)}, {"group_encryption_sessions_pb", shares}};
   }
 
+  // The derived scheme and media encryption (protocol.md sections 12, 13): no
+  // device involved.
+  json derived_encrypt(const json& req) {
+    auto phrase = str(req, "key_phrase");
+    auto plaintext = b64(str(req, "plaintext_b64"), "plaintext_b64");
+    auto data = encrypt_derived(phrase, plaintext);
+    return {{"encrypted_data_pb", to_b64(derived_encrypted_data_bytes(data))}};
+  }
+
+  json derived_decrypt(const json& req) {
+    auto phrase = str(req, "key_phrase");
+    auto bytes = b64(str(req, "encrypted_data_pb"), "encrypted_data_pb");
+    auto plain = decrypt_derived(phrase, parse_derived_encrypted_data(bytes));
+    return {{"plaintext_b64", to_b64(plain.span())}};
+  }
+
+  json media_encrypt(const json& req) {
+    auto data = b64(str(req, "data_b64"), "data_b64");
+    auto chunk_size = chunk_size_arg(req);
+    bool has_key = req.contains("key_hex") && !req["key_hex"].is_null();
+    bool has_ivs = req.contains("ivs_hex") && !req["ivs_hex"].is_null();
+    if (has_key != has_ivs) bad("key_hex and ivs_hex go together");
+    EncryptedMedia media;
+    if (has_key) {
+      auto key_bytes = hex_arg(req, "key_hex");
+      media.secret_key = crypto::SecretBytes(std::span<const uint8_t>(key_bytes));
+      crypto::wipe(key_bytes.data(), key_bytes.size());
+      std::vector<std::vector<uint8_t>> ivs;
+      for (const auto& iv : string_list(req, "ivs_hex")) {
+        try {
+          ivs.push_back(crypto::hex_decode(iv));
+        } catch (const Error&) {
+          bad("ivs_hex holds a value that is not hex");
+        }
+      }
+      media.chunks = encrypt_chunked_media_with(data, chunk_size, media.secret_key, ivs);
+    } else {
+      media = encrypt_chunked_media(data, chunk_size);
+    }
+    json chunks = json::array();
+    for (const auto& c : media.chunks) chunks.push_back({{"ct_b64", to_b64(c.ciphertext)}, {"iv_hex", crypto::hex_encode(c.iv)}});
+    return {{"secret_key_hex", std::string(crypto::hex_encode_secret(media.secret_key.span()).view())}, {"chunks", chunks}};
+  }
+
+  json media_decrypt(const json& req) {
+    auto key_bytes = hex_arg(req, "secret_key_hex");
+    crypto::SecretBytes key{std::span<const uint8_t>(key_bytes)};
+    crypto::wipe(key_bytes.data(), key_bytes.size());
+    const auto& list = arg(req, "chunks");
+    if (!list.is_array()) bad("chunks must be a list");
+    bool whole_file = req.contains("iv_hex") && !req["iv_hex"].is_null();
+    std::vector<MediaChunk> chunks;
+    for (const auto& c : list) {
+      if (!c.is_object()) bad("each chunk must be an object");
+      MediaChunk chunk;
+      chunk.ciphertext = b64(str(c, "ct_b64"), "ct_b64");
+      bool has_iv = c.contains("iv_hex") && !c["iv_hex"].is_null();
+      if (whole_file && has_iv) bad("a chunk of the whole-file form carries no iv_hex");
+      if (!whole_file) chunk.iv = hex_arg(c, "iv_hex");
+      chunks.push_back(std::move(chunk));
+    }
+    crypto::SecretBytes plain;
+    if (whole_file) {
+      auto iv = hex_arg(req, "iv_hex");
+      std::vector<std::vector<uint8_t>> pieces;
+      for (auto& c : chunks) pieces.push_back(std::move(c.ciphertext));
+      plain = decrypt_whole_file_media(key, iv, pieces);
+    } else {
+      plain = decrypt_chunked_media(key, chunks);
+    }
+    return {{"data_b64", to_b64(plain.span())}};
+  }
+
   // ---- version 2: the key exchange engine in a simulated world (engine_world.h)
   EngineWorld& world() {
     if (!world_) throw Error(ErrorCode::NOT_INITIALIZED, "send engine_start first");
@@ -431,6 +522,10 @@ const Driver::Command Driver::kCommands[] = {
     {"decrypt_from_device", &Driver::decrypt_from_device, true, true},
     {"solicit", &Driver::solicit, true, false},
     {"answer_solicitation", &Driver::answer_solicitation, true, false},
+    {"derived_encrypt", &Driver::derived_encrypt, false, false},
+    {"derived_decrypt", &Driver::derived_decrypt, false, true},
+    {"media_encrypt", &Driver::media_encrypt, false, false},
+    {"media_decrypt", &Driver::media_decrypt, false, true},
     {"engine_start", &Driver::engine_start, false, false},
     {"engine_input", &Driver::engine_input, false, false},
     {"engine_advance", &Driver::engine_advance, false, false},

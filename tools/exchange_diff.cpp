@@ -1150,6 +1150,54 @@ RunResult run_timeline(const json& timeline, Peer* peer, bool verbose) {
   return res;
 }
 
+// A keyExchangeTrace test back as a timeline whose recorded outputs are what
+// our engine must produce.
+json trace_timeline(const json& test) {
+  json t = test;
+  t["name"] = test.at("comment");
+  json expected = json::array();
+  expected.push_back(test.value("outputs_at_start", json::array()));
+  for (const auto& s : test.at("steps")) {
+    expected.push_back(s.at("outputs_before"));
+    expected.push_back(s.at("outputs_after"));
+  }
+  expected.push_back(test.at("outputs_at_end"));
+  t["expected"] = expected;
+  return t;
+}
+
+// The traces as a vector file (docs/vectors.md): one keyExchangeTrace group.
+json trace_vector_file(const json& traces) {
+  json tests = json::array();
+  int id = 0;
+  for (const auto& tr : traces) {
+    json t = {{"tcId", ++id}, {"comment", tr.at("name")}};
+    // A documented divergence: the SDK's engine acts otherwise (docs/compat.md).
+    t["flags"] = tr.contains("documented_divergence") ? json::array({"ClientDeviation"}) : json::array();
+    for (const auto& [k, v] : tr.items()) {
+      if (k != "name") t[k] = v;
+    }
+    t["result"] = "valid";
+    tests.push_back(std::move(t));
+  }
+  return {{"algorithm", "key exchange trace"},
+          {"schema", "towns_e2ee_vectors_v1"},
+          {"generatorVersion", "towns-e2ee exchange trace"},
+          {"numberOfTests", tests.size()},
+          {"header",
+           {"Timelines of what one device's key exchange engine is given (protocol.md sections 8 to 10) and what it "
+            "must do after each input: made by this library's engine, checked against the SDK's engine "
+            "(docs/exchange-diff.md). A peer replays them without a driver: start the world, then for each step "
+            "advance the clock to at_ms, compare outputs_before, give the event, compare outputs_after; at end_ms "
+            "compare outputs_at_end. Session ids the engine made itself read \"new\"; an output may come up to 200 "
+            "ms later than at_ms."}},
+          {"notes",
+           {{"ClientDeviation",
+             "The SDK's engine does otherwise on purpose of this library (docs/compat.md); the trace records this "
+             "library's behaviour."}}},
+          {"testGroups", json::array({{{"type", "keyExchangeTrace"}, {"tests", tests}}})}};
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage: towns-e2ee exchange diff [--peer <command>] [--seeds N] [--first-seed N] [--only <case>]\n"
@@ -1161,6 +1209,18 @@ int usage() {
 }
 
 }  // namespace
+
+json make_trace_vectors(int random_seeds) {
+  json traces = json::array();
+  for (const auto& c : scripted_cases()) traces.push_back(run_timeline(c.make(1), nullptr, false).trace);
+  for (int i = 1; i <= random_seeds; ++i) traces.push_back(run_timeline(random_timeline(i), nullptr, false).trace);
+  return trace_vector_file(traces);
+}
+
+std::string check_trace(const json& test) {
+  auto r = run_timeline(trace_timeline(test), nullptr, false);
+  return r.passed ? std::string() : r.report;
+}
 
 int run_exchange(int argc, char** argv) {
   std::string sub = argc > 2 ? argv[2] : "";
@@ -1211,17 +1271,12 @@ int run_exchange(int argc, char** argv) {
     std::ifstream f(*replay);
     if (!f) throw Error(ErrorCode::INVALID_ARGUMENT, "cannot read " + *replay);
     json file = json::parse(f);
-    for (auto t : file.at("timelines")) {
-      // A trace: the recorded outputs become what our engine must produce.
-      json expected = json::array();
-      expected.push_back(t.value("outputs_at_start", json::array()));
-      for (const auto& s : t["steps"]) {
-        expected.push_back(s["outputs_before"]);
-        expected.push_back(s["outputs_after"]);
+    for (const auto& g : file.at("testGroups")) {
+      if (g.value("type", "") != "keyExchangeTrace") continue;
+      for (const auto& t : g.at("tests")) {
+        auto timeline = trace_timeline(t);
+        timelines.push_back([timeline] { return timeline; });
       }
-      expected.push_back(t["outputs_at_end"]);
-      t["expected"] = expected;
-      timelines.push_back([t] { return t; });
     }
   } else {
     if (scripted) {
@@ -1285,14 +1340,8 @@ int run_exchange(int argc, char** argv) {
     peer->stop();
   }
   if (sub == "trace") {
-    json file = {{"description",
-                  "Key exchange traces (docs/vectors.md, keyExchangeTrace): timelines of inputs to one device's key "
-                  "exchange engine and the outputs expected after each, made by this library's engine and checked "
-                  "against the SDK's engine"},
-                 {"protocol", "docs/protocol.md sections 8 to 10"},
-                 {"timelines", traces}};
     std::ofstream f(*out);
-    f << file.dump(1) << "\n";
+    f << trace_vector_file(traces).dump(2) << "\n";
   }
   std::printf("%zu passed, %zu failed (%zu documented divergences)\n", passed, failed, documented);
   return failed == 0 ? 0 : 1;

@@ -5,7 +5,18 @@
 // (docs/driver.md, version 2), and every output is compared.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
+#include <string>
+
 namespace towns::tools {
+
+// The keyExchangeTrace vector file (docs/vectors.md): every scripted case and
+// random timelines 1..random_seeds, with this library's engine's outputs.
+nlohmann::json make_trace_vectors(int random_seeds);
+// One keyExchangeTrace test replayed through this library's engine: "" when
+// every output is as recorded, else what differs.
+std::string check_trace(const nlohmann::json& test);
 
 // towns-e2ee exchange diff|trace|list ... ; returns the exit status.
 int run_exchange(int argc, char** argv);

@@ -4,6 +4,7 @@
 //   towns-e2ee demo        the key-exchange demo on a simulated network
 //   towns-e2ee driver      the conformance driver (docs/driver.md) on stdin/stdout
 //   towns-e2ee vectors     generate or verify the test-vector corpus (docs/vectors.md)
+//   towns-e2ee derived-key the key and IV of the derived scheme for a key phrase
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -20,6 +21,7 @@
 #include <iostream>
 #include "selfcheck.h"
 #include "towns/error.h"
+#include "towns/protocol/derived.h"
 #include "towns/version.h"
 
 namespace {
@@ -51,7 +53,10 @@ int usage(FILE* out) {
                "  vectors generate --seed <hex> --out <dir>\n"
                "              write the test-vector corpus, deterministically from the seed\n"
                "  vectors verify <dir>\n"
-               "              check every vector in dir; prints N passed, N failed\n");
+               "              check every vector in dir; prints N passed, N failed\n"
+               "  derived-key <key phrase>\n"
+               "              print the key and IV that r.aes-256-gcm.derived derives from the\n"
+               "              phrase (protocol.md 12.2), as hex on two lines\n");
   return out == stdout ? 0 : 2;
 }
 
@@ -82,6 +87,13 @@ int main(int argc, char** argv) {
         return r.failed == 0 ? 0 : 1;
       }
       return usage(stderr);
+    }
+    if (cmd == "derived-key") {
+      if (argc != 3) return usage(stderr);
+      auto d = towns::derive_key_and_iv(std::string_view(argv[2]));
+      std::printf("key %s\niv  %s\n", towns::crypto::hex_encode(d.key.span()).c_str(),
+                  towns::crypto::hex_encode(d.iv.span()).c_str());
+      return 0;
     }
     if (cmd == "bench") return towns::tools::run_bench(argc, argv);
     if (cmd == "exchange") return towns::tools::run_exchange(argc, argv);

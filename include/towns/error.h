@@ -38,6 +38,8 @@ namespace towns {
   X(EMPTY_PAYLOAD)                              \
   X(IMPORT_FAILED)                              \
   X(REPLAY)                                     \
+  /* the derived scheme's algorithm check */   \
+  X(UNKNOWN_ALGORITHM)                          \
   /* encodings */                               \
   X(BAD_ENCODING)                               \
   /* libolm's error names, prefixed */          \

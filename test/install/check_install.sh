@@ -9,7 +9,8 @@ trap 'rm -rf "$scratch"' EXIT
 DESTDIR="$scratch/root" meson install -C "$build_dir" --quiet --no-rebuild >/dev/null
 pc=$(find "$scratch/root" -name towns-e2ee.pc | head -1)
 [ -n "$pc" ] || { echo "no towns-e2ee.pc installed"; exit 1; }
-for h in towns/error.h towns/protocol/group_encryption_crypto.h towns/proto/protocol.pb.h; do
+for h in towns/error.h towns/protocol/group_encryption_crypto.h towns/protocol/derived.h towns/protocol/media.h \
+         towns/proto/protocol.pb.h; do
   find "$scratch/root" -path "*/include/$h" | grep -q . || { echo "header $h not installed"; exit 1; }
 done
 export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR="$scratch/root"

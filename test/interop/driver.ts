@@ -1,7 +1,8 @@
 // The conformance driver (docs/driver.md, version 1) on the canonical client:
 // @towns-protocol/encryption 0.0.455's GroupEncryptionCrypto with its in-memory
 // store. The section 9 rules (which live in @towns-protocol/sdk) are written
-// here after the 0.0.455 SDK's decryption extensions.
+// here after the 0.0.455 SDK's decryption extensions. The derived scheme and
+// media encryption run on @towns-protocol/sdk-crypto 0.0.455 (sdk_crypto_ops.ts).
 //
 // {"sqlite": path} is served by a snapshot file (the client has no SQLite
 // store): the exported device is written to path after every command and read
@@ -28,6 +29,7 @@ import {
 } from '@towns-protocol/encryption'
 import type { SdkEngine } from './engine_sdk'
 import { DriverError, buildShare, codeOf, decideAnswer, decideSolicitation, importOne, receiveSessions } from './client_ops'
+import { derivedDecrypt, derivedEncrypt, mediaDecryptChunks, mediaDecryptWholeFile, mediaEncrypt } from './sdk_crypto_ops'
 
 const bad = (m: string): never => {
     throw new DriverError('INVALID_ARGUMENT', m)
@@ -78,6 +80,15 @@ function devicesArg(req: any): { deviceKey: string; fallbackKey: string }[] {
         if (typeof d !== 'object' || d === null) bad('each device must be an object')
         return { deviceKey: str(d, 'device_key'), fallbackKey: str(d, 'fallback_key') }
     })
+}
+// A number, or a decimal string (as the C++ driver reads 64-bit integers).
+function intArg(req: any, name: string): number {
+    const v = req[name]
+    if (v == null) bad(`missing argument ${name}`)
+    if (!(typeof v === 'number' && Number.isSafeInteger(v)) && !(typeof v === 'string' && /^-?\d{1,15}$/.test(v))) {
+        bad(`${name} must be a decimal string`)
+    }
+    return Number(v)
 }
 const MAX_PLAINTEXT = (65536 * 3) / 4
 
@@ -142,7 +153,7 @@ class Driver {
 
     async handle(cmd: string, req: any): Promise<any> {
         if (cmd.startsWith('engine_')) return this.handleEngine(cmd, req)
-        this.context = ['decrypt', 'receive_sessions', 'decrypt_from_device'].includes(cmd) ? 'decrypt' : 'other'
+        this.context = ['decrypt', 'receive_sessions', 'decrypt_from_device', 'derived_decrypt', 'media_decrypt'].includes(cmd) ? 'decrypt' : 'other'
         if (cmd !== 'init' && COMMANDS.has(cmd)) this.c // NOT_INITIALIZED before any argument is read
         switch (cmd) {
             case 'init': return this.init(req)
@@ -159,8 +170,51 @@ class Driver {
             case 'decrypt_from_device': return { payload: await this.c.decryptWithDeviceKey(str(req, 'ciphertext'), str(req, 'sender_key')) }
             case 'solicit': return this.solicit(req)
             case 'answer_solicitation': return this.answer(req)
+            case 'derived_encrypt': return this.derivedEncrypt(req)
+            case 'derived_decrypt': return this.derivedDecrypt(req)
+            case 'media_encrypt': return this.mediaEncrypt(req)
+            case 'media_decrypt': return this.mediaDecrypt(req)
             default: throw new DriverError('UNKNOWN_COMMAND', `unknown command ${cmd}`)
         }
+    }
+
+    // The derived scheme and media encryption: no device involved.
+    async derivedEncrypt(req: any) {
+        const keyPhrase = str(req, 'key_phrase')
+        const plaintext = fromB64(str(req, 'plaintext_b64'), 'plaintext_b64')
+        return { encrypted_data_pb: toB64(toBinary(EncryptedDataSchema, await derivedEncrypt(keyPhrase, plaintext))) }
+    }
+
+    async derivedDecrypt(req: any) {
+        const keyPhrase = str(req, 'key_phrase')
+        const data = pbArg<any>(EncryptedDataSchema, req, 'encrypted_data_pb')
+        return { plaintext_b64: toB64(await derivedDecrypt(keyPhrase, data)) }
+    }
+
+    async mediaEncrypt(req: any) {
+        const data = fromB64(str(req, 'data_b64'), 'data_b64')
+        const chunkSize = intArg(req, 'chunk_size')
+        if ((req.key_hex == null) !== (req.ivs_hex == null)) bad('key_hex and ivs_hex go together')
+        const fed = req.key_hex != null
+            ? { key: fromHex(str(req, 'key_hex'), 'key_hex'), ivs: list(req, 'ivs_hex').map((iv) => fromHex(iv, 'ivs_hex')) }
+            : undefined
+        const out = await mediaEncrypt(data, chunkSize, fed)
+        return { secret_key_hex: toHex(out.secretKey), chunks: out.chunks.map((c) => ({ ct_b64: toB64(c.ciphertext), iv_hex: toHex(c.iv) })) }
+    }
+
+    async mediaDecrypt(req: any) {
+        const key = fromHex(str(req, 'secret_key_hex'), 'secret_key_hex')
+        const wholeFile = req.iv_hex != null
+        const chunks = list(req, 'chunks').map((c: any) => {
+            if (typeof c !== 'object' || c === null) bad('each chunk must be an object')
+            const ciphertext = fromB64(str(c, 'ct_b64'), 'ct_b64')
+            if (wholeFile && c.iv_hex != null) bad('a chunk of the whole-file form carries no iv_hex')
+            return { ciphertext, iv: wholeFile ? new Uint8Array(0) : fromHex(str(c, 'iv_hex'), 'iv_hex') }
+        })
+        const out = wholeFile
+            ? await mediaDecryptWholeFile(key, fromHex(str(req, 'iv_hex'), 'iv_hex'), chunks.map((c) => c.ciphertext))
+            : await mediaDecryptChunks(key, chunks)
+        return { data_b64: toB64(out) }
     }
 
     async init(req: any) {

@@ -96,7 +96,128 @@ async function roundtrip(ctx: Ctx, alg: string) {
     await fresh.err('decrypt', { stream_id: OTHER_STREAM, encrypted_data_pb: e1.encrypted_data_pb }, 'SESSION_NOT_FOUND')
 }
 
+// protocol.md 12.2's example and what sdk-crypto makes of it (12.3).
+const PHRASE = '0x1234567890abcdef1234567890abcdef12345678'
+const DERIVED = 'r.aes-256-gcm.derived'
+const DERIVED_CT = 'RHf/5RLJ8HQ+5vD50zmn8OQdOqjuVkFR8FciTkHVJJ+bFi3K'
+const derivedPb = (ciphertext: string, algorithm = DERIVED) =>
+    pb64(toBinary(EncryptedDataSchema, create(EncryptedDataSchema, { ciphertext, algorithm })))
+// Media known answer: 'abcdefghij' in chunks of 20 under key 00..1f, IVs a0.., a1.., a2..
+const MEDIA_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => i)).toString('hex')
+const MEDIA_IVS = ['a0', 'a1', 'a2'].map((b) => b.repeat(12))
+const MEDIA_CTS = ['44d30187aa898e9322150c729a462f314892420b', 'c0a69c365ae8fa275aa34f30adef10d606a4ed92', '3ce43c3a62517b01e22b83edb6aacb4457b7']
+const hexB64 = (h: string) => Buffer.from(h, 'hex').toString('base64')
+
+async function derivedScenario(ctx: Ctx) {
+    const a = ctx.a()
+    const b = ctx.b()
+    // No init: the derived scheme needs no device.
+    for (const d of [a, b]) {
+        const e = await d.ok('derived_encrypt', { key_phrase: PHRASE, plaintext_b64: b64('towns derived scheme') })
+        equal(e.encrypted_data_pb, derivedPb(DERIVED_CT), `${d.kind}: the SDK's bytes`)
+        const pb = fromBinary(EncryptedDataSchema, bytes(e.encrypted_data_pb))
+        equal([pb.senderKey, pb.sessionId, pb.version, pb.ciphertextBytes.length], ['', '', 0, 0], `${d.kind}: nothing else set`)
+    }
+    // Each reads the other's: a UserBio-like payload under a user id, and bytes under a space address.
+    const user = '0x' + USER_B
+    const bio = pb64(new Uint8Array([0x0a, 0x03, 0x68, 0x69, 0x21, 0x10, 0x01]))
+    const fromA = await a.ok('derived_encrypt', { key_phrase: user, plaintext_b64: bio })
+    equal((await b.ok('derived_decrypt', { key_phrase: user, encrypted_data_pb: fromA.encrypted_data_pb })).plaintext_b64, bio, 'B reads A')
+    const big = pb64(new Uint8Array(5000).map((_, i) => i % 251))
+    const fromB = await b.ok('derived_encrypt', { key_phrase: PHRASE, plaintext_b64: big })
+    equal((await a.ok('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: fromB.encrypted_data_pb })).plaintext_b64, big, 'A reads B')
+    const raw = Buffer.from(DERIVED_CT, 'base64')
+    for (const d of [a, b]) {
+        await d.err('derived_encrypt', { key_phrase: PHRASE, plaintext_b64: '' }, 'EMPTY_PAYLOAD')
+        await d.err('derived_decrypt', { key_phrase: PHRASE.toUpperCase(), encrypted_data_pb: derivedPb(DERIVED_CT) }, 'DECRYPTION_FAILED')
+        await d.err('derived_decrypt', { key_phrase: user, encrypted_data_pb: derivedPb(DERIVED_CT) }, 'DECRYPTION_FAILED')
+        await d.err('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: derivedPb(DERIVED_CT, 'grpaes') }, 'UNKNOWN_ALGORITHM')
+        await d.err('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: derivedPb(DERIVED_CT, '') }, 'UNKNOWN_ALGORITHM')
+        await d.err('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: derivedPb(raw.subarray(0, 15).toString('base64')) }, 'DECRYPTION_FAILED')
+        const flipped = Buffer.from(raw)
+        flipped[flipped.length - 1] ^= 1
+        await d.err('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: derivedPb(flipped.toString('base64')) }, 'DECRYPTION_FAILED')
+        await d.err('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: pb64(new Uint8Array([0xff, 0xff])) }, 'INVALID_ARGUMENT')
+        equal((await d.ok('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: derivedPb(DERIVED_CT.replace(/=+$/, '')) })).plaintext_b64,
+            b64('towns derived scheme'), `${d.kind}: unpadded base64`)
+        // docs/compat.md: sdk-crypto's Node build reads URL-safe base64 and, below
+        // 16 bytes, a short tag; this library refuses both.
+        const urlSafe = derivedPb(DERIVED_CT.replace(/\+/g, '-').replace(/\//g, '_'))
+        const eight = Buffer.from((await d.ok('derived_encrypt', { key_phrase: PHRASE, plaintext_b64: b64('8 bytes!') })).encrypted_data_pb, 'base64')
+        const eightCt = Buffer.from(fromBinary(EncryptedDataSchema, eight).ciphertext, 'base64')
+        const shortTag = derivedPb(eightCt.subarray(0, 12).toString('base64'))
+        if (CANONICAL.has(d.kind)) {
+            equal((await d.ok('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: urlSafe })).plaintext_b64, b64('towns derived scheme'), 'sdk-crypto reads URL-safe base64')
+            equal((await d.ok('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: shortTag })).plaintext_b64, b64('8 bytes!'), 'sdk-crypto reads a 4-byte tag')
+        } else {
+            await d.err('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: urlSafe }, 'INVALID_ARGUMENT')
+            await d.err('derived_decrypt', { key_phrase: PHRASE, encrypted_data_pb: shortTag }, 'DECRYPTION_FAILED')
+        }
+    }
+}
+
+async function mediaScenario(ctx: Ctx) {
+    const a = ctx.a()
+    const b = ctx.b()
+    for (const d of [a, b]) {
+        const e = await d.ok('media_encrypt', { data_b64: b64('abcdefghij'), chunk_size: 20, key_hex: MEDIA_KEY, ivs_hex: MEDIA_IVS })
+        equal(e.secret_key_hex, MEDIA_KEY, `${d.kind}: the key given`)
+        equal(e.chunks, MEDIA_CTS.map((ct, i) => ({ ct_b64: hexB64(ct), iv_hex: MEDIA_IVS[i] })), `${d.kind}: the SDK's chunks`)
+    }
+    // Random keys and IVs, each side reading the other's, at two chunk sizes
+    // (the second the SDK uploader's 1,200,000).
+    for (const [from, to, size, chunkSize] of [[a, b, 50, 20], [b, a, 50, 20], [a, b, 1_300_000, 1_200_000], [b, a, 1_300_000, 1_200_000]] as const) {
+        const data = pb64(new Uint8Array(size).map((_, i) => (i * 7) % 256))
+        const e = await from.ok('media_encrypt', { data_b64: data, chunk_size: chunkSize })
+        const pieces = Math.ceil(size / (chunkSize - 16))
+        equal(e.chunks.length, pieces, `${from.kind}: chunk count`)
+        expect(e.secret_key_hex.length === 64, 'a 32-byte key')
+        expect(e.chunks.every((c: any) => bytes(c.ct_b64).length <= chunkSize && c.iv_hex.length === 24), 'chunks within chunk_size, 12-byte IVs')
+        expect(new Set(e.chunks.map((c: any) => c.iv_hex)).size === pieces, 'a fresh IV per chunk')
+        equal((await to.ok('media_decrypt', { secret_key_hex: e.secret_key_hex, chunks: e.chunks })).data_b64, data, `${to.kind} reads ${from.kind}'s chunks`)
+    }
+    // The whole-file form: one chunk of A's (the whole file under one IV), cut
+    // into pieces that carry no IV.
+    const data = pb64(new Uint8Array(100).map((_, i) => 255 - i))
+    const whole = await a.ok('media_encrypt', { data_b64: data, chunk_size: 1000, key_hex: MEDIA_KEY, ivs_hex: [MEDIA_IVS[0]] })
+    const sealed = bytes(whole.chunks[0].ct_b64)
+    const cut = [0, 30, 60, 90].map((i) => ({ ct_b64: pb64(sealed.subarray(i, i + 30)) }))
+    equal((await b.ok('media_decrypt', { secret_key_hex: MEDIA_KEY, iv_hex: MEDIA_IVS[0], chunks: cut })).data_b64, data, 'B reads the whole-file form')
+    await b.err('media_decrypt', { secret_key_hex: MEDIA_KEY, iv_hex: MEDIA_IVS[1], chunks: cut }, 'DECRYPTION_FAILED')
+    await b.err('media_decrypt', { secret_key_hex: MEDIA_KEY, iv_hex: MEDIA_IVS[0], chunks: [cut[1], cut[0], cut[2], cut[3]] }, 'DECRYPTION_FAILED')
+    const known = MEDIA_CTS.map((ct, i) => ({ ct_b64: hexB64(ct), iv_hex: MEDIA_IVS[i] }))
+    for (const d of [a, b]) {
+        await d.err('media_encrypt', { data_b64: '', chunk_size: 20 }, 'EMPTY_PAYLOAD')
+        await d.err('media_encrypt', { data_b64: b64('abc'), chunk_size: 16 }, 'INVALID_ARGUMENT')
+        await d.err('media_encrypt', { data_b64: b64('abc'), chunk_size: 10 }, 'INVALID_ARGUMENT')
+        await d.err('media_encrypt', { data_b64: b64('abc'), chunk_size: 0 }, 'INVALID_ARGUMENT')
+        await d.err('media_encrypt', { data_b64: b64('abc'), chunk_size: 20, key_hex: MEDIA_KEY }, 'INVALID_ARGUMENT')
+        await d.err('media_encrypt', { data_b64: b64('abcdefghij'), chunk_size: 20, key_hex: MEDIA_KEY, ivs_hex: MEDIA_IVS.slice(0, 2) }, 'INVALID_ARGUMENT')
+        await d.err('media_encrypt', { data_b64: b64('abcdefghij'), chunk_size: 20, key_hex: MEDIA_KEY, ivs_hex: [MEDIA_IVS[0], MEDIA_IVS[1], MEDIA_IVS[0]] }, 'INVALID_ARGUMENT')
+        await d.err('media_encrypt', { data_b64: b64('abcdefghij'), chunk_size: 20, key_hex: MEDIA_KEY.slice(2), ivs_hex: MEDIA_IVS }, 'INVALID_ARGUMENT')
+        equal((await d.ok('media_decrypt', { secret_key_hex: MEDIA_KEY, chunks: known })).data_b64, b64('abcdefghij'), `${d.kind}: the known chunks`)
+        await d.err('media_decrypt', { secret_key_hex: MEDIA_KEY, chunks: [] }, 'INVALID_ARGUMENT')
+        await d.err('media_decrypt', { secret_key_hex: MEDIA_KEY.slice(2), chunks: known }, 'INVALID_ARGUMENT')
+        await d.err('media_decrypt', { secret_key_hex: '11'.repeat(32), chunks: known }, 'DECRYPTION_FAILED')
+        await d.err('media_decrypt', { secret_key_hex: MEDIA_KEY, chunks: [{ ...known[0], iv_hex: MEDIA_IVS[1] }, known[1], known[2]] }, 'DECRYPTION_FAILED')
+        await d.err('media_decrypt', { secret_key_hex: MEDIA_KEY, chunks: [known[0], { ...known[1], iv_hex: 'a1'.repeat(8) }, known[2]] }, 'DECRYPTION_FAILED')
+        await d.err('media_decrypt', { secret_key_hex: MEDIA_KEY, chunks: [known[0], known[1], { ...known[2], ct_b64: hexB64(MEDIA_CTS[2].slice(0, 30)) }] }, 'DECRYPTION_FAILED')
+        // Nothing binds a chunk to its index: swapped with their IVs, chunks decrypt reordered.
+        equal((await d.ok('media_decrypt', { secret_key_hex: MEDIA_KEY, chunks: [known[1], known[0], known[2]] })).data_b64, b64('efghabcdij'), `${d.kind}: reordered`)
+        // docs/compat.md: sdk-crypto's Node build reads a short tag from a chunk under 16 bytes.
+        const eight = await d.ok('media_encrypt', { data_b64: b64('8 bytes!'), chunk_size: 100, key_hex: MEDIA_KEY, ivs_hex: [MEDIA_IVS[2]] })
+        const shortTag = [{ ct_b64: pb64(bytes(eight.chunks[0].ct_b64).subarray(0, 12)), iv_hex: MEDIA_IVS[2] }]
+        if (CANONICAL.has(d.kind)) {
+            equal((await d.ok('media_decrypt', { secret_key_hex: MEDIA_KEY, chunks: shortTag })).data_b64, b64('8 bytes!'), 'sdk-crypto reads a 4-byte tag')
+        } else {
+            await d.err('media_decrypt', { secret_key_hex: MEDIA_KEY, chunks: shortTag }, 'DECRYPTION_FAILED')
+        }
+    }
+}
+
 export const scenarios: { name: string; run: (ctx: Ctx) => Promise<void> }[] = [
+    { name: 'derived_scheme', run: derivedScenario },
+    { name: 'media_chunks', run: mediaScenario },
     { name: 'megolm_encrypt_share_decrypt', run: (ctx) => roundtrip(ctx, MEGOLM) },
     { name: 'grpaes_encrypt_share_decrypt', run: (ctx) => roundtrip(ctx, HYBRID) },
     {

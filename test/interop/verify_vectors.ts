@@ -18,6 +18,8 @@ import {
     importAesGsmKeyBytes,
 } from '@towns-protocol/encryption'
 import { codeOf, decideAnswer, decideSolicitation, importOne, receiveSessions, toHex } from './client_ops'
+import { deriveKeyAndIV } from '@towns-protocol/sdk-crypto'
+import { derivedDecrypt, derivedEncrypt, mediaDecryptChunks, mediaDecryptWholeFile, mediaEncrypt } from './sdk_crypto_ops'
 
 console.log = (...args: any[]) => process.stderr.write(args.join(' ') + '\n')
 console.info = console.log
@@ -63,6 +65,64 @@ function padded(s: string, padding: string) {
 }
 
 // Runs one test; throws (with a code where the client gives one) when it fails.
+// A key exchange trace replayed through the SDK's own engine (engine_sdk.ts):
+// every recorded output, at most 200 ms later (the SDK looks for due work on
+// a 100 ms timer), and nothing else.
+function canonical(v: any): any {
+    if (Array.isArray(v)) return v.map(canonical)
+    if (v && typeof v === 'object') {
+        return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical(v[k])]))
+    }
+    return v
+}
+async function checkTrace(t: any): Promise<void> {
+    const { SdkEngine } = await import('./engine_sdk')
+    const known = new Set<string>(t.sessions)
+    const norm = (o: any) => {
+        const n = { ...o }
+        delete n.at_ms
+        if (Array.isArray(n.session_ids)) {
+            let made = false
+            n.session_ids = n.session_ids.map((id: string) => {
+                if (known.has(id)) return id
+                made = true
+                return 'new'
+            })
+            if (made) n.session_ids.sort()
+        }
+        return JSON.stringify(canonical(n))
+    }
+    const expected: any[] = [...(t.outputs_at_start ?? [])]
+    for (const s of t.steps) expected.push(...s.outputs_before, ...s.outputs_after)
+    expected.push(...t.outputs_at_end)
+    const actual: any[] = []
+    const e = new SdkEngine()
+    try {
+        await e.start(t.start)
+        actual.push(...e.outputsTaken())
+        for (const s of t.steps) {
+            await e.advance({ to_ms: s.at_ms })
+            actual.push(...e.outputsTaken())
+            await e.input({ event: s.event })
+            actual.push(...e.outputsTaken())
+        }
+        await e.advance({ to_ms: t.end_ms })
+        actual.push(...e.outputsTaken())
+    } finally {
+        await e.stop()
+    }
+    const got = actual.map((o) => ({ key: norm(o), at: o.at_ms as number, used: false }))
+    const missing: string[] = []
+    for (const x of expected) {
+        const key = norm(x)
+        const m = got.find((y) => !y.used && y.key === key && y.at - x.at_ms >= -2 && y.at - x.at_ms <= 200)
+        if (m) m.used = true
+        else missing.push(`expected at ${x.at_ms}: ${key}`)
+    }
+    const extra = got.filter((y) => !y.used).map((y) => `not expected, at ${y.at}: ${y.key}`)
+    if (missing.length > 0 || extra.length > 0) throw new Mismatch([...missing, ...extra].slice(0, 4).join('; '))
+}
+
 async function check(type: string, g: any, t: any): Promise<void> {
     switch (type) {
         case 'base64Decode': {
@@ -229,6 +289,8 @@ async function check(type: string, g: any, t: any): Promise<void> {
             expect(JSON.stringify(d) === JSON.stringify(t.solicitation), 'decision differs')
             return
         }
+        case 'keyExchangeTrace':
+            return checkTrace(t)
         case 'decideAnswer': {
             const d = decideAnswer(t.known, g.ownDeviceKey, t.solicitation, t.requesterEntitled)
             expect(JSON.stringify(d) === JSON.stringify(t.answer), 'decision differs')
@@ -258,6 +320,48 @@ async function check(type: string, g: any, t: any): Promise<void> {
                 const k = await c.encryptionDevice.getOutboundGroupSessionKey(o.streamId)
                 expect(k.sessionId === o.sessionId && k.chain_index === o.nextMessageIndex, 'outbound session does not continue')
             }
+            return
+        }
+        case 'deriveKeyAndIv': {
+            const { key, iv } = await deriveKeyAndIV(t.keyPhrase)
+            expect(hex(key) === t.key, 'key differs')
+            expect(hex(iv) === t.iv, 'iv differs')
+            return
+        }
+        case 'derivedEncrypt': {
+            const e = await derivedEncrypt(t.keyPhrase, unhex(t.plaintext))
+            expect(e.ciphertext === t.ciphertext, 'ciphertext differs')
+            expect(hex(toBinary(proto.EncryptedDataSchema, e)) === t.encryptedData, 'EncryptedData differs')
+            return
+        }
+        case 'derivedDecrypt': {
+            let data
+            try {
+                data = fromBinary(proto.EncryptedDataSchema, unhex(t.encryptedData))
+            } catch (e) {
+                throw coded(e, 'INVALID_ARGUMENT')
+            }
+            const out = await derivedDecrypt(t.keyPhrase, data)
+            expect(t.plaintext !== undefined, `the client accepts it and gives ${hex(out) || 'nothing'}`)
+            expect(hex(out) === t.plaintext, 'plaintext differs')
+            return
+        }
+        case 'mediaEncrypt': {
+            const out = await mediaEncrypt(unhex(t.data), t.chunkSize, { key: unhex(t.secretKey), ivs: t.ivs.map(unhex) })
+            expect(hex(out.secretKey) === t.secretKey, 'key differs')
+            expect(JSON.stringify(out.chunks.map((c) => ({ ciphertext: hex(c.ciphertext), iv: hex(c.iv) }))) === JSON.stringify(t.chunks), 'chunks differ')
+            return
+        }
+        case 'mediaDecrypt': {
+            const out = await mediaDecryptChunks(unhex(t.secretKey), t.chunks.map((c: any) => ({ ciphertext: unhex(c.ciphertext), iv: unhex(c.iv) })))
+            expect(t.data !== undefined, `the client accepts it and gives ${hex(out) || 'nothing'}`)
+            expect(hex(out) === t.data, 'data differs')
+            return
+        }
+        case 'wholeFileDecrypt': {
+            const out = await mediaDecryptWholeFile(unhex(t.secretKey), unhex(t.iv), t.chunks.map(unhex))
+            expect(t.data !== undefined, `the client accepts it and gives ${hex(out) || 'nothing'}`)
+            expect(hex(out) === t.data, 'data differs')
             return
         }
         default:

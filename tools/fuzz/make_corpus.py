@@ -107,6 +107,11 @@ lines = [
     '{"id":12,"cmd":"session_ids","stream_id":"20ff"}',
     '{"id":13,"cmd":"answer_solicitation","stream_id":"20ff","from_user_id":"ab","key_solicitation_pb":"CgFhEgFiGAEiAWM=","requester_entitled":true}',
     '{"id":14,"cmd":"receive_sessions","group_encryption_sessions_pb":"CgIg/xIBaxoBYQ=="}',
+    '{"id":16,"cmd":"derived_encrypt","key_phrase":"0xab","plaintext_b64":"aGk="}',
+    '{"id":17,"cmd":"derived_decrypt","key_phrase":"0x1234567890abcdef1234567890abcdef12345678","encrypted_data_pb":"%s"}' % b64(load("derived.json")["testGroups"][2]["tests"][0]["encryptedData"]),
+    '{"id":18,"cmd":"media_encrypt","data_b64":"aGVsbG8=","chunk_size":20,"key_hex":"%s","ivs_hex":["%s","%s"]}' % ("00" * 32, "a0" * 12, "a1" * 12),
+    '{"id":19,"cmd":"media_decrypt","secret_key_hex":"%s","chunks":[{"ct_b64":"%s","iv_hex":"%s"}]}' % (load("media.json")["testGroups"][1]["tests"][0]["secretKey"], b64(load("media.json")["testGroups"][1]["tests"][0]["chunks"][0]["ciphertext"]), load("media.json")["testGroups"][1]["tests"][0]["chunks"][0]["iv"]),
+    '{"id":20,"cmd":"media_decrypt","secret_key_hex":"%s","iv_hex":"%s","chunks":[{"ct_b64":"%s"}]}' % ("00" * 32, "b0" * 12, "AAAAAAAAAAAAAAAAAAAAAA=="),
     'not json', '[]', '{"cmd":5}', '{"id":15,"cmd":"quit"}',
 ]
 for l in lines:

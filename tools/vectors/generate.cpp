@@ -4,8 +4,10 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "towns/crypto/aead.h"
@@ -15,9 +17,12 @@
 #include "towns/olm/olm.h"
 #include "towns/proto/payloads.pb.h"
 #include "towns/proto/protocol.pb.h"
+#include "towns/protocol/derived.h"
+#include "towns/protocol/media.h"
 #include "towns/protocol/session_sharing.h"
 #include "towns/store/memory_crypto_store.h"
 #include "towns/version.h"
+#include "exchange_diff.h"
 #include "vectors.h"
 
 namespace towns::vectors {
@@ -758,11 +763,322 @@ void exported_devices(const std::string& dir, const std::string& seed_hex, crypt
   f.write(dir + "/exported_device.json", seed_hex);
 }
 
+// ---------------------------------------------------------------- derived scheme
+
+// The binary of a UserBio (bio (1), updated_at_epoch_ms (2)), what the SDK's
+// setUserBio encrypts; written out by hand (proto/ carries no UserBio).
+std::string user_bio(const std::string& bio, uint64_t updated_at_ms) {
+  std::string out = "\x0a";
+  out += static_cast<char>(bio.size());
+  out += bio;
+  out += '\x10';
+  for (uint64_t v = updated_at_ms; ; v >>= 7) {
+    if (v < 0x80) {
+      out += static_cast<char>(v);
+      break;
+    }
+    out += static_cast<char>((v & 0x7f) | 0x80);
+  }
+  return out;
+}
+
+void derived(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("r.aes-256-gcm.derived",
+         {"The derived scheme (protocol.md section 12), as @towns-protocol/sdk-crypto 0.0.455 and the SDK's "
+          "callers do it: key and IV from a key phrase, AES-256-GCM, padded base64 in an EncryptedData with "
+          "only ciphertext and algorithm set."},
+         notes({}));
+  const std::string space = "0x1234567890abcdef1234567890abcdef12345678";
+  const std::string user = "0x" + hex(rng.bytes(20).span());
+  const std::string other = "0x" + hex(rng.bytes(20).span());
+  auto& kd = f.group("deriveKeyAndIv");
+  auto add_kd = [&](const std::string& comment, const std::string& phrase) {
+    auto d = derive_key_and_iv(phrase);
+    f.add(kd, comment, {{"keyPhrase", phrase}, {"key", hex(d.key.span())}, {"iv", hex(d.iv.span())}});
+  };
+  add_kd("protocol.md 12.2's example: a space's contract address", space);
+  add_kd("a user id", user);
+  add_kd("the same user id in upper case: another key", "0x" + [&] {
+    std::string u = user.substr(2);
+    for (auto& c : u) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return u;
+  }());
+  add_kd("the empty phrase", "");
+  add_kd("a phrase beyond ASCII: its UTF-8 bytes", "ünïcode ✓");
+
+  auto bio = user_bio("towns bio ✓", 1700000000123ULL);
+  auto random = rng.bytes(100);
+  auto& enc = f.group("derivedEncrypt");
+  auto add_enc = [&](const std::string& comment, const std::string& phrase, std::span<const uint8_t> pt) {
+    auto e = encrypt_derived(phrase, pt);
+    f.add(enc, comment,
+          {{"keyPhrase", phrase}, {"plaintext", hex(pt)}, {"ciphertext", e.ciphertext},
+           {"encryptedData", hex(derived_encrypted_data_bytes(e))}});
+    return e;
+  };
+  auto example = add_enc("protocol.md 12.2's phrase", space, crypto::as_bytes(std::string("towns derived scheme")));
+  auto bio_e = add_enc("a UserBio under a user id", user, crypto::as_bytes(bio));
+  add_enc("100 random bytes", space, random.span());
+  auto one = add_enc("one byte: padding in the base64", user, crypto::as_bytes(std::string("x")));
+  f.add(enc, "an empty plaintext is refused", {{"keyPhrase", space}, {"plaintext", ""}}, {}, "EMPTY_PAYLOAD");
+
+  auto& dec = f.group("derivedDecrypt");
+  const std::string alg(kDerivedAlgorithmId);
+  auto pb = [](const DerivedEncryptedData& d) { return hex(derived_encrypted_data_bytes(d)); };
+  auto add_dec = [&](const std::string& comment, const std::string& phrase, const std::string& encrypted_data,
+                     const std::optional<std::string>& plaintext, const std::vector<std::string>& flags = {},
+                     const std::string& error = {}) {
+    json fields = {{"keyPhrase", phrase}, {"encryptedData", encrypted_data}};
+    if (plaintext) fields["plaintext"] = hex(*plaintext);
+    f.add(dec, comment, fields, flags, error);
+  };
+  add_dec("protocol.md 12.2's phrase", space, pb(example), "towns derived scheme");
+  add_dec("a UserBio", user, pb(bio_e), bio);
+  auto unpadded = one;
+  while (!unpadded.ciphertext.empty() && unpadded.ciphertext.back() == '=') unpadded.ciphertext.pop_back();
+  add_dec("unpadded base64 (both SDK builds read it)", user, pb(unpadded), "x");
+  river::EncryptedData extra;
+  extra.set_ciphertext(example.ciphertext);
+  extra.set_algorithm(alg);
+  extra.set_sender_key("not read");
+  extra.set_session_id("not read");
+  extra.set_version(river::ENCRYPTED_DATA_VERSION_1);
+  add_dec("other EncryptedData fields are ignored", space, pb_hex(extra), "towns derived scheme");
+  auto keys = derive_key_and_iv(space);
+  auto aes = crypto::AesGcm::New(keys.key);
+  auto b64 = [](std::span<const uint8_t> b) { return crypto::base64_encode(b, Base64Padding::kPadded); };
+  add_dec("a tag alone (16 bytes): an empty plaintext, as in the SDK", space,
+          pb({b64(aes.encrypt(keys.iv.span(), {})), alg}), std::string());
+  add_dec("another key phrase", other, pb(example), std::nullopt, {}, "DECRYPTION_FAILED");
+  add_dec("the key phrase not lower-cased", "0x1234567890ABCDEF1234567890ABCDEF12345678", pb(example), std::nullopt, {},
+          "DECRYPTION_FAILED");
+  auto raw = crypto::base64_decode(example.ciphertext, Base64Padding::kPadded);
+  auto changed = [&](size_t at) {
+    auto t = raw;
+    t[at] ^= 0x01;
+    return pb({b64(t), alg});
+  };
+  add_dec("the ciphertext was modified", space, changed(0), std::nullopt, {}, "DECRYPTION_FAILED");
+  add_dec("the tag was modified", space, changed(raw.size() - 1), std::nullopt, {}, "DECRYPTION_FAILED");
+  add_dec("truncated to 15 bytes", space, pb({b64(std::span<const uint8_t>(raw.data(), 15)), alg}), std::nullopt, {},
+          "DECRYPTION_FAILED");
+  add_dec("an empty ciphertext", space, pb({"", alg}), std::nullopt, {}, "DECRYPTION_FAILED");
+  auto eight = aes.encrypt(keys.iv.span(), crypto::as_bytes(std::string("8 bytes!")));
+  add_dec("8 bytes and the first 4 bytes of the tag: the SDK's Node build reads a 4-byte tag and accepts it", space,
+          pb({b64(std::span<const uint8_t>(eight.data(), 12)), alg}), std::nullopt, {"ClientDeviation"},
+          "DECRYPTION_FAILED");
+  auto tag_only = aes.encrypt(keys.iv.span(), {});
+  add_dec("the first 8 bytes of an empty plaintext's tag: the SDK's Node build accepts an 8-byte tag", space,
+          pb({b64(std::span<const uint8_t>(tag_only.data(), 8)), alg}), std::nullopt, {"ClientDeviation"},
+          "DECRYPTION_FAILED");
+  auto other_alg = example;
+  other_alg.algorithm = "grpaes";
+  add_dec("another algorithm (the SDK: Err.UNIMPLEMENTED)", space, pb(other_alg), std::nullopt, {}, "UNKNOWN_ALGORITHM");
+  other_alg.algorithm = "";
+  add_dec("no algorithm", space, pb(other_alg), std::nullopt, {}, "UNKNOWN_ALGORITHM");
+  other_alg.algorithm = "R.AES-256-GCM.DERIVED";
+  add_dec("the algorithm in upper case", space, pb(other_alg), std::nullopt, {}, "UNKNOWN_ALGORITHM");
+  auto url_safe = example;
+  for (auto& c : url_safe.ciphertext) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  add_dec("the URL-safe alphabet (the SDK's Node build reads it)", space, pb(url_safe), std::nullopt,
+          {"StrictDecoding"}, "BAD_ENCODING");
+  auto spaced = example;
+  spaced.ciphertext.insert(8, " ");
+  add_dec("white space inside (both SDK builds skip it)", space, pb(spaced), std::nullopt, {"StrictDecoding"},
+          "BAD_ENCODING");
+  auto trailing = one;  // 17 bytes: the last character before "=" carries 2 unused bits
+  {
+    auto& t = trailing.ciphertext;
+    auto at = t.find('=') - 1;
+    static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    t[at] = kAlphabet[kAlphabet.find(t[at]) | 1];
+  }
+  add_dec("non-zero unused bits in the last character (the SDK ignores them)", user, pb(trailing), std::nullopt,
+          {"StrictDecoding"}, "BAD_ENCODING");
+  add_dec("not base64 at all (the SDK's Node build skips the characters and fails on what is left)", space,
+          pb({"%%%%", alg}), std::nullopt, {"StrictDecoding"}, "BAD_ENCODING");
+  add_dec("not an EncryptedData", space, "ffff", std::nullopt, {}, "INVALID_ARGUMENT");
+  f.write(dir + "/derived.json", seed_hex);
+}
+
+// ---------------------------------------------------------------- media
+
+void media(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  File f("chunked AES-256-GCM",
+         {"Media encryption (protocol.md section 13): the per-chunk form of @towns-protocol/sdk-crypto 0.0.455 "
+          "(encryptChunkedAESGCM, with its key and IVs given), its decryption chunk by chunk, and the older "
+          "whole-file form (the SDK's Client.getMediaPayload)."},
+         notes({}));
+  auto chunk_json = [](const std::vector<MediaChunk>& chunks) {
+    json out = json::array();
+    for (const auto& c : chunks) out.push_back({{"ciphertext", hex(c.ciphertext)}, {"iv", hex(c.iv)}});
+    return out;
+  };
+  auto ivs_of = [&](size_t n) {
+    std::vector<std::vector<uint8_t>> ivs;
+    for (size_t i = 0; i < n; ++i) {
+      auto iv = rng.bytes(12);
+      ivs.emplace_back(iv.data(), iv.data() + 12);
+    }
+    return ivs;
+  };
+  auto ivs_json = [](const std::vector<std::vector<uint8_t>>& ivs) {
+    json out = json::array();
+    for (const auto& iv : ivs) out.push_back(hex(iv));
+    return out;
+  };
+  auto& enc = f.group("mediaEncrypt");
+  struct Made {
+    SecretBytes key;
+    std::vector<uint8_t> data;
+    std::vector<MediaChunk> chunks;
+  };
+  std::vector<Made> made;
+  auto add_enc = [&](const std::string& comment, std::vector<uint8_t> data, size_t chunk_size) {
+    auto key = rng.bytes(32);
+    auto ivs = ivs_of(media_chunk_count(data.size(), chunk_size));
+    auto chunks = encrypt_chunked_media_with(data, chunk_size, key, ivs);
+    f.add(enc, comment,
+          {{"data", hex(data)}, {"chunkSize", chunk_size}, {"secretKey", hex(key.span())}, {"ivs", ivs_json(ivs)},
+           {"chunks", chunk_json(chunks)}});
+    made.push_back({std::move(key), std::move(data), std::move(chunks)});
+  };
+  auto text = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  auto random_bytes = [&](size_t n) {
+    auto b = rng.bytes(n);
+    return std::vector<uint8_t>(b.data(), b.data() + n);
+  };
+  add_enc("10 bytes in chunks of 20: pieces of 4, the last shorter", text("abcdefghij"), 20);
+  add_enc("12 bytes in chunks of 20: three full chunks", text("abcdefghijkl"), 20);
+  add_enc("one byte per chunk (chunk size 17)", text("abc"), 17);
+  add_enc("100 random bytes in chunks of 40", random_bytes(100), 40);
+  add_enc("a chunk size larger than the data: one chunk", random_bytes(33), 1'200'000);
+  auto key = rng.bytes(32);
+  auto three = ivs_of(3);
+  json base = {{"data", hex(text("abcdefghij"))}, {"chunkSize", 20}, {"secretKey", hex(key.span())}, {"ivs", ivs_json(three)}};
+  auto with = [&](json changes) {
+    json t = base;
+    for (auto& [k, v] : changes.items()) t[k] = v;
+    return t;
+  };
+  f.add(enc, "empty data is refused", with({{"data", ""}, {"ivs", json::array()}}), {}, "EMPTY_PAYLOAD");
+  f.add(enc, "chunk size 16: no room for data (the SDK fails on an empty piece)", with({{"chunkSize", 16}}), {},
+        "INVALID_ARGUMENT");
+  f.add(enc, "chunk size 10: a chunk would exceed it (the SDK: Encrypted chunk exceeds chunkSize)",
+        with({{"chunkSize", 10}}), {}, "INVALID_ARGUMENT");
+  f.add(enc, "a 31-byte key", with({{"secretKey", hex(std::span<const uint8_t>(key.data(), 31))}}), {},
+        "INVALID_ARGUMENT");
+  f.add(enc, "two IVs for three chunks", with({{"ivs", ivs_json({three[0], three[1]})}}), {}, "INVALID_ARGUMENT");
+  auto long_iv = three;
+  long_iv[1].resize(16);
+  f.add(enc, "a 16-byte IV", with({{"ivs", ivs_json(long_iv)}}), {}, "INVALID_ARGUMENT");
+  f.add(enc, "an IV used twice under one key", with({{"ivs", ivs_json({three[0], three[1], three[0]})}}), {},
+        "INVALID_ARGUMENT");
+
+  auto& dec = f.group("mediaDecrypt");
+  for (const auto& m : made) {
+    f.add(dec, std::to_string(m.data.size()) + " bytes in " + std::to_string(m.chunks.size()) + " chunks",
+          {{"secretKey", hex(m.key.span())}, {"chunks", chunk_json(m.chunks)}, {"data", hex(m.data)}});
+  }
+  const auto& m0 = made[0];
+  auto bad = [&](const std::string& comment, const std::vector<MediaChunk>& chunks, const std::string& error,
+                 const std::vector<std::string>& flags = {}, const SecretBytes* k = nullptr) {
+    f.add(dec, comment, {{"secretKey", hex((k ? *k : m0.key).span())}, {"chunks", chunk_json(chunks)}}, flags, error);
+  };
+  auto aes0 = crypto::AesGcm::New(m0.key);
+  auto tag_only = m0.chunks;
+  auto extra_iv = rng.bytes(12);
+  tag_only.push_back({aes0.encrypt(extra_iv.span(), {}), std::vector<uint8_t>(extra_iv.data(), extra_iv.data() + 12)});
+  f.add(dec, "a chunk of 16 bytes (a tag alone) adds nothing, as in the SDK",
+        {{"secretKey", hex(m0.key.span())}, {"chunks", chunk_json(tag_only)}, {"data", hex(m0.data)}});
+  auto wrong_key = rng.bytes(32);
+  bad("another key", m0.chunks, "DECRYPTION_FAILED", {}, &wrong_key);
+  SecretBytes short_key(std::span<const uint8_t>(m0.key.data(), 16));
+  bad("a 16-byte key", m0.chunks, "INVALID_ARGUMENT", {}, &short_key);
+  bad("no chunks", {}, "INVALID_ARGUMENT");
+  auto swapped = m0.chunks;
+  std::swap(swapped[0], swapped[1]);
+  auto reordered_data = m0.data;
+  std::swap_ranges(reordered_data.begin(), reordered_data.begin() + 4, reordered_data.begin() + 4);
+  f.add(dec, "two chunks swapped with their IVs decrypt, reordered: nothing binds a chunk to its index",
+        {{"secretKey", hex(m0.key.span())}, {"chunks", chunk_json(swapped)}, {"data", hex(reordered_data)}});
+  auto swapped_ct = m0.chunks;
+  std::swap(swapped_ct[0].ciphertext, swapped_ct[1].ciphertext);
+  bad("two ciphertexts swapped, the IVs left in place", swapped_ct, "DECRYPTION_FAILED");
+  auto other_iv = m0.chunks;
+  other_iv[1].iv = m0.chunks[0].iv;
+  bad("a chunk under another chunk's IV", other_iv, "DECRYPTION_FAILED");
+  auto tag = m0.chunks;
+  tag[2].ciphertext.back() ^= 0x80;
+  bad("a tag was modified", tag, "DECRYPTION_FAILED");
+  auto body = m0.chunks;
+  body[1].ciphertext[0] ^= 0x01;
+  bad("a ciphertext was modified", body, "DECRYPTION_FAILED");
+  auto cut = m0.chunks;
+  cut[2].ciphertext.resize(15);
+  bad("a chunk of 15 bytes", cut, "DECRYPTION_FAILED");
+  // The SDK's Node build takes the tag of an n-byte chunk (n < 16) to be its last
+  // 16 - n bytes, so 8 bytes and the first 4 bytes of their tag pass there.
+  auto short_tag = m0.chunks;
+  auto short_iv_bytes = rng.bytes(12);
+  short_tag[0].iv.assign(short_iv_bytes.data(), short_iv_bytes.data() + 12);
+  short_tag[0].ciphertext = aes0.encrypt(short_tag[0].iv, crypto::as_bytes(std::string("8 bytes!")));
+  short_tag[0].ciphertext.resize(8 + 4);
+  bad("a chunk of 8 bytes and the first 4 bytes of its tag: the SDK's Node build reads a 4-byte tag and accepts it",
+      short_tag, "DECRYPTION_FAILED", {"ClientDeviation"});
+  auto short_iv = m0.chunks;
+  short_iv[1].iv.resize(8);
+  bad("an 8-byte IV", short_iv, "DECRYPTION_FAILED");
+  auto no_iv = m0.chunks;
+  no_iv[0].iv.clear();
+  bad("a chunk without IV", no_iv, "DECRYPTION_FAILED");
+
+  auto& whole = f.group("wholeFileDecrypt");
+  auto wkey = rng.bytes(32);
+  auto wiv = rng.bytes(12);
+  auto wdata = random_bytes(50);
+  auto sealed = crypto::AesGcm::New(wkey).encrypt(wiv.span(), wdata);
+  auto pieces = [&](size_t size) {
+    json out = json::array();
+    for (size_t i = 0; i < sealed.size(); i += size) {
+      out.push_back(hex(std::span<const uint8_t>(sealed).subspan(i, std::min(size, sealed.size() - i))));
+    }
+    return out;
+  };
+  json wbase = {{"secretKey", hex(wkey.span())}, {"iv", hex(wiv.span())}, {"chunks", pieces(30)}};
+  auto wwith = [&](json changes) {
+    json t = wbase;
+    for (auto& [k, v] : changes.items()) t[k] = v;
+    return t;
+  };
+  f.add(whole, "50 bytes sealed once, cut into chunks of 30", wwith({{"data", hex(wdata)}}));
+  f.add(whole, "the same in one chunk", wwith({{"chunks", pieces(sealed.size())}, {"data", hex(wdata)}}));
+  f.add(whole, "the same in chunks of 1 byte", wwith({{"chunks", pieces(1)}, {"data", hex(wdata)}}));
+  f.add(whole, "another IV", wwith({{"iv", hex(rng.bytes(12).span())}}), {}, "DECRYPTION_FAILED");
+  f.add(whole, "a 16-byte IV", wwith({{"iv", hex(rng.bytes(16).span())}}), {}, "DECRYPTION_FAILED");
+  f.add(whole, "another key", wwith({{"secretKey", hex(rng.bytes(32).span())}}), {}, "DECRYPTION_FAILED");
+  f.add(whole, "a 31-byte key", wwith({{"secretKey", hex(std::span<const uint8_t>(wkey.data(), 31))}}), {},
+        "INVALID_ARGUMENT");
+  json reordered = pieces(30);
+  std::swap(reordered[0], reordered[1]);
+  f.add(whole, "the chunks out of order", wwith({{"chunks", reordered}}), {}, "DECRYPTION_FAILED");
+  f.add(whole, "the last chunk missing", wwith({{"chunks", json::array({pieces(30)[0]})}}), {}, "DECRYPTION_FAILED");
+  f.add(whole, "no chunks", wwith({{"chunks", json::array()}}), {}, "INVALID_ARGUMENT");
+  auto short_sealed = crypto::AesGcm::New(wkey).encrypt(wiv.span(), crypto::as_bytes(std::string("8 bytes!")));
+  f.add(whole, "8 bytes and the first 4 bytes of their tag: the SDK's Node build reads a 4-byte tag and accepts it",
+        wwith({{"chunks", json::array({hex(std::span<const uint8_t>(short_sealed.data(), 12))})}}), {"ClientDeviation"},
+        "DECRYPTION_FAILED");
+  f.add(whole, "15 bytes in all", wwith({{"chunks", json::array({hex(std::span<const uint8_t>(sealed.data(), 15))})}}),
+        {}, "DECRYPTION_FAILED");
+  f.write(dir + "/media.json", seed_hex);
+}
+
 }  // namespace
 
 std::vector<std::string> file_names() {
   return {"encodings.json", "protobuf.json", "grpaes.json", "megolm.json", "olm.json",
-          "session_sharing.json", "key_exchange.json", "exported_device.json"};
+          "session_sharing.json", "key_exchange.json", "exported_device.json", "derived.json", "media.json",
+          "key_exchange_trace.json"};
 }
 
 void generate(std::span<const uint8_t> seed, const std::string& dir) {
@@ -783,6 +1099,14 @@ void generate(std::span<const uint8_t> seed, const std::string& dir) {
   { auto r = source("session_sharing"); sharing(dir, seed_hex, r); }
   { auto r = source("key_exchange"); key_exchange(dir, seed_hex, r); }
   { auto r = source("exported_device"); exported_devices(dir, seed_hex, r); }
+  { auto r = source("derived"); derived(dir, seed_hex, r); }
+  { auto r = source("media"); media(dir, seed_hex, r); }
+  // The key exchange traces come from their own seeded timelines (scripted
+  // cases, random seeds 1 to 15), not from this seed.
+  {
+    std::ofstream f(std::filesystem::path(dir) / "key_exchange_trace.json");
+    f << tools::make_trace_vectors(15).dump(2) << "\n";
+  }
 }
 
 }  // namespace towns::vectors
