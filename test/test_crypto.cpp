@@ -302,6 +302,35 @@ TEST_CASE("grpaes: session from the latest miniblock, shared, encrypt and decryp
   REQUIRE_ERROR(a.crypto.encrypt_group_event(kStream, {}, kHybrid), EMPTY_PAYLOAD);
 }
 
+TEST_CASE("grpaes: of sessions with the same miniblock number, the lowest id encrypts") {
+  // Three members' sessions of one miniblock, held by one device: it encrypts
+  // with the lowest id however they arrived and whichever it read last.
+  Device a, b, c, d;
+  std::vector<GroupEncryptionSession> keys;
+  for (Device* x : {&a, &b, &c}) {
+    x->crypto.ensure_outbound_session(kStream, kHybrid, {.miniblock_info = miniblock(4)});
+    keys.push_back(x->client.shared.at(0).session);
+  }
+  std::sort(keys.begin(), keys.end(), [](const auto& x, const auto& y) { return x.session_id > y.session_id; });
+  for (const auto& k : keys) REQUIRE(d.crypto.import_session_keys(kStream, {k}).imported.size() == 1);
+  const std::string lowest = keys.back().session_id;
+  auto sealed_with = [&] {
+    auto e = d.crypto.encrypt_group_event(kStream, test::bytes("x"), kHybrid);
+    return crypto::hex_encode(crypto::as_bytes(e.session_id_bytes()));
+  };
+  CHECK(sealed_with() == lowest);
+  CHECK(d.crypto.export_group_session(kStream, keys.front().session_id).has_value());
+  CHECK(sealed_with() == lowest);
+  GroupEncryptionCrypto reloaded(nullptr, d.store);  // a fresh cache reads the store again
+  reloaded.init();
+  auto e = reloaded.encrypt_group_event(kStream, test::bytes("y"), kHybrid);
+  CHECK(crypto::hex_encode(crypto::as_bytes(e.session_id_bytes())) == lowest);
+  // A later miniblock's session takes over.
+  d.dev.hybrid().create(kStream, 5, std::vector<uint8_t>(32, 5));
+  CHECK(sealed_with() != lowest);
+}
+
+
 TEST_CASE("grpaes: refused events and refused imports") {
   Device a, b;
   auto e = a.crypto.encrypt_group_event(kStream, test::bytes("secret"), kHybrid);

@@ -420,7 +420,7 @@ std::optional<HybridSessionRecord> SqliteCryptoStore::latest_hybrid_session(std:
   MutexLock l(impl_->mu);
   auto s = impl_->stmt(
       "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions WHERE stream_id = ? "
-      "ORDER BY miniblock_num DESC, session_id DESC LIMIT 1");
+      "ORDER BY miniblock_num DESC, session_id ASC LIMIT 1");
   s.bind(1, stream_id);
   if (!s.step()) return std::nullopt;
   return impl_->hybrid_from_row(s);
