@@ -158,12 +158,15 @@ class TOWNS_API OutboundSessions {
   // inbound counterpart from index 0, in one store write; returns the id.
   std::string create(std::string_view stream_id);
   // The stream's session id, creating one only when there is none (also
-  // across processes: the store write is conditional).
+  // across processes: the store write is conditional). A stored session that
+  // does not unpickle is STORE_CORRUPT here and below, and nothing is created
+  // or written: the client would silently make and share a new session
+  // (docs/compat.md); a host that wants that deletes the row first.
   EnsuredSession ensure(std::string_view stream_id);
   std::optional<OutboundGroupSessionKey> session_key(std::string_view stream_id);
   // Encrypts with the stream's session. PAYLOAD_TOO_LARGE; SESSION_NOT_FOUND
-  // when the stream has none; STORE_CORRUPT when the stored reservation is
-  // beyond what the session could have reached.
+  // when the stream has none; STORE_CORRUPT when the stored session does not
+  // unpickle or its reservation is beyond what the session could have reached.
   GroupCiphertext encrypt(std::string_view payload, std::string_view stream_id);
 
   // Indices reserved per store write.
@@ -267,7 +270,8 @@ class TOWNS_API HybridSessions {
     bool created = false;
   };
   Ensured ensure(std::string_view stream_id, int64_t miniblock_num, std::span<const uint8_t> miniblock_hash);
-  // The stream's session with the highest miniblock number.
+  // The stream's session with the highest miniblock number (on a tie, the
+  // lowest session id).
   std::optional<HybridSessionKey> latest(std::string_view stream_id);
   std::optional<HybridSessionKey> get(std::string_view stream_id, std::string_view session_id);
   bool has(std::string_view stream_id, std::string_view session_id);
