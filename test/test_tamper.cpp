@@ -99,6 +99,50 @@ TEMPLATE_TEST_CASE("a stored outbound megolm session that does not unpickle is S
   }
 }
 
+TEMPLATE_TEST_CASE("an import over a held megolm session that does not unpickle fails that key; the row stays",
+                   "[tamper]", OnMemory, OnSqlite) {
+  // As the client's import, which throws libolm's error there.
+  TestType f;
+  auto store = f.make();
+  MemoryCryptoStore sender_store;
+  GroupEncryptionCrypto sender(nullptr, sender_store);
+  sender.init();
+  auto event = sender.encrypt_group_event(kStream, test::bytes("held"), kMegolm);
+  auto other = sender.encrypt_group_event(kOtherStream, test::bytes("other"), kMegolm);
+  auto key = *sender.export_group_session(kStream, event.session_id());
+  auto other_key = *sender.export_group_session(kOtherStream, other.session_id());
+  {
+    GroupEncryptionCrypto receiver(nullptr, *store);
+    receiver.init();
+    REQUIRE(receiver.import_session_keys(kStream, {key}).imported.size() == 1);
+  }
+  auto row = *store->get_inbound_session(kStream, event.session_id());
+  row.pickle = damaged(row.pickle, false);
+  StoreChanges changes;
+  changes.inbound_sessions.push_back(row);
+  REQUIRE(store->save_changes(changes));
+
+  EncryptionDevice dev(*store);
+  GroupEncryptionCrypto receiver(nullptr, dev);
+  receiver.init();
+  auto results = dev.import_sessions({{kStream, key.session_id, key.session_key, kMegolm},
+                                      {kOtherStream, other_key.session_id, other_key.session_key, kMegolm}});
+  REQUIRE(results.size() == 2);
+  REQUIRE(results[0].error.has_value());
+  CHECK(results[0].error->code() == ErrorCode::STORE_CORRUPT);
+  REQUIRE(results[1].value == std::optional<ImportOutcome>(ImportOutcome::kImported));
+  CHECK(store->get_inbound_session(kStream, event.session_id())->pickle == row.pickle);
+  // The facade counts it as failed; reading the row is STORE_CORRUPT everywhere.
+  auto counted = receiver.import_room_keys({key});
+  CHECK(counted.failed == std::vector<std::string>{key.session_id});
+  CHECK(counted.imported.empty());
+  REQUIRE_ERROR(receiver.decrypt_group_event(kStream, event), STORE_CORRUPT);
+  REQUIRE_ERROR(receiver.export_group_session(kStream, event.session_id()), STORE_CORRUPT);
+  REQUIRE_ERROR(receiver.export_room_keys(), STORE_CORRUPT);
+  CHECK(receiver.decrypt_group_event(kOtherStream, other).plaintext.view() == "other");
+  CHECK(store->get_inbound_session(kStream, event.session_id())->pickle == row.pickle);
+}
+
 TEST_CASE("a reservation beyond what the session could have reached is STORE_CORRUPT, not a long loop") {
   MemoryCryptoStore store;
   std::string session_id;

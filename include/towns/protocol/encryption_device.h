@@ -217,7 +217,8 @@ class TOWNS_API InboundSessions {
   // Decrypts a megolm message with the held session (SESSION_NOT_FOUND when
   // none; DECRYPTION_FAILED with the olm error's name in the message); then
   // records (stream, session, index) with the event's fingerprint: REPLAY when
-  // another event was decrypted at that index.
+  // another event was decrypted at that index. STORE_CORRUPT when the stored
+  // session does not unpickle (as everywhere a stored session is read).
   GroupPlaintext decrypt(std::string_view stream_id, std::string_view session_id, std::string_view ciphertext);
   // Many messages of one stream: each session is unpickled once, sessions are
   // decrypted side by side on up to `threads` threads, and the replay record is
@@ -244,6 +245,10 @@ class TOWNS_API InboundSessions {
   void refresh_if_stale() TOWNS_REQUIRES(cache_mu_);
   void clear() TOWNS_EXCLUDES(cache_mu_);
   GroupPlaintext decrypt_with(Entry& e, std::string_view ciphertext);
+  // A stored row's session; STORE_CORRUPT when its pickle does not open.
+  std::unique_ptr<DelegateInboundGroupSession> unpickle_stored(const std::string& stream_id,
+                                                               const std::string& session_id,
+                                                               const std::string& pickle) const;
 
   // The cache keeps at most this many unpickled sessions (least recently used
   // go first; destroying one wipes it).
@@ -356,7 +361,8 @@ class TOWNS_API EncryptionDevice {
 
   // Imports shared keys in one store write. Per key: kImported, kKeptExisting
   // (megolm: a session from a lower or equal index is held), or the error
-  // (IMPORT_FAILED / OLM_*). A key listed twice counts once, with its best form.
+  // (IMPORT_FAILED / OLM_*; STORE_CORRUPT when the held entry does not unpickle:
+  // it is kept as it is). A key listed twice counts once, with its best form.
   using ImportResult = Outcome<ImportOutcome>;
   std::vector<ImportResult> import_sessions(const std::vector<SessionImport>& keys);
 
