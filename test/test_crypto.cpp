@@ -101,7 +101,28 @@ TEST_CASE("device: a wrong pickle key is an error and changes nothing") {
   REQUIRE_ERROR(other.init({.pickle_key = SecretBytes(std::string_view("wrong"))}), OLM_BAD_ACCOUNT_KEY);
   CHECK(store.get_account() == pickle);
   REQUIRE_ERROR(other.init({.pickle_key = SecretBytes()}), INVALID_ARGUMENT);
+  CHECK(store.get_account() == pickle);
 }
+
+TEST_CASE("device: an empty pickle key is refused, where the client takes its default key") {
+  // The client ignores an empty pickle key and uses DEFAULT_KEY (docs/compat.md):
+  // a caller that meant to protect the store would get a public key silently.
+  MemoryCryptoStore store;
+  GroupEncryptionCrypto c(nullptr, store);
+  REQUIRE_ERROR(c.init({.pickle_key = SecretBytes()}), INVALID_ARGUMENT);
+  CHECK_FALSE(store.get_account().has_value());
+  REQUIRE_ERROR(c.get_user_device(), NOT_INITIALIZED);
+  // So does a SQLite store, before the file exists.
+  test::TempDir dir;
+  REQUIRE_ERROR(SqliteCryptoStore::open(dir.file("d.db"), SecretBytes()), INVALID_ARGUMENT);
+  CHECK_FALSE(std::filesystem::exists(dir.file("d.db")));
+  // Asked for by name, the default key is accepted.
+  c.init({.pickle_key = SecretBytes(kDefaultPickleKey)});
+  GroupEncryptionCrypto by_default(nullptr, store);
+  by_default.init();
+  CHECK(by_default.get_user_device().device_key == c.get_user_device().device_key);
+}
+
 
 TEST_CASE("device: sign and verify") {
   Device d;

@@ -323,6 +323,7 @@ void SqliteCryptoStore::Impl::open_and_check(const std::string& path, crypto::Se
 
 std::unique_ptr<SqliteCryptoStore> SqliteCryptoStore::open(const std::string& path, crypto::SecretView pickle_key,
                                                            SqliteStoreOptions options) {
+  if (pickle_key.size() == 0) throw Error(ErrorCode::INVALID_ARGUMENT, "the pickle key is empty");
   auto impl = std::make_unique<Impl>();
   impl->rng = options.rng != nullptr ? options.rng : &crypto::os_random();
   impl->open_and_check(path, pickle_key, options);
