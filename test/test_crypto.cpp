@@ -123,7 +123,6 @@ TEST_CASE("device: an empty pickle key is refused, where the client takes its de
   CHECK(by_default.get_user_device().device_key == c.get_user_device().device_key);
 }
 
-
 TEST_CASE("device: sign and verify") {
   Device d;
   auto& account = d.dev.account();
@@ -323,6 +322,62 @@ TEST_CASE("grpaes: session from the latest miniblock, shared, encrypt and decryp
   REQUIRE_ERROR(a.crypto.encrypt_group_event(kStream, {}, kHybrid), EMPTY_PAYLOAD);
 }
 
+TEST_CASE("version-0 and olm plaintexts come back byte for byte, NUL and invalid UTF-8 included") {
+  // The client's olm binding ends megolm version-0 and olm plaintexts at the
+  // first NUL, and its strings replace invalid UTF-8 (docs/compat.md).
+  Device a, b;
+  const std::string msg("abc\0def\xff", 8);
+  for (auto alg : {kMegolm, kHybrid}) {
+    auto v0 = a.crypto.encrypt_group_event_deprecated_v0(kStream, msg, alg);
+    CHECK(v0.version() == river::ENCRYPTED_DATA_VERSION_0);
+    CHECK(text(a.crypto.decrypt_group_event(kStream, v0).plaintext) == msg);
+    auto v1 = a.crypto.encrypt_group_event(kStream, test::bytes(msg), alg);
+    CHECK(text(a.crypto.decrypt_group_event(kStream, v1).plaintext) == msg);
+  }
+  auto bob = b.crypto.get_user_device();
+  auto out = a.crypto.encrypt_with_device_keys(msg, {bob});
+  CHECK(text(b.crypto.decrypt_with_device_key(out.at(bob.device_key), a.crypto.get_user_device().device_key)) == msg);
+}
+
+TEST_CASE("grpaes: only 32-byte keys are imported, where the client takes any length") {
+  // WebCrypto would use 16 and 24 bytes as AES-128 and AES-192 (docs/compat.md).
+  for (size_t length : {size_t{0}, size_t{16}, size_t{24}, size_t{31}, size_t{33}, size_t{32}}) {
+    INFO("key length " << length);
+    const auto stream = crypto::hex_decode(kStream);
+    const std::vector<uint8_t> key(length, 0x11);
+    const std::vector<uint8_t> hash(32, 7);
+    auto id = hybrid_session_key_hash(stream, key, 3, hash);
+    river::HybridGroupSessionKey k;
+    k.set_session_id(std::string(id.begin(), id.end()));
+    k.set_stream_id(std::string(stream.begin(), stream.end()));
+    k.set_key(std::string(key.begin(), key.end()));
+    k.set_miniblock_num(3);
+    k.set_miniblock_hash(std::string(hash.begin(), hash.end()));
+    const auto id_hex = crypto::hex_encode(id);
+    const auto key_hex = crypto::hex_encode_secret(crypto::as_bytes(k.SerializeAsString()));
+    Device d;
+    if (length == 32) {
+      CHECK(import_one(d.dev, kStream, id_hex, key_hex, kHybrid) == ImportOutcome::kImported);
+      auto e = d.crypto.encrypt_group_event(kStream, test::bytes("aes-256"), kHybrid);
+      CHECK(crypto::hex_encode(crypto::as_bytes(e.session_id_bytes())) == id_hex);
+      continue;
+    }
+    REQUIRE_ERROR(import_one(d.dev, kStream, id_hex, key_hex, kHybrid), IMPORT_FAILED);
+    CHECK(d.store.all_hybrid_sessions().empty());
+    // Nor in an exported device.
+    auto exported = parse_exported(d.crypto.export_device());
+    auto* h = exported.add_hybridgroupsessions();
+    h->set_session_id(id_hex);
+    h->set_stream_id(kStream);
+    h->set_session_key(k.SerializeAsString());
+    h->set_miniblock_num(3);
+    MemoryCryptoStore fresh;
+    GroupEncryptionCrypto copy(nullptr, fresh);
+    REQUIRE_ERROR(copy.init({.from_exported_device = serialize(exported)}), IMPORT_FAILED);
+    CHECK(fresh.all_hybrid_sessions().empty());
+  }
+}
+
 TEST_CASE("grpaes: of sessions with the same miniblock number, the lowest id encrypts") {
   // Three members' sessions of one miniblock, held by one device: it encrypts
   // with the lowest id however they arrived and whichever it read last.
@@ -350,7 +405,6 @@ TEST_CASE("grpaes: of sessions with the same miniblock number, the lowest id enc
   d.dev.hybrid().create(kStream, 5, std::vector<uint8_t>(32, 5));
   CHECK(sealed_with() != lowest);
 }
-
 
 TEST_CASE("grpaes: refused events and refused imports") {
   Device a, b;
