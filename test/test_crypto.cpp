@@ -138,7 +138,10 @@ TEST_CASE("olm to-device: encrypt to a device's fallback key, decrypt, refuse ba
   auto out = a.crypto.encrypt_with_device_keys("payload for bob", {bob});
   REQUIRE(out.size() == 1);
   auto sender = a.crypto.get_user_device().device_key;
+  const auto account_before = b.store.get_account();
   CHECK(text(b.crypto.decrypt_with_device_key(out.at(bob.device_key), sender)) == "payload for bob");
+  // The account is not written again (the client stores it after every one).
+  CHECK(b.store.get_account() == account_before);
   // Each message uses a fresh session: decrypting it again works too.
   CHECK(text(b.crypto.decrypt_with_device_key(out.at(bob.device_key), sender)) == "payload for bob");
 
