@@ -101,6 +101,26 @@ TEST_CASE("device: a wrong pickle key is an error and changes nothing") {
   REQUIRE_ERROR(other.init({.pickle_key = SecretBytes(std::string_view("wrong"))}), OLM_BAD_ACCOUNT_KEY);
   CHECK(store.get_account() == pickle);
   REQUIRE_ERROR(other.init({.pickle_key = SecretBytes()}), INVALID_ARGUMENT);
+  CHECK(store.get_account() == pickle);
+}
+
+TEST_CASE("device: an empty pickle key is refused, where the client takes its default key") {
+  // The client ignores an empty pickle key and uses DEFAULT_KEY (docs/compat.md):
+  // a caller that meant to protect the store would get a public key silently.
+  MemoryCryptoStore store;
+  GroupEncryptionCrypto c(nullptr, store);
+  REQUIRE_ERROR(c.init({.pickle_key = SecretBytes()}), INVALID_ARGUMENT);
+  CHECK_FALSE(store.get_account().has_value());
+  REQUIRE_ERROR(c.get_user_device(), NOT_INITIALIZED);
+  // So does a SQLite store, before the file exists.
+  test::TempDir dir;
+  REQUIRE_ERROR(SqliteCryptoStore::open(dir.file("d.db"), SecretBytes()), INVALID_ARGUMENT);
+  CHECK_FALSE(std::filesystem::exists(dir.file("d.db")));
+  // Asked for by name, the default key is accepted.
+  c.init({.pickle_key = SecretBytes(kDefaultPickleKey)});
+  GroupEncryptionCrypto by_default(nullptr, store);
+  by_default.init();
+  CHECK(by_default.get_user_device().device_key == c.get_user_device().device_key);
 }
 
 TEST_CASE("device: sign and verify") {
@@ -118,7 +138,10 @@ TEST_CASE("olm to-device: encrypt to a device's fallback key, decrypt, refuse ba
   auto out = a.crypto.encrypt_with_device_keys("payload for bob", {bob});
   REQUIRE(out.size() == 1);
   auto sender = a.crypto.get_user_device().device_key;
+  const auto account_before = b.store.get_account();
   CHECK(text(b.crypto.decrypt_with_device_key(out.at(bob.device_key), sender)) == "payload for bob");
+  // The account is not written again (the client stores it after every one).
+  CHECK(b.store.get_account() == account_before);
   // Each message uses a fresh session: decrypting it again works too.
   CHECK(text(b.crypto.decrypt_with_device_key(out.at(bob.device_key), sender)) == "payload for bob");
 
@@ -300,6 +323,90 @@ TEST_CASE("grpaes: session from the latest miniblock, shared, encrypt and decryp
   CHECK(newer != id);
   CHECK(a.crypto.get_group_session_ids(kStream).size() == 2);
   REQUIRE_ERROR(a.crypto.encrypt_group_event(kStream, {}, kHybrid), EMPTY_PAYLOAD);
+}
+
+TEST_CASE("version-0 and olm plaintexts come back byte for byte, NUL and invalid UTF-8 included") {
+  // The client's olm binding ends megolm version-0 and olm plaintexts at the
+  // first NUL, and its strings replace invalid UTF-8 (docs/compat.md).
+  Device a, b;
+  const std::string msg("abc\0def\xff", 8);
+  for (auto alg : {kMegolm, kHybrid}) {
+    auto v0 = a.crypto.encrypt_group_event_deprecated_v0(kStream, msg, alg);
+    CHECK(v0.version() == river::ENCRYPTED_DATA_VERSION_0);
+    CHECK(text(a.crypto.decrypt_group_event(kStream, v0).plaintext) == msg);
+    auto v1 = a.crypto.encrypt_group_event(kStream, test::bytes(msg), alg);
+    CHECK(text(a.crypto.decrypt_group_event(kStream, v1).plaintext) == msg);
+  }
+  auto bob = b.crypto.get_user_device();
+  auto out = a.crypto.encrypt_with_device_keys(msg, {bob});
+  CHECK(text(b.crypto.decrypt_with_device_key(out.at(bob.device_key), a.crypto.get_user_device().device_key)) == msg);
+}
+
+TEST_CASE("grpaes: only 32-byte keys are imported, where the client takes any length") {
+  // WebCrypto would use 16 and 24 bytes as AES-128 and AES-192 (docs/compat.md).
+  for (size_t length : {size_t{0}, size_t{16}, size_t{24}, size_t{31}, size_t{33}, size_t{32}}) {
+    INFO("key length " << length);
+    const auto stream = crypto::hex_decode(kStream);
+    const std::vector<uint8_t> key(length, 0x11);
+    const std::vector<uint8_t> hash(32, 7);
+    auto id = hybrid_session_key_hash(stream, key, 3, hash);
+    river::HybridGroupSessionKey k;
+    k.set_session_id(std::string(id.begin(), id.end()));
+    k.set_stream_id(std::string(stream.begin(), stream.end()));
+    k.set_key(std::string(key.begin(), key.end()));
+    k.set_miniblock_num(3);
+    k.set_miniblock_hash(std::string(hash.begin(), hash.end()));
+    const auto id_hex = crypto::hex_encode(id);
+    const auto key_hex = crypto::hex_encode_secret(crypto::as_bytes(k.SerializeAsString()));
+    Device d;
+    if (length == 32) {
+      CHECK(import_one(d.dev, kStream, id_hex, key_hex, kHybrid) == ImportOutcome::kImported);
+      auto e = d.crypto.encrypt_group_event(kStream, test::bytes("aes-256"), kHybrid);
+      CHECK(crypto::hex_encode(crypto::as_bytes(e.session_id_bytes())) == id_hex);
+      continue;
+    }
+    REQUIRE_ERROR(import_one(d.dev, kStream, id_hex, key_hex, kHybrid), IMPORT_FAILED);
+    CHECK(d.store.all_hybrid_sessions().empty());
+    // Nor in an exported device.
+    auto exported = parse_exported(d.crypto.export_device());
+    auto* h = exported.add_hybridgroupsessions();
+    h->set_session_id(id_hex);
+    h->set_stream_id(kStream);
+    h->set_session_key(k.SerializeAsString());
+    h->set_miniblock_num(3);
+    MemoryCryptoStore fresh;
+    GroupEncryptionCrypto copy(nullptr, fresh);
+    REQUIRE_ERROR(copy.init({.from_exported_device = serialize(exported)}), IMPORT_FAILED);
+    CHECK(fresh.all_hybrid_sessions().empty());
+  }
+}
+
+TEST_CASE("grpaes: of sessions with the same miniblock number, the lowest id encrypts") {
+  // Three members' sessions of one miniblock, held by one device: it encrypts
+  // with the lowest id however they arrived and whichever it read last.
+  Device a, b, c, d;
+  std::vector<GroupEncryptionSession> keys;
+  for (Device* x : {&a, &b, &c}) {
+    x->crypto.ensure_outbound_session(kStream, kHybrid, {.miniblock_info = miniblock(4)});
+    keys.push_back(x->client.shared.at(0).session);
+  }
+  std::sort(keys.begin(), keys.end(), [](const auto& x, const auto& y) { return x.session_id > y.session_id; });
+  for (const auto& k : keys) REQUIRE(d.crypto.import_session_keys(kStream, {k}).imported.size() == 1);
+  const std::string lowest = keys.back().session_id;
+  auto sealed_with = [&] {
+    auto e = d.crypto.encrypt_group_event(kStream, test::bytes("x"), kHybrid);
+    return crypto::hex_encode(crypto::as_bytes(e.session_id_bytes()));
+  };
+  CHECK(sealed_with() == lowest);
+  CHECK(d.crypto.export_group_session(kStream, keys.front().session_id).has_value());
+  CHECK(sealed_with() == lowest);
+  GroupEncryptionCrypto reloaded(nullptr, d.store);  // a fresh cache reads the store again
+  reloaded.init();
+  auto e = reloaded.encrypt_group_event(kStream, test::bytes("y"), kHybrid);
+  CHECK(crypto::hex_encode(crypto::as_bytes(e.session_id_bytes())) == lowest);
+  // A later miniblock's session takes over.
+  d.dev.hybrid().create(kStream, 5, std::vector<uint8_t>(32, 5));
+  CHECK(sealed_with() != lowest);
 }
 
 TEST_CASE("grpaes: refused events and refused imports") {

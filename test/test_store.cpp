@@ -152,6 +152,37 @@ TEMPLATE_TEST_CASE("store: hybrid sessions and the latest per stream", "[store]"
   CHECK(s->latest_hybrid_session("stream")->session_id == "bb");
 }
 
+TEMPLATE_TEST_CASE("store: nothing is ever dropped (the client's in-memory store forgets beyond 5,000)", "[store]",
+                   MemoryFactory, SqliteFactory) {
+  TestType f;
+  auto s = f.make();
+  StoreChanges c;
+  for (int i = 0; i < 5001; ++i) c.inbound_sessions.push_back({"stream", "s" + std::to_string(i), "p"});
+  REQUIRE(s->save_changes(c));
+  CHECK(s->all_inbound_sessions().size() == 5001);
+  CHECK(s->get_inbound_session("stream", "s0").has_value());
+}
+
+TEMPLATE_TEST_CASE("store: a tie on the miniblock number goes to the lowest session id", "[store]", MemoryFactory,
+                   SqliteFactory) {
+  // As the client's IndexedDB store, whatever the order of writing (its
+  // in-memory store would take the most recently used one: docs/compat.md).
+  TestType f;
+  auto s = f.make();
+  put_hybrid(*s, hybrid("stream", "b7", 4));
+  put_hybrid(*s, hybrid("stream", "c1", 4));
+  put_hybrid(*s, hybrid("stream", "a9", 4));
+  put_hybrid(*s, hybrid("stream", "00", 3));
+  CHECK(s->latest_hybrid_session("stream")->session_id == "a9");
+  (void)s->get_hybrid_session("stream", "c1");  // reading one changes nothing
+  CHECK(s->latest_hybrid_session("stream")->session_id == "a9");
+  put_hybrid(*s, hybrid("stream", "ff", 5));  // a higher miniblock wins over any id
+  CHECK(s->latest_hybrid_session("stream")->session_id == "ff");
+  s->delete_hybrid_session("stream", "ff");
+  s->delete_hybrid_session("stream", "a9");
+  CHECK(s->latest_hybrid_session("stream")->session_id == "b7");
+}
+
 TEMPLATE_TEST_CASE("store: save_changes writes every kind together", "[store]", MemoryFactory, SqliteFactory) {
   TestType f;
   auto s = f.make();

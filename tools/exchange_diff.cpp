@@ -191,7 +191,8 @@ class Timeline {
   }
   // The sessions, shared by a device of from_user to ours (or only to
   // another device when not for_me).
-  void new_sessions(int64_t at, const std::vector<int>& list, bool for_me = true, int from_user = 1) {
+  void new_sessions(int64_t at, const std::vector<int>& list, bool for_me = true, int from_user = 1,
+                    std::optional<std::string> algorithm_field = std::nullopt) {
     if (list.empty()) return;
     auto& from = users_.at(from_user).devices.at(0);
     const auto& first = sessions_.at(list[0]);
@@ -208,6 +209,7 @@ class Timeline {
       to.push_back(dev(from_user == 2 ? 1 : 2, 0));
     }
     auto plan = build_group_encryption_sessions(*from.crypto, first.stream, *parse_group_encryption_algorithm(first.algorithm), keys, to);
+    if (algorithm_field) plan.message.set_algorithm(*algorithm_field);
     json keys_json = json::array();
     for (const auto& k : keys) keys_json.push_back(std::string(k.session_key.view()));
     step(at, {{"type", "new_sessions"},
@@ -675,6 +677,18 @@ std::vector<Case> scripted_cases() {
                  w.t.event(1000, a);
                  w.t.event(1000, b);
                  w.t.new_sessions(2000, {a});
+                 return w.t.build();
+               }});
+  c.push_back({"new_sessions_unknown_or_inherited_algorithm", [](uint64_t) {
+                 // "constructor" is a property of every JavaScript object: the
+                 // SDK's parser compares with the known ids, so it is unknown.
+                 Channel w("new_sessions_unknown_or_inherited_algorithm", "8.4");
+                 w.t.session(w.ch, true);
+                 int a = w.t.session(w.ch);
+                 w.t.event(1000, a);
+                 w.t.new_sessions(2000, {a}, true, 1, "constructor");
+                 w.t.new_sessions(2500, {a}, true, 1, "r.group-encryption.v2");
+                 w.t.new_sessions(3000, {a}, true, 1, "");
                  return w.t.build();
                }});
   c.push_back({"new_sessions_not_for_this_device", [](uint64_t) {

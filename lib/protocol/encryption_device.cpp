@@ -134,21 +134,22 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
         continue;
       }
       if (auto existing = ctx_.store.get_inbound_session(k.stream_id, k.session_id)) {
-        try {
-          auto old = ctx_.delegate.unpickle_inbound_group_session(ctx_.pickle_key, existing->pickle);
-          if (old->first_known_index() <= index) {
-            results[i].value = ImportOutcome::kKeptExisting;
-            continue;
-          }
-        } catch (const Error&) {
-          // An existing entry that no longer opens is replaced by the good one.
+        // An existing entry that no longer opens fails this key (STORE_CORRUPT)
+        // and stays as it is, as the client's import fails on it: a damaged row
+        // is reported, never silently overwritten.
+        auto old = inbound_.unpickle_stored(existing->stream_id, existing->session_id, existing->pickle);
+        if (old->first_known_index() <= index) {
+          results[i].value = ImportOutcome::kKeptExisting;
+          continue;
         }
       }
       pending[{k.stream_id, k.session_id}] = {changes.inbound_sessions.size(), index};
       changes.inbound_sessions.push_back({k.stream_id, k.session_id, session->pickle(ctx_.pickle_key), 0});
       results[i].value = ImportOutcome::kImported;
     } catch (const Error& e) {
-      if (e.code() != ErrorCode::IMPORT_FAILED && !is_olm_error(e.code())) throw;
+      if (e.code() != ErrorCode::IMPORT_FAILED && e.code() != ErrorCode::STORE_CORRUPT && !is_olm_error(e.code())) {
+        throw;
+      }
       results[i].error = e;
     }
   }

@@ -68,7 +68,7 @@ HybridSessionRecord HybridSessions::prepare_import(std::string_view stream_id, s
   }
   auto key = HybridSessionKey::decode(bytes.span());
   // The import checks of docs/protocol.md section 6, plus the key length (the
-  // client would take a 16-byte key as AES-128; this library speaks AES-256 only).
+  // client would use a 16- or 24-byte key as AES-128 or AES-192; this library speaks AES-256 only).
   if (key.stream_id_hex() != stream_id) import_failed("stream id mismatch for hybrid group session");
   if (key.session_id_hex() != session_id) import_failed("session id mismatch for hybrid group session");
   auto expected = hybrid_session_key_hash(bytes_of(key.stream_id), key.key.span(), key.miniblock_num,

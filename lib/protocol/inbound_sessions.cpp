@@ -1,6 +1,7 @@
 #include <map>
 
 #include "common/parallel.h"
+#include "common/stored_pickle.h"
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
 #include "towns/protocol/encryption_device.h"
@@ -14,6 +15,13 @@ struct InboundSessions::Entry {
 };
 
 InboundSessions::~InboundSessions() = default;
+
+std::unique_ptr<DelegateInboundGroupSession> InboundSessions::unpickle_stored(const std::string& stream_id,
+                                                                            const std::string& session_id,
+                                                                            const std::string& pickle) const {
+  return open_stored_pickle("inbound_sessions", stream_id, session_id,
+                            [&] { return ctx_.delegate.unpickle_inbound_group_session(ctx_.pickle_key, pickle); });
+}
 
 std::array<uint8_t, 16> InboundSessions::fingerprint(std::string_view ciphertext) {
   auto digest = crypto::sha256(crypto::as_bytes(ciphertext));
@@ -49,7 +57,7 @@ std::shared_ptr<InboundSessions::Entry> InboundSessions::entry(std::string_view 
   auto e = std::make_shared<Entry>();
   {
     MutexLock el(e->mu);
-    e->session = ctx_.delegate.unpickle_inbound_group_session(ctx_.pickle_key, record->pickle);
+    e->session = unpickle_stored(record->stream_id, record->session_id, record->pickle);
   }
   e->last_use = ++use_counter_;
   if (cache_.size() >= kCacheSize) {
@@ -102,7 +110,7 @@ std::optional<GroupEncryptionSession> InboundSessions::export_session(std::strin
 std::vector<GroupEncryptionSession> InboundSessions::export_all() {
   std::vector<GroupEncryptionSession> out;
   for (const auto& r : ctx_.store.all_inbound_sessions()) {
-    auto session = ctx_.delegate.unpickle_inbound_group_session(ctx_.pickle_key, r.pickle);
+    auto session = unpickle_stored(r.stream_id, r.session_id, r.pickle);
     out.push_back({r.stream_id, r.session_id, session->export_session(session->first_known_index()),
                    std::string(kGroupEncryptionAlgorithmId)});
   }

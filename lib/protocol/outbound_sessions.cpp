@@ -1,3 +1,4 @@
+#include "common/stored_pickle.h"
 #include "towns/crypto/encoding.h"
 #include "towns/protocol/encryption_device.h"
 
@@ -26,6 +27,13 @@ constexpr int kReservationAttempts = 64;
 void advance(DelegateOutboundGroupSession& session, uint32_t index) {
   static constexpr uint8_t kFiller[1] = {0};
   while (session.message_index() < index) (void)session.encrypt(kFiller);
+}
+
+// The stored pickle of an outbound row (STORE_CORRUPT when it does not open).
+std::unique_ptr<DelegateOutboundGroupSession> unpickle_stored(const DeviceContext& ctx, const std::string& stream_id,
+                                                              const std::string& session_id, const std::string& pickle) {
+  return open_stored_pickle("outbound_sessions", stream_id, session_id,
+                            [&] { return ctx.delegate.unpickle_outbound_group_session(ctx.pickle_key, pickle); });
 }
 
 // A stored row is written with its pickle at the start of the block it
@@ -57,7 +65,7 @@ std::shared_ptr<OutboundSessions::Entry> OutboundSessions::entry(std::string_vie
   if (!record) return nullptr;
   auto e = std::make_shared<Entry>();
   MutexLock el(e->mu);
-  e->session = ctx_.delegate.unpickle_outbound_group_session(ctx_.pickle_key, record->pickle);
+  e->session = unpickle_stored(ctx_, record->stream_id, record->session_id, record->pickle);
   check_reservation(*record, e->session->message_index());
   e->session_id = record->session_id;
   // Nothing is reserved for this copy yet: the first encrypt reserves a block,
@@ -125,7 +133,7 @@ void OutboundSessions::reserve_block(std::string_view stream_id, Entry& e) TOWNS
     if (record->session_id != e.session_id || record->reserved_until > e.session->message_index() + kReservation) {
       // Another process made a new session for the stream, or went further
       // with this one: continue from the stored state.
-      auto stored = ctx_.delegate.unpickle_outbound_group_session(ctx_.pickle_key, record->pickle);
+      auto stored = unpickle_stored(ctx_, record->stream_id, record->session_id, record->pickle);
       check_reservation(*record, stored->message_index());
       if (record->session_id != e.session_id || stored->message_index() > e.session->message_index()) {
         e.session = std::move(stored);
@@ -179,7 +187,7 @@ std::vector<GroupSessionRecord> OutboundSessions::export_records() {
       }
     }
     // Advanced outside every lock: a copy, at most a block past its pickle.
-    auto copy = ctx_.delegate.unpickle_outbound_group_session(ctx_.pickle_key, pickle);
+    auto copy = unpickle_stored(ctx_, record.stream_id, record.session_id, pickle);
     if (target > copy->message_index() + kReservation) {
       throw Error(ErrorCode::STORE_CORRUPT, "outbound_sessions: the reservation of stream " + record.stream_id +
                                                 " is beyond what its session could have reached");

@@ -99,9 +99,10 @@ std::optional<HybridSessionRecord> MemoryCryptoStore::get_hybrid_session(std::st
 std::optional<HybridSessionRecord> MemoryCryptoStore::latest_hybrid_session(std::string_view stream_id) {
   MutexLock l(mu_);
   const HybridSessionRecord* best = nullptr;
+  // In ascending session id order: on a tie the first, the lowest id, stays.
   for (auto it = t_.hybrid.lower_bound({std::string(stream_id), std::string()});
        it != t_.hybrid.end() && it->first.first == stream_id; ++it) {
-    if (best == nullptr || it->second.miniblock_num >= best->miniblock_num) best = &it->second;
+    if (best == nullptr || it->second.miniblock_num > best->miniblock_num) best = &it->second;
   }
   if (best == nullptr) return std::nullopt;
   return *best;

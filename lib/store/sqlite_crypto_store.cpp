@@ -323,6 +323,7 @@ void SqliteCryptoStore::Impl::open_and_check(const std::string& path, crypto::Se
 
 std::unique_ptr<SqliteCryptoStore> SqliteCryptoStore::open(const std::string& path, crypto::SecretView pickle_key,
                                                            SqliteStoreOptions options) {
+  if (pickle_key.size() == 0) throw Error(ErrorCode::INVALID_ARGUMENT, "the pickle key is empty");
   auto impl = std::make_unique<Impl>();
   impl->rng = options.rng != nullptr ? options.rng : &crypto::os_random();
   impl->open_and_check(path, pickle_key, options);
@@ -420,7 +421,7 @@ std::optional<HybridSessionRecord> SqliteCryptoStore::latest_hybrid_session(std:
   MutexLock l(impl_->mu);
   auto s = impl_->stmt(
       "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions WHERE stream_id = ? "
-      "ORDER BY miniblock_num DESC, session_id DESC LIMIT 1");
+      "ORDER BY miniblock_num DESC, session_id ASC LIMIT 1");
   s.bind(1, stream_id);
   if (!s.step()) return std::nullopt;
   return impl_->hybrid_from_row(s);

@@ -219,7 +219,11 @@ class Driver {
 
     async init(req: any) {
         const userId = str(req, 'user_id')
-        const pickleKey = typeof req.pickle_key === 'string' ? req.pickle_key : 'DEFAULT_KEY'
+        // Given to the client as is: it ignores an empty key and keeps its
+        // default, DEFAULT_KEY (docs/driver.md), which is the key the snapshot
+        // is checked against.
+        const given: string | undefined = typeof req.pickle_key === 'string' ? req.pickle_key : undefined
+        const pickleKey = given || 'DEFAULT_KEY'
         let exported = req.exported_device_pb != null ? pbArg<any>(ExportedDeviceSchema, req, 'exported_device_pb') : undefined
         let snapshot: Driver['snapshot']
         if (req.store === 'memory') {
@@ -237,7 +241,7 @@ class Driver {
         }
         const crypto = new GroupEncryptionCrypto(this.client, new CryptoStoreInMemory(userId))
         try {
-            await crypto.init(exported ? { fromExportedDevice: exported } : { pickleKey })
+            await crypto.init(exported ? { fromExportedDevice: exported } : { pickleKey: given })
         } catch (e: any) {
             throw new DriverError('IMPORT_FAILED', `init failed: ${e?.message ?? e}`)
         }

@@ -1,10 +1,13 @@
 // The interop scenarios: each runs with device A from one driver and device B
 // (and any further device) from the other, in every pairing.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import type { Driver } from './runner'
 import { fromBinary, toBinary, create } from '@bufbuild/protobuf'
 import {
     EncryptedDataSchema,
+    ExportedDeviceSchema,
     MemberPayload_KeyFulfillmentSchema,
     MemberPayload_KeySolicitationSchema,
     UserInboxPayload_GroupEncryptionSessionsSchema,
@@ -215,6 +218,33 @@ async function mediaScenario(ctx: Ctx) {
     }
 }
 
+// Changes one character of a stored megolm pickle in a stopped driver's store
+// file: this library's SQLite store, or the canonical driver's snapshot (the
+// client's exported device as JSON, docs/driver.md). libolm then refuses the
+// pickle (its MAC fails).
+function damageStoredPickle(path: string, kind: 'outbound' | 'inbound', stream: string, sessionId: string) {
+    const flip = (p: string) => {
+        const i = p.length >> 1
+        return p.slice(0, i) + (p[i] === 'A' ? 'B' : 'A') + p.slice(i + 1)
+    }
+    if (readFileSync(path).subarray(0, 16).toString('latin1') === 'SQLite format 3\0') {
+        const table = `${kind}_sessions`
+        const db = new DatabaseSync(path)
+        const row = db.prepare(`SELECT pickle FROM ${table} WHERE stream_id = ? AND session_id = ?`).get(stream, sessionId) as any
+        expect(row, `a stored ${kind} session`)
+        db.prepare(`UPDATE ${table} SET pickle = ? WHERE stream_id = ? AND session_id = ?`).run(flip(row.pickle), stream, sessionId)
+        db.close()
+        return
+    }
+    const saved = JSON.parse(readFileSync(path, 'utf8'))
+    const dev = fromBinary(ExportedDeviceSchema, bytes(saved.exported_device_b64))
+    const s = (kind === 'outbound' ? dev.outboundSessions : dev.inboundSessions).find((x) => x.streamId === stream && x.sessionId === sessionId)
+    expect(s, `a stored ${kind} session`)
+    s.session = flip(s.session)
+    saved.exported_device_b64 = pb64(toBinary(ExportedDeviceSchema, dev))
+    writeFileSync(path, JSON.stringify(saved))
+}
+
 export const scenarios: { name: string; run: (ctx: Ctx) => Promise<void> }[] = [
     { name: 'derived_scheme', run: derivedScenario },
     { name: 'media_chunks', run: mediaScenario },
@@ -262,7 +292,9 @@ export const scenarios: { name: string; run: (ctx: Ctx) => Promise<void> }[] = [
             equal(f.sessionIds, [...missing].sort(), 'fulfilled ids')
             equal(ans.group_encryption_sessions_pb.length, 2, 'one share per algorithm')
             const algs = ans.group_encryption_sessions_pb.map((x: string) => fromBinary(UserInboxPayload_GroupEncryptionSessionsSchema, bytes(x)).algorithm)
-            equal(algs, [MEGOLM, HYBRID], 'megolm first, then grpaes')
+            // Grouped by algorithm in the order each first appears among the sorted ids (the SDK's order).
+            const firstSeen = [...new Set([...missing].sort().map((id) => (id === m.session_id ? MEGOLM : HYBRID)))]
+            equal(algs, firstSeen, 'algorithms in order of first appearance')
             for (const share of ans.group_encryption_sessions_pb) await b.ok('receive_sessions', { group_encryption_sessions_pb: share })
             equal(await decryptText(b, m), 'megolm history', 'megolm after fulfillment')
             equal(await decryptText(b, h), 'grpaes history', 'grpaes after fulfillment')
@@ -508,6 +540,136 @@ export const scenarios: { name: string; run: (ctx: Ctx) => Promise<void> }[] = [
                 const wrong = make()
                 await wrong.err('init', { user_id: USER_C, store, pickle_key: 'not the key' }, 'STORE_ERROR')
             }
+        },
+    },
+    {
+        // docs/compat.md: the canonical client ignores an empty pickle key and
+        // takes DEFAULT_KEY; this library refuses it and creates nothing.
+        name: 'empty_pickle_key',
+        run: async (ctx) => {
+            for (const [make, kind, side] of [[ctx.a, ctx.kindA, 'a'], [ctx.b, ctx.kindB, 'b']] as const) {
+                const path = join(ctx.dir, `${kind}-${side}-empty-key.db`)
+                const d = make()
+                if (CANONICAL.has(kind)) {
+                    const dev = device(await d.ok('init', { user_id: USER_A, store: { sqlite: path }, pickle_key: '' }))
+                    equal(fromBinary(ExportedDeviceSchema, bytes((await d.ok('export_device')).exported_device_pb)).pickleKey, 'DEFAULT_KEY', 'the default key')
+                    expect((await d.quit()) === 0, 'clean exit')
+                    const again = make()
+                    equal(device(await again.ok('init', { user_id: USER_A, store: { sqlite: path }, pickle_key: 'DEFAULT_KEY' })), dev, 'opened with DEFAULT_KEY')
+                } else {
+                    await d.err('init', { user_id: USER_A, store: 'memory', pickle_key: '' }, 'INVALID_ARGUMENT')
+                    await d.err('init', { user_id: USER_A, store: { sqlite: path }, pickle_key: '' }, 'INVALID_ARGUMENT')
+                    expect(!existsSync(path), 'no store file created')
+                    await d.err('device', {}, 'NOT_INITIALIZED')
+                }
+            }
+        },
+    },
+    {
+        // docs/compat.md: the client's olm binding ends megolm version-0 and olm
+        // plaintexts at the first NUL; this library returns every byte.
+        name: 'nul_bytes',
+        run: async (ctx) => {
+            const a = ctx.a()
+            const b = ctx.b()
+            const ad = device(await init(a, USER_A))
+            const bd = device(await init(b, USER_B))
+            const msg = 'abc\0def'
+            const cut = CANONICAL.has(ctx.kindB)
+            for (const alg of [MEGOLM, HYBRID]) {
+                const v0 = await encrypt(a, alg, msg, { version: 0 })
+                const v1 = await encrypt(a, alg, msg)
+                await shareTo(a, b, bd, alg, [v0.session_id])
+                equal(await decryptText(b, v0), cut && alg === MEGOLM ? 'abc' : msg, `${alg} version 0`)
+                equal(await decryptText(b, v1), msg, `${alg} version 1`)
+            }
+            const out = await a.ok('encrypt_to_devices', { payload: msg, devices: [bd] })
+            equal((await b.ok('decrypt_from_device', { ciphertext: out.ciphertexts[bd.device_key], sender_key: ad.device_key })).payload,
+                cut ? 'abc' : msg, 'olm')
+        },
+    },
+    {
+        // docs/compat.md: a stored outbound megolm session that does not
+        // unpickle. The client silently starts (and would share) a new session;
+        // this library refuses with STORE_CORRUPT (the driver's STORE_ERROR).
+        name: 'damaged_outbound_session',
+        run: async (ctx) => {
+            for (const [make, kind, side] of [[ctx.a, ctx.kindA, 'a'], [ctx.b, ctx.kindB, 'b']] as const) {
+                const path = join(ctx.dir, `${kind}-${side}-damaged-outbound.db`)
+                const store = { sqlite: path }
+                const first = make()
+                await first.ok('init', { user_id: USER_C, store, pickle_key: 'damage key' })
+                const e1 = await encrypt(first, MEGOLM, 'before the damage')
+                expect((await first.quit()) === 0, 'clean exit')
+                damageStoredPickle(path, 'outbound', STREAM, e1.session_id)
+                const second = make()
+                await second.ok('init', { user_id: USER_C, store, pickle_key: 'damage key' })
+                if (CANONICAL.has(kind)) {
+                    const e2 = await encrypt(second, MEGOLM, 'after the damage')
+                    expect(e2.created_session === true && e2.session_id !== e1.session_id, 'the client starts a new session')
+                    equal((await second.ok('session_ids', { stream_id: STREAM })).session_ids, [e1.session_id, e2.session_id].sort(), 'two sessions')
+                } else {
+                    await second.err('encrypt', { stream_id: STREAM, algorithm: MEGOLM, plaintext_b64: b64('after the damage') }, 'STORE_ERROR')
+                    equal((await second.ok('session_ids', { stream_id: STREAM })).session_ids, [e1.session_id], 'nothing created')
+                }
+                equal(await decryptText(second, e1), 'before the damage', 'history still decrypts (its inbound row is intact)')
+                expect((await second.quit()) === 0, 'clean exit')
+            }
+        },
+    },
+    {
+        // An import over a held megolm session whose stored pickle is damaged
+        // fails in both (the row stays); reading that row is libolm's error in
+        // the client (DECRYPTION_FAILED) and STORE_CORRUPT here (STORE_ERROR).
+        name: 'import_over_damaged_session',
+        run: async (ctx) => {
+            const sender = ctx.a()
+            await init(sender, USER_A)
+            const m = await encrypt(sender, MEGOLM, 'held once')
+            const keys = (await sender.ok('export_sessions', { stream_id: STREAM })).sessions
+            for (const [make, kind, side] of [[ctx.a, ctx.kindA, 'a'], [ctx.b, ctx.kindB, 'b']] as const) {
+                const path = join(ctx.dir, `${kind}-${side}-damaged-inbound.db`)
+                const store = { sqlite: path }
+                const first = make()
+                await first.ok('init', { user_id: USER_B, store, pickle_key: 'damage key' })
+                equal((await first.ok('import_sessions', { sessions: keys })).imported, [m.session_id], 'imported')
+                expect((await first.quit()) === 0, 'clean exit')
+                damageStoredPickle(path, 'inbound', STREAM, m.session_id)
+                const second = make()
+                await second.ok('init', { user_id: USER_B, store, pickle_key: 'damage key' })
+                const again = await second.ok('import_sessions', { sessions: keys })
+                equal([again.imported, again.failed], [[], [m.session_id]], 'the import fails')
+                await second.err('decrypt', { stream_id: STREAM, encrypted_data_pb: m.encrypted_data_pb }, CANONICAL.has(kind) ? 'DECRYPTION_FAILED' : 'STORE_ERROR')
+                expect((await second.quit()) === 0, 'clean exit')
+            }
+        },
+    },
+    {
+        // Sessions of one miniblock, from three devices, held by one: the
+        // canonical client's in-memory store encrypts with the most recently
+        // used one; this library (and the client's IndexedDB store) with the
+        // lowest session id (docs/protocol.md section 6.3).
+        name: 'grpaes_tie_on_miniblock',
+        run: async (ctx) => {
+            const keys: any[] = []
+            const events: any[] = []
+            for (let i = 0; i < 3; i++) {
+                const x = ctx.a()
+                await init(x, USER_A)
+                events.push(await encrypt(x, HYBRID, `from device ${i}`))
+                keys.push(...(await x.ok('export_sessions', { stream_id: STREAM })).sessions)
+            }
+            keys.sort((x, y) => (x.sessionId < y.sessionId ? -1 : 1))
+            const [low, mid, high] = keys.map((k) => k.sessionId)
+            const d = ctx.b()
+            await init(d, USER_B)
+            for (const k of keys) equal((await d.ok('import_sessions', { sessions: [k] })).imported, [k.sessionId], 'imported, lowest id first')
+            const canonical = CANONICAL.has(ctx.kindB)
+            const sealedWith = async () => (await encrypt(d, HYBRID, 'which key?')).session_id
+            equal(await sealedWith(), canonical ? high : low, 'after the imports')
+            const midEvent = events.find((e) => e.session_id === mid)
+            equal(await decryptText(d, midEvent), `from device ${events.indexOf(midEvent)}`, 'decrypts with the middle one')
+            equal(await sealedWith(), canonical ? mid : low, 'after reading the middle one')
         },
     },
 ]

@@ -158,12 +158,15 @@ class TOWNS_API OutboundSessions {
   // inbound counterpart from index 0, in one store write; returns the id.
   std::string create(std::string_view stream_id);
   // The stream's session id, creating one only when there is none (also
-  // across processes: the store write is conditional).
+  // across processes: the store write is conditional). A stored session that
+  // does not unpickle is STORE_CORRUPT here and below, and nothing is created
+  // or written: the client would silently make and share a new session
+  // (docs/compat.md); a host that wants that deletes the row first.
   EnsuredSession ensure(std::string_view stream_id);
   std::optional<OutboundGroupSessionKey> session_key(std::string_view stream_id);
   // Encrypts with the stream's session. PAYLOAD_TOO_LARGE; SESSION_NOT_FOUND
-  // when the stream has none; STORE_CORRUPT when the stored reservation is
-  // beyond what the session could have reached.
+  // when the stream has none; STORE_CORRUPT when the stored session does not
+  // unpickle or its reservation is beyond what the session could have reached.
   GroupCiphertext encrypt(std::string_view payload, std::string_view stream_id);
 
   // Indices reserved per store write.
@@ -214,7 +217,8 @@ class TOWNS_API InboundSessions {
   // Decrypts a megolm message with the held session (SESSION_NOT_FOUND when
   // none; DECRYPTION_FAILED with the olm error's name in the message); then
   // records (stream, session, index) with the event's fingerprint: REPLAY when
-  // another event was decrypted at that index.
+  // another event was decrypted at that index. STORE_CORRUPT when the stored
+  // session does not unpickle (as everywhere a stored session is read).
   GroupPlaintext decrypt(std::string_view stream_id, std::string_view session_id, std::string_view ciphertext);
   // Many messages of one stream: each session is unpickled once, sessions are
   // decrypted side by side on up to `threads` threads, and the replay record is
@@ -241,6 +245,10 @@ class TOWNS_API InboundSessions {
   void refresh_if_stale() TOWNS_REQUIRES(cache_mu_);
   void clear() TOWNS_EXCLUDES(cache_mu_);
   GroupPlaintext decrypt_with(Entry& e, std::string_view ciphertext);
+  // A stored row's session; STORE_CORRUPT when its pickle does not open.
+  std::unique_ptr<DelegateInboundGroupSession> unpickle_stored(const std::string& stream_id,
+                                                               const std::string& session_id,
+                                                               const std::string& pickle) const;
 
   // The cache keeps at most this many unpickled sessions (least recently used
   // go first; destroying one wipes it).
@@ -267,7 +275,8 @@ class TOWNS_API HybridSessions {
     bool created = false;
   };
   Ensured ensure(std::string_view stream_id, int64_t miniblock_num, std::span<const uint8_t> miniblock_hash);
-  // The stream's session with the highest miniblock number.
+  // The stream's session with the highest miniblock number (on a tie, the
+  // lowest session id).
   std::optional<HybridSessionKey> latest(std::string_view stream_id);
   std::optional<HybridSessionKey> get(std::string_view stream_id, std::string_view session_id);
   bool has(std::string_view stream_id, std::string_view session_id);
@@ -352,7 +361,8 @@ class TOWNS_API EncryptionDevice {
 
   // Imports shared keys in one store write. Per key: kImported, kKeptExisting
   // (megolm: a session from a lower or equal index is held), or the error
-  // (IMPORT_FAILED / OLM_*). A key listed twice counts once, with its best form.
+  // (IMPORT_FAILED / OLM_*; STORE_CORRUPT when the held entry does not unpickle:
+  // it is kept as it is). A key listed twice counts once, with its best form.
   using ImportResult = Outcome<ImportOutcome>;
   std::vector<ImportResult> import_sessions(const std::vector<SessionImport>& keys);
 

@@ -123,7 +123,8 @@ class TOWNS_API CryptoStore {
 
   virtual std::optional<HybridSessionRecord> get_hybrid_session(std::string_view stream_id,
                                                                 std::string_view session_id) = 0;
-  // The stream's session with the highest miniblock number (ties: the highest id).
+  // The stream's session with the highest miniblock number; on a tie the lowest
+  // session id, as the client's IndexedDB store (docs/protocol.md section 6.3).
   virtual std::optional<HybridSessionRecord> latest_hybrid_session(std::string_view stream_id) = 0;
   virtual void delete_hybrid_session(std::string_view stream_id, std::string_view session_id) = 0;
   // Sorted ascending.

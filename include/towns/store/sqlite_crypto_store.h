@@ -18,7 +18,9 @@
 //   refuse a wrong pickle key before anything is read or written.
 // - open() refuses, changing nothing: a file that is not SQLite (STORE_CORRUPT), a
 //   SQLite database that is not a towns-e2ee store (STORE_CORRUPT), a store of a
-//   newer schema (STORE_NEWER_SCHEMA), a wrong pickle key (STORE_WRONG_PICKLE_KEY).
+//   newer schema (STORE_NEWER_SCHEMA), a wrong pickle key (STORE_WRONG_PICKLE_KEY),
+//   an empty pickle key (INVALID_ARGUMENT, before the file is touched: a device
+//   refuses it too, docs/protocol.md section 4.4).
 // - Thread-safe: one connection behind one plain (non-recursive) mutex, a leaf
 //   lock: no caller code runs while it is held (hybrid keys are sealed, which
 //   calls the random source, before it is taken).
