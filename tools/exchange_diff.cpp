@@ -787,7 +787,9 @@ json random_timeline(uint64_t seed) {
   int64_t at = 500;
   int steps = 8 + static_cast<int>(r(20));
   for (int i = 0; i < steps; ++i) {
-    at += 100 + static_cast<int64_t>(r(r(3) == 0 ? 40000 : 6000));
+    // Now and then several inputs at one moment: a backlog, as a device that was
+    // offline gets it when it comes back.
+    if (i == 0 || r(6) != 0) at += 100 + static_cast<int64_t>(r(r(3) == 0 ? 40000 : 6000));
     const auto& s = streams[r(streams.size())];
     auto& ss = sessions[s];
     int u = users[r(users.size())];
