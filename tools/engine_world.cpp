@@ -46,6 +46,7 @@ enum class StreamKind { kChannel, kSpace, kDm, kGdm };
 struct WorldStream {
   StreamKind kind = StreamKind::kChannel;
   std::set<std::string> appended_joins;  // joined or pending join: the members stream state keeps solicitations for
+  std::vector<std::string> appended_order;  // the same, in the order they joined (the SDK's Map order)
   std::vector<std::string> joined_order;  // confirmed joins, in order
   std::set<std::string> pending_joined, invited, left;
   std::set<std::string> fulfilled;  // accepted fulfillments, to refuse duplicates
@@ -104,7 +105,7 @@ struct EngineWorld::Impl final : KeyExchangeHost {
   void apply_membership(const std::string& stream_id, const std::string& user, const std::string& op, bool notify) {
     auto& s = stream(stream_id);
     if (op == "join" || op == "pending_join") {
-      s.appended_joins.insert(user);
+      if (s.appended_joins.insert(user).second) s.appended_order.push_back(user);
       if (op == "pending_join") {
         s.pending_joined.insert(user);
       } else {
@@ -119,6 +120,7 @@ struct EngineWorld::Impl final : KeyExchangeHost {
       s.invited.insert(user);
     } else if (op == "leave") {
       s.appended_joins.erase(user);
+      std::erase(s.appended_order, user);
       s.solicitations.remove_member(user);
       std::erase(s.joined_order, user);
       s.invited.erase(user);
@@ -324,6 +326,19 @@ void EngineWorld::input(const json& req) {
   } else if (type == "fulfillment") {
     w.post_fulfillment(jstr(ev, "stream_id"), jstr(ev, "user_id"),
                        jpb<river::MemberPayload::KeyFulfillment>(ev, "key_fulfillment_pb"), ev.value("ephemeral", false));
+  } else if (type == "snapshot") {
+    // The stream read again from a snapshot: its stored solicitations, member by
+    // member in join order.
+    auto stream = jstr(ev, "stream_id");
+    auto& s = w.stream(stream);
+    auto all = s.solicitations.all();
+    std::vector<StreamSolicitation> ordered;
+    for (const auto& member : s.appended_order) {
+      for (const auto& x : all) {
+        if (x.user_id == member) ordered.push_back(x);
+      }
+    }
+    w.engine->enqueue_init_key_solicitations(stream, ordered);
   } else if (type == "entitlement") {
     w.on_chain_read[jstr(ev, "stream_id") + "|" + jstr(ev, "user_id")] = ev.value("read", false);
   } else if (type == "send") {

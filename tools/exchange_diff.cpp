@@ -247,6 +247,9 @@ class Timeline {
   void membership(int64_t at, const std::string& stream, int user, const std::string& op) {
     step(at, {{"type", "membership"}, {"stream_id", stream}, {"user_id", uid(user)}, {"membership", op}});
   }
+  void snapshot(int64_t at, const std::string& stream) {
+    step(at, {{"type", "snapshot"}, {"stream_id", stream}});
+  }
   void entitlement(int64_t at, const std::string& stream, int user, bool read) {
     step(at, {{"type", "entitlement"}, {"stream_id", stream}, {"user_id", uid(user)}, {"read", read}});
   }
@@ -486,6 +489,30 @@ std::vector<Case> scripted_cases() {
                  t.solicit(1000, ch1, u1, 0, t.sids({a}), false, true);
                  t.fulfill(1100, ch2, u2, u1, t.dev(u1, 0).device_key, {t.sid(a)}, true);
                  return t.build();
+               }});
+  c.push_back({"snapshot_replaces_pending_answers", [](uint64_t) {
+                 // Read from a snapshot: the stream's pending stored answers are
+                 // replaced, each with a fresh delay; ephemeral ones stay.
+                 Channel w("snapshot_replaces_pending_answers", "9.4 10.2", 3);
+                 int d = w.t.device(0);
+                 int a = w.t.session(w.ch, true), b = w.t.session(w.ch, true);
+                 w.t.solicit(1000, w.ch, 1, 0, w.t.sids({a}));
+                 w.t.solicit(1000, w.ch, 2, 0, w.t.sids({b}), false, true);
+                 w.t.solicit(1000, w.ch, 3, 0, {}, true);
+                 w.t.solicit(1200, w.ch, 0, d, w.t.sids({a, b}), false, true);
+                 w.t.snapshot(1300, w.ch);
+                 return w.t.build();
+               }});
+  c.push_back({"one_device_key_from_two_users", [](uint64_t) {
+                 // The SDK queues our own user's stored solicitations apart
+                 // from others': one from another user with the same device key
+                 // does not replace ours, nor ours theirs.
+                 Channel w("one_device_key_from_two_users", "9.5 10.2");
+                 int d = w.t.device(0);
+                 int a = w.t.session(w.ch, true), b = w.t.session(w.ch, true);
+                 w.t.solicit(1000, w.ch, 1, 0, w.t.sids({b}), false, false, w.t.dev(0, d));
+                 w.t.solicit(1100, w.ch, 0, d, w.t.sids({a}));
+                 return w.t.build();
                }});
   c.push_back({"newer_solicitation_replaces", [](uint64_t) {
                  Channel w("newer_solicitation_replaces", "9.4");
@@ -829,7 +856,9 @@ json random_timeline(uint64_t seed) {
         t.send(at, s, r(3) == 0 ? kGrpaes : kMegolm);
         break;
       default:
-        if (r(2) == 0) {
+        if (r(5) == 0) {
+          t.snapshot(at, s);
+        } else if (r(2) == 0) {
           t.entitlement(at, s, u, r(2) == 0);
         } else {
           // A new device of a member asks as a new device.

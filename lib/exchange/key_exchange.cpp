@@ -153,8 +153,12 @@ void KeyExchange::enqueue_key_solicitation(std::string_view stream_id, std::stri
                                            const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
                                            std::string_view event_hash) {
   if (solicitation.device_key() == device_.device_key) return;
+  // The SDK keeps three queues (ephemeral ones; our own user's stored ones;
+  // others' stored ones, per stream) and replaces by stream and device key
+  // within the queue the new one goes to.
+  bool own = from_user_id == user_id_;
   std::erase_if(solicitations_, [&](const KeySolicitationItem& x) {
-    return x.stream_id == stream_id && x.ephemeral == ephemeral &&
+    return x.stream_id == stream_id && x.ephemeral == ephemeral && (ephemeral || (x.from_user_id == user_id_) == own) &&
            x.solicitation.device_key() == solicitation.device_key();
   });
   if (solicitation.session_ids_size() == 0 && !solicitation.is_new_device()) return;
@@ -169,6 +173,22 @@ void KeyExchange::enqueue_key_solicitation(std::string_view stream_id, std::stri
   // them ignores the delay it computed).
   if (!ephemeral && from_user_id == user_id_) item.respond_after_ms = clock_.now_ms();
   solicitations_.push_back(std::move(item));
+}
+
+void KeyExchange::enqueue_init_key_solicitations(std::string_view stream_id,
+                                                 const std::vector<StreamSolicitation>& stored) {
+  std::erase_if(solicitations_, [&](const KeySolicitationItem& x) { return x.stream_id == stream_id && !x.ephemeral; });
+  for (const auto& s : stored) {
+    // The SDK skips one without ids here even when it is a new device's.
+    if (s.solicitation.device_key() == device_.device_key || s.solicitation.session_ids_size() == 0) continue;
+    KeySolicitationItem item;
+    item.stream_id = std::string(stream_id);
+    item.from_user_id = s.user_id;
+    item.solicitation = s.solicitation;
+    item.respond_after_ms = clock_.now_ms() + respond_delay_ms(stream_id, s.user_id, false);
+    if (s.user_id == user_id_) item.respond_after_ms = clock_.now_ms();  // our own user's: at once
+    solicitations_.push_back(std::move(item));
+  }
 }
 
 void KeyExchange::on_ephemeral_key_fulfillment(std::string_view stream_id,

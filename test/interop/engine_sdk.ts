@@ -477,6 +477,18 @@ export class SdkEngine {
                 this.postFulfillment(ev.stream_id, ev.user_id, f, ev.ephemeral === true)
                 break
             }
+            case 'snapshot': {
+                // The stream read again from a snapshot: the stream view hands
+                // every joined member's solicitations to the engine.
+                const st = this.stream(ev.stream_id)
+                st.solicitations.initSolicitations(
+                    'snapshot',
+                    [...st.joined.values()].map((m) => ({ userId: m.userId, solicitations: m.solicitations })),
+                    { event: new Uint8Array(), hash: new Uint8Array() },
+                    { emit: (...a: any[]) => this.emit(a[0], ...a.slice(1)) },
+                )
+                break
+            }
             case 'entitlement':
                 this.onChainRead.set(`${ev.stream_id}|${ev.user_id}`, ev.read === true)
                 break

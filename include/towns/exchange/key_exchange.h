@@ -85,9 +85,9 @@ TOWNS_API std::optional<SolicitationAnswer> plan_solicitation_answer(
     GroupEncryptionCrypto& crypto, std::string_view stream_id, std::string_view from_user_id,
     const river::MemberPayload::KeySolicitation& solicitation, const std::function<bool()>& is_entitled);
 
-// The shares for an accepted fulfillment: one GroupEncryptionSessions per
-// algorithm (megolm first), at most 100 sessions each, encrypted to the
-// requesting device. Empty when olm refuses the requester's keys.
+// The shares for an accepted fulfillment: GroupEncryptionSessions of one
+// algorithm each, algorithms in the order they first appear among the
+// sessions, at most 100 sessions each, encrypted to the requesting device. Empty when olm refuses the requester's keys.
 TOWNS_API std::vector<river::UserInboxPayload::GroupEncryptionSessions> build_solicitation_shares(
     GroupEncryptionCrypto& crypto, std::string_view stream_id, const UserDevice& requester,
     const std::vector<GroupEncryptionSession>& sessions);
@@ -236,6 +236,12 @@ class TOWNS_API KeyExchange {
   void enqueue_key_solicitation(std::string_view stream_id, std::string_view from_user_id,
                                 const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
                                 std::string_view event_hash = {});
+  // The stream was read from a snapshot (the SDK's enqueueInitKeySolicitations):
+  // the stream's pending stored answers are replaced by its stored
+  // solicitations as given (member by member, in the stream's member order),
+  // each with a fresh delay; ours and those without session ids are skipped;
+  // pending ephemeral answers stay.
+  void enqueue_init_key_solicitations(std::string_view stream_id, const std::vector<StreamSolicitation>& stored);
   // An ephemeral fulfillment seen on a stream (the SDK's
   // processEphemeralKeyFulfillment): when it is for our device, our ephemeral
   // solicitations on that stream drop the fulfilled ids (and end when none
