@@ -5,7 +5,9 @@
 #include <map>
 #include <set>
 
+#include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
+#include "towns/crypto/random.h"
 #include "towns/error.h"
 #include "towns/exchange/key_exchange.h"
 #include "towns/proto/payloads.pb.h"
@@ -85,6 +87,9 @@ struct EngineWorld::Impl final : KeyExchangeHost {
   std::map<std::string, bool> on_chain_read;  // stream|user
   FixedClock clock;
   FedRandom random;
+  // The device's own draws (a sent message's new session, olm): seeded from the
+  // world, so that a timeline gives the same outputs on every run.
+  std::unique_ptr<crypto::SeededRandom> device_random;
   MemoryCryptoStore store;
   std::unique_ptr<StreamSessionSharer> sharer;
   std::unique_ptr<GroupEncryptionCrypto> crypto;
@@ -279,7 +284,9 @@ std::unique_ptr<EngineWorld> EngineWorld::start(const json& req) {
     bad("exported_device_pb is not base64");
   }
   w->sharer = std::make_unique<StreamSessionSharer>(*w);
-  w->crypto = std::make_unique<GroupEncryptionCrypto>(w->sharer.get(), w->store);
+  auto device_seed = crypto::sha256(std::span<const uint8_t>(exported));
+  w->device_random = std::make_unique<crypto::SeededRandom>(device_seed);
+  w->crypto = std::make_unique<GroupEncryptionCrypto>(w->sharer.get(), w->store, *w->device_random);
   crypto::SecretBytes device{std::span<const uint8_t>(exported)};
   crypto::wipe(exported.data(), exported.size());
   w->crypto->init({.pickle_key = crypto::SecretBytes(std::string("DEFAULT_KEY")), .from_exported_device = std::move(device)});
