@@ -1,6 +1,7 @@
 #include "towns/crypto/aead.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
@@ -99,6 +100,19 @@ std::array<uint8_t, 32> sha256(std::span<const uint8_t> data) {
   std::array<uint8_t, 32> out{};
   unsigned int n = 0;
   ossl(EVP_Digest(data.data(), data.size(), out.data(), &n, EVP_sha256(), nullptr), "SHA-256");
+  return out;
+}
+
+std::array<uint8_t, 32> hmac_sha256(SecretView key, std::span<const uint8_t> data) {
+  std::array<uint8_t, 32> out{};
+  unsigned int n = 0;
+  static constexpr uint8_t kEmpty[1] = {0};
+  const uint8_t* d = data.empty() ? kEmpty : data.data();
+  ossl(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), d, data.size(), out.data(), &n) != nullptr &&
+               n == out.size()
+           ? 1
+           : 0,
+       "HMAC-SHA-256");
   return out;
 }
 

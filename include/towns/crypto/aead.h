@@ -1,4 +1,4 @@
-// AES-256-GCM, SHA-256 and HKDF-SHA-256 over OpenSSL libcrypto.
+// AES-256-GCM, SHA-256, HMAC-SHA-256 and HKDF-SHA-256 over OpenSSL libcrypto.
 //
 // AesGcm: 32-byte key, 12-byte IV, 16-byte tag appended to the ciphertext, as the
 // Towns hybrid (grpaes) algorithm and WebCrypto lay it out. An AesGcm object is
@@ -41,6 +41,9 @@ class TOWNS_API AesGcm {
 };
 
 TOWNS_API std::array<uint8_t, 32> sha256(std::span<const uint8_t> data);
+
+// HMAC-SHA-256 (RFC 2104).
+TOWNS_API std::array<uint8_t, 32> hmac_sha256(SecretView key, std::span<const uint8_t> data);
 
 // HKDF-SHA-256 (RFC 5869) of out_len bytes.
 TOWNS_API SecretBytes hkdf_sha256(SecretView ikm, std::span<const uint8_t> salt,
