@@ -547,9 +547,11 @@ struct SqliteCryptoStore::Impl {
   }
 
   // Rows as read by the SELECTs below (the column order is part of each).
-  std::string read_account(const Stmt& s) const {  // sealed
+  std::string read_account(const Stmt& s) const {  // id, sealed
+    // The one row is id 0 (a CHECK that holds only for rows SQLite inserts).
+    if (s.int64(0) != 0) corrupt("account", "a row that is not the account's");
     std::vector<std::span<const uint8_t>> f;
-    auto pt = open_row("account", kOlm, {}, {}, 0, s.blob(0), 1, f);
+    auto pt = open_row("account", kOlm, {}, {}, 0, s.blob(1), 1, f);
     return as_string(f[0]);
   }
   GroupSessionRecord read_outbound(const Stmt& s) const {  // stream, session, reserved_until, sealed
@@ -748,7 +750,7 @@ struct SqliteCryptoStore::Impl {
       if (!s.step() || s.text(0) != "ok") corrupt("the store file", "PRAGMA quick_check fails");
     }
     {
-      auto s = stmt("SELECT sealed FROM account");
+      auto s = stmt("SELECT id, sealed FROM account");
       while (s.step()) (void)read_account(s);
     }
     {
@@ -968,9 +970,12 @@ SqliteCryptoStore::~SqliteCryptoStore() = default;
 
 std::optional<std::string> SqliteCryptoStore::get_account() {
   MutexLock l(impl_->mu);
-  auto s = impl_->stmt("SELECT sealed FROM account WHERE id = 0");
+  // Every row, not just id 0: a row whose id was changed is not a missing account.
+  auto s = impl_->stmt("SELECT id, sealed FROM account");
   if (!s.step()) return std::nullopt;
-  return impl_->read_account(s);
+  auto pickle = impl_->read_account(s);
+  if (s.step()) corrupt("account", "more than one row");
+  return pickle;
 }
 void SqliteCryptoStore::delete_account() {
   MutexLock l(impl_->mu);
