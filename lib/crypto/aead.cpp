@@ -116,6 +116,45 @@ std::array<uint8_t, 32> hmac_sha256(SecretView key, std::span<const uint8_t> dat
   return out;
 }
 
+HmacSha256::HmacSha256(SecretView key) : ctx_(nullptr) {
+  std::unique_ptr<EVP_MAC, decltype(&EVP_MAC_free)> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr), EVP_MAC_free);
+  if (!mac) throw Error(ErrorCode::INTERNAL, "HMAC unavailable");
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac.get());
+  if (ctx == nullptr) throw Error(ErrorCode::INTERNAL, "HMAC context");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  static constexpr uint8_t kEmpty[1] = {0};
+  if (EVP_MAC_init(ctx, key.size() > 0 ? key.data() : kEmpty, key.size(), params) != 1) {
+    EVP_MAC_CTX_free(ctx);
+    throw Error(ErrorCode::INTERNAL, "HMAC init");
+  }
+  ctx_ = ctx;
+}
+
+HmacSha256::~HmacSha256() { EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(ctx_)); }
+
+HmacSha256& HmacSha256::operator=(HmacSha256&& o) noexcept {
+  if (this != &o) {
+    EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(ctx_));
+    ctx_ = o.ctx_;
+    o.ctx_ = nullptr;
+  }
+  return *this;
+}
+
+std::array<uint8_t, 32> HmacSha256::mac(std::span<const uint8_t> data) const {
+  if (ctx_ == nullptr) throw Error(ErrorCode::INTERNAL, "HMAC key moved from");
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> c(EVP_MAC_CTX_dup(static_cast<EVP_MAC_CTX*>(ctx_)),
+                                                               EVP_MAC_CTX_free);
+  if (!c) throw Error(ErrorCode::INTERNAL, "HMAC context");
+  std::array<uint8_t, 32> out{};
+  size_t n = 0;
+  ossl(data.empty() || EVP_MAC_update(c.get(), data.data(), data.size()) == 1 ? 1 : 0, "HMAC update");
+  ossl(EVP_MAC_final(c.get(), out.data(), &n, out.size()) == 1 && n == out.size() ? 1 : 0, "HMAC final");
+  return out;
+}
+
 SecretBytes hkdf_sha256(SecretView ikm, std::span<const uint8_t> salt, std::span<const uint8_t> info,
                         size_t out_len) {
   std::unique_ptr<EVP_KDF, decltype(&EVP_KDF_free)> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr), EVP_KDF_free);

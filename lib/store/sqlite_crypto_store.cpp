@@ -357,8 +357,8 @@ struct SqliteCryptoStore::Impl {
   bool synchronous_full = true;
   crypto::SecretBytes store_id;
   std::optional<crypto::AesGcm> row_key;   // seals the rows
-  crypto::SecretBytes name_key;            // keyed hashes of ids
-  crypto::SecretBytes tag_key;             // MACs of the replay record
+  std::optional<crypto::HmacSha256> name_key;  // keyed hashes of ids
+  std::optional<crypto::HmacSha256> tag_key;   // MACs of the replay record
   std::optional<crypto::AesGcm> check_key;      // the key check (every version)
   std::optional<crypto::AesGcm> hybrid_key_v1;  // hybrid keys of versions 1 to 3 (migration)
 
@@ -455,7 +455,7 @@ struct SqliteCryptoStore::Impl {
     std::vector<uint8_t> in(kind.begin(), kind.end());
     in.push_back(0);
     in.insert(in.end(), id.begin(), id.end());
-    auto mac = crypto::hmac_sha256(name_key, in);
+    auto mac = name_key->mac(in);
     return {mac.begin(), mac.begin() + kNameSize};
   }
   std::vector<uint8_t> stream_name(std::string_view stream_id) const { return name("stream", stream_id); }
@@ -483,7 +483,7 @@ struct SqliteCryptoStore::Impl {
     put_field(in, session);
     put_u32(in, index);
     put_field(in, fingerprint);
-    auto mac = crypto::hmac_sha256(tag_key, in);
+    auto mac = tag_key->mac(in);
     return {mac.begin(), mac.begin() + kTagSize};
   }
 
@@ -595,8 +595,8 @@ struct SqliteCryptoStore::Impl {
       return v;
     };
     row_key = crypto::AesGcm::New(crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSalt), info("sealed rows"), 32));
-    name_key = crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSalt), info("keyed names"), 32);
-    tag_key = crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSalt), info("replay record"), 32);
+    name_key.emplace(crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSalt), info("keyed names"), 32));
+    tag_key.emplace(crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSalt), info("replay record"), 32));
   }
 
   static std::vector<uint8_t> key_check_v4(const crypto::AesGcm& check, std::span<const uint8_t> store_id,
