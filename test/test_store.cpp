@@ -808,3 +808,36 @@ TEST_CASE("sqlite store: an old store without its key check") {
   CHECK(SqliteCryptoStore::open(empty, "k", StoreOpenMode::kOpen)->get_account() == "new");
   REQUIRE_ERROR(SqliteCryptoStore::open(empty, "other"), STORE_WRONG_PICKLE_KEY);
 }
+
+TEST_CASE("sqlite store: processes creating one new path at once, or upgrading one old file at once, end with one store") {
+  test::TempDir dir;
+  auto path = dir.file("new.db");
+  CHECK(test::run_in_children(4, [&](int p) {
+    auto s = SqliteCryptoStore::open(path, "k", StoreOpenMode::kEither);
+    StoreChanges c;
+    c.inbound_sessions.push_back({"stream", "from " + std::to_string(p), "pickle"});
+    if (!s->save_changes(c)) throw std::runtime_error("refused");
+  }));
+  CHECK(SqliteCryptoStore::open(path, "k", StoreOpenMode::kOpen)->inbound_session_ids("stream").size() == 4);
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.file(""))) {
+    if (e.path().filename().string().find(".new-") != std::string::npos) ++files;
+  }
+  CHECK(files == 0);
+
+  auto old = dir.file("old.db");
+  write_old_store(old, 3, "k");
+  CHECK(test::run_in_children(3, [&](int) {
+    try {
+      auto s = SqliteCryptoStore::open(old, "k", StoreOpenMode::kOpen);
+      if (s->get_account() != "acct" || s->inbound_session_ids("stream").size() != 2) throw std::runtime_error("lost");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child: %s\n", e.what());  // which refusal, when it fails
+      throw;
+    }
+  }));
+  CHECK(raw_int(old, "PRAGMA user_version") == SqliteCryptoStore::kSchemaVersion);
+  auto s = SqliteCryptoStore::open(old, "k", StoreOpenMode::kOpen);
+  CHECK(s->get_outbound_session("stream")->reserved_until == 250);
+  CHECK(s->integrity_ok());
+}

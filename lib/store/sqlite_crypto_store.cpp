@@ -859,7 +859,23 @@ void SqliteCryptoStore::Impl::open_existing(const std::string& path, crypto::Sec
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, opts.busy_timeout_ms);
 
+  // The checks read one snapshot (another process may be migrating the file):
+  // a deferred read transaction, which writes nothing, ended before any write.
+  struct ReadTxn {
+    Impl& impl;
+    bool open = false;
+    void begin() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
+      impl.exec("BEGIN");
+      open = true;
+    }
+    void end() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
+      if (open) sqlite3_exec(impl.db, "ROLLBACK", nullptr, nullptr, nullptr);
+      open = false;
+    }
+    ~ReadTxn() { end(); }
+  } read{*this};
   for (int attempt = 0;; ++attempt) {
+    read.begin();
     // The version first: nothing else runs on a file of a version we do not know.
     int64_t version = pragma_int("PRAGMA user_version");
     if (version > kSchemaVersion) {
@@ -890,11 +906,14 @@ void SqliteCryptoStore::Impl::open_existing(const std::string& path, crypto::Sec
     if (v == kSchemaVersion) {
       read_key_check_v4();
       derive_keys(pickle_key);
+      if (opts.verify_on_open) verify_all();  // in the same snapshot
+      read.end();
       break;
     }
     if (!key_check_v1_present() && (mode == StoreOpenMode::kOpen || has_data_v1(v))) {
       corrupt("meta", "the store has no key check");
     }
+    read.end();
     // Upgrade in one transaction (the pickle key is known to be right); the
     // clear rows it drops are overwritten (secure_delete, below).
     exec("PRAGMA journal_mode=WAL");
@@ -916,9 +935,9 @@ void SqliteCryptoStore::Impl::open_existing(const std::string& path, crypto::Sec
     exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     txn.commit();
     clear_statements();
+    if (opts.verify_on_open) verify_all();
     break;
   }
-  if (opts.verify_on_open) verify_all();
   // Accepted: from here on the file is ours to write.
   exec("PRAGMA journal_mode=WAL");
   synchronous_full = opts.synchronous_full;
