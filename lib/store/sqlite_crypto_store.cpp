@@ -6,11 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <set>
 #include <tuple>
 
 #include "towns/crypto/aead.h"
