@@ -1,6 +1,7 @@
 #include "helpers.h"
 
 #include "towns/crypto/aead.h"
+#include "towns/crypto/encoding.h"
 #include "towns/crypto/random.h"
 
 using namespace towns::crypto;
@@ -105,4 +106,24 @@ TEST_CASE("secret buffers compare in constant time and wipe on clear") {
   SecretBytes to = std::move(moved);
   CHECK(moved.empty());  // NOLINT(bugprone-use-after-move): the contract says empty
   CHECK(to.view() == "abc");
+}
+
+TEST_CASE("HMAC-SHA-256 matches RFC 4231, one-shot and with a prepared key") {
+  struct Case {
+    std::string key, data, mac;
+  };
+  const Case cases[] = {
+      {std::string(20, '\x0b'), "Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+      {"Jefe", "what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+      // A key longer than the block is hashed first (RFC 4231 case 6).
+      {std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First",
+       "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+  };
+  for (const auto& c : cases) {
+    auto one = towns::crypto::hmac_sha256(c.key, towns::crypto::as_bytes(c.data));
+    CHECK(towns::crypto::hex_encode(one) == c.mac);
+    towns::crypto::HmacSha256 prepared(c.key);
+    CHECK(towns::crypto::hex_encode(prepared.mac(towns::crypto::as_bytes(c.data))) == c.mac);
+    CHECK(towns::crypto::hex_encode(prepared.mac(towns::crypto::as_bytes(c.data))) == c.mac);  // reusable
+  }
 }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "driver.h"
+#include "store_fixtures.h"
 
 using nlohmann::json;
 
@@ -115,6 +116,32 @@ TEST_CASE("after init the device commands reach their handlers") {
   // init requires user_id even though the device keeps none.
   CHECK(replies[3]["ok"] == false);
   CHECK(replies[3]["error"]["code"] == "INVALID_ARGUMENT");
+}
+
+TEST_CASE("init's store mode: create refuses an existing path, open a missing or empty one") {
+  test::TempDir dir;
+  auto path = dir.file("d.db");
+  auto init = [&](int id, const std::string& mode, const std::string& p) {
+    json store = {{"sqlite", p}};
+    if (!mode.empty()) store["mode"] = mode;
+    return json{{"id", id}, {"cmd", "init"}, {"user_id", "ab"}, {"store", store}}.dump() + "\n";
+  };
+  auto replies = run(init(1, "open", path) + init(2, "create", path) + init(3, "create", path) + init(4, "open", path) +
+                     init(5, "", path) + init(6, "either", path) + init(7, "sometimes", path) +
+                     init(8, "open", std::string("a\0b", 3)));
+  REQUIRE(replies.size() == 8);
+  auto code = [&](int i) { return replies[static_cast<size_t>(i)]["error"]["code"]; };
+  CHECK(code(0) == "STORE_ERROR");
+  CHECK(replies[1]["ok"] == true);
+  CHECK(code(2) == "STORE_ERROR");
+  for (int i : {3, 4, 5}) {
+    CHECK(replies[static_cast<size_t>(i)]["ok"] == true);
+    CHECK(replies[static_cast<size_t>(i)]["device_key"] == replies[1]["device_key"]);
+  }
+  CHECK(code(6) == "INVALID_ARGUMENT");
+  CHECK(code(7) == "INVALID_ARGUMENT");
+  std::ofstream(dir.file("empty.db")).close();
+  CHECK(run(init(1, "open", dir.file("empty.db")))[0]["error"]["code"] == "STORE_ERROR");
 }
 
 TEST_CASE("the derived and media commands give the SDK's bytes and their error codes") {

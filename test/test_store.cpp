@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
 
 using namespace towns;
@@ -505,14 +506,16 @@ TEST_CASE("sqlite store: a store failure in the middle of save_changes leaves no
     start.hybrid_sessions.push_back(hybrid("stream", "h1", 3));
     REQUIRE(s->save_changes(start));
   }
-  // The hybrid rows are written last: fail there, after the others were written.
-  raw_sql(path,
-          "CREATE TRIGGER inject_failure BEFORE INSERT ON hybrid_sessions WHEN NEW.session_id = 'boom' "
-          "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+  // The hybrid rows are written last: fail there, after the others were written
+  // (the trigger is added while the store is open: a file with a trigger in its
+  // schema is not one this library wrote, and open() refuses it).
   auto s = SqliteCryptoStore::open(path, "k");
+  raw_sql(path,
+          "CREATE TRIGGER inject_failure BEFORE INSERT ON hybrid_sessions WHEN NEW.miniblock_num = 424242 "
+          "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
   auto c = every_kind();
   c.expect_outbound = {{"stream", "out-1", 100}};  // holds
-  c.hybrid_sessions.push_back(hybrid("stream", "boom", 1));
+  c.hybrid_sessions.push_back(hybrid("stream", "boom", 424242));
   REQUIRE_ERROR(s->save_changes(c), STORE_ERROR);
   check_untouched(*s);
   CHECK(s->integrity_ok());
@@ -594,14 +597,12 @@ TEST_CASE("sqlite store: a damaged sealed key is reported, not returned") {
   test::TempDir dir;
   auto path = dir.file("s.db");
   put_hybrid(*SqliteCryptoStore::open(path, "k"), hybrid("stream", "id", 1));
-  raw_sql(path, "UPDATE hybrid_sessions SET sealed_key = zeroblob(60);");
-  auto s = SqliteCryptoStore::open(path, "k");
+  raw_sql(path, "UPDATE hybrid_sessions SET sealed = zeroblob(60);");
+  REQUIRE_ERROR(SqliteCryptoStore::open(path, "k"), STORE_CORRUPT);
+  auto s = SqliteCryptoStore::open(path, "k", {.verify_on_open = false});
   REQUIRE_ERROR(s->get_hybrid_session("stream", "id"), STORE_CORRUPT);
-  // A row moved to another session id does not open either (bound by its AAD).
-  put_hybrid(*s, hybrid("stream", "good", 1));
-  raw_sql(path, "DELETE FROM hybrid_sessions WHERE session_id = 'id'; "
-                "UPDATE hybrid_sessions SET session_id = 'moved';");
-  REQUIRE_ERROR(s->get_hybrid_session("stream", "moved"), STORE_CORRUPT);
+  REQUIRE_ERROR(s->latest_hybrid_session("stream"), STORE_CORRUPT);
+  REQUIRE_ERROR(s->hybrid_session_ids("stream"), STORE_CORRUPT);
 }
 
 TEST_CASE("sqlite store: two processes write one file concurrently") {
@@ -670,46 +671,173 @@ TEST_CASE("sqlite store: every acknowledged write survives kill -9") {
   }
 }
 
-TEST_CASE("sqlite store: version 1 and 2 stores are migrated to the current schema, keeping their data") {
-  const int from = GENERATE(1, 2);
+namespace {
+
+// The SQL of versions 1 to 3 (lib/store/sqlite_crypto_store.cpp's kMigrations),
+// to make files as the old code did.
+const char* const kOldMigrations[] = {
+    R"sql(
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE account (id INTEGER PRIMARY KEY CHECK (id = 0), pickle TEXT NOT NULL);
+    CREATE TABLE outbound_sessions (
+      stream_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, pickle TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE inbound_sessions (
+      stream_id TEXT NOT NULL, session_id TEXT NOT NULL, pickle TEXT NOT NULL,
+      PRIMARY KEY (stream_id, session_id)) WITHOUT ROWID;
+    CREATE TABLE hybrid_sessions (
+      stream_id TEXT NOT NULL, session_id TEXT NOT NULL, miniblock_num INTEGER NOT NULL,
+      sealed_key BLOB NOT NULL, PRIMARY KEY (stream_id, session_id)) WITHOUT ROWID;
+    CREATE INDEX hybrid_sessions_latest ON hybrid_sessions (stream_id, miniblock_num, session_id);
+    CREATE TABLE user_devices (
+      user_id TEXT NOT NULL, device_key TEXT NOT NULL, fallback_key TEXT NOT NULL,
+      expiration_ms INTEGER NOT NULL, PRIMARY KEY (user_id, device_key)) WITHOUT ROWID;
+    CREATE INDEX user_devices_expiry ON user_devices (expiration_ms);
+    )sql",
+    R"sql(
+    ALTER TABLE outbound_sessions ADD COLUMN reserved_until INTEGER NOT NULL DEFAULT 0;
+    )sql",
+    R"sql(
+    DROP TABLE user_devices;
+    CREATE TABLE message_indices (
+      stream_id TEXT NOT NULL, session_id TEXT NOT NULL, message_index INTEGER NOT NULL,
+      fingerprint BLOB NOT NULL, PRIMARY KEY (stream_id, session_id, message_index)) WITHOUT ROWID;
+    )sql",
+};
+
+// A value sealed as versions 1 to 3 sealed: 0x01 || iv || AES-256-GCM, as an SQL blob literal.
+std::string sealed_v1(const std::string& key, const char* info, std::string_view plaintext, std::string_view aad) {
+  auto k = crypto::AesGcm::New(crypto::hkdf_sha256(key, crypto::as_bytes("towns-e2ee sqlite store v1"),
+                                                   crypto::as_bytes(info), 32));
+  std::vector<uint8_t> iv(12, 0x5a);
+  auto ct = k.encrypt(iv, crypto::as_bytes(plaintext), crypto::as_bytes(aad));
+  std::vector<uint8_t> out{1};
+  out.insert(out.end(), iv.begin(), iv.end());
+  out.insert(out.end(), ct.begin(), ct.end());
+  return "X'" + crypto::hex_encode(out) + "'";
+}
+
+// A store file of schema `version` (1 to 3) as the code of that version wrote it,
+// with a row in every table; key_check false: without the key check.
+void write_old_store(const std::string& path, int version, const std::string& key, bool key_check = true,
+                     bool data = true) {
+  std::string sql = "PRAGMA journal_mode=WAL;";
+  for (int v = 0; v < version; ++v) sql += kOldMigrations[v];
+  sql += "PRAGMA application_id=" + std::to_string(SqliteCryptoStore::kApplicationId) + ";";
+  sql += "PRAGMA user_version=" + std::to_string(version) + ";";
+  if (key_check) {
+    sql += "INSERT INTO meta VALUES ('key_check', " +
+           sealed_v1(key, "pickle key check", "towns-e2ee key check v1", "key_check") + ");";
+  }
+  if (data) {
+    sql += "INSERT INTO account VALUES (0, 'acct');";
+    sql += version >= 2 ? "INSERT INTO outbound_sessions VALUES ('stream', 'sid', 'pickle', 250);"
+                        : "INSERT INTO outbound_sessions VALUES ('stream', 'sid', 'pickle');";
+    sql += "INSERT INTO inbound_sessions VALUES ('stream', 'in', 'in pickle');";
+    sql += "INSERT INTO inbound_sessions VALUES ('stream', 'in2', 'in pickle 2');";
+    std::string aad = std::string("towns-e2ee hybrid session key") + '\0' + "stream" + '\0' + "hid";
+    sql += "INSERT INTO hybrid_sessions VALUES ('stream', 'hid', 7, " +
+           sealed_v1(key, "hybrid session keys", "THE-AES-KEY-OF-AN-OLD-STORE-32by", aad) + ");";
+    if (version >= 3) {
+      sql += "INSERT INTO message_indices VALUES ('stream', 'in', 5, X'" + std::string(32, 'a') + "');";
+    } else {
+      sql += "INSERT INTO user_devices VALUES ('u', 'd', 'f', 9000000000000);";
+    }
+  }
+  raw_sql(path, sql.c_str());
+}
+
+}  // namespace
+
+TEST_CASE("sqlite store: version 1, 2 and 3 stores are upgraded to the current schema in one go, keeping their data") {
+  const int from = GENERATE(1, 2, 3);
   INFO("from schema version " << from);
   test::TempDir dir;
   auto path = dir.file("old.db");
-  {
-    auto s = SqliteCryptoStore::open(path, "k");
-    put_account(*s, "acct");
-    put_outbound(*s, {"stream", "sid", "pickle", from == 1 ? 0u : 250u});
-    put_inbound(*s, {"stream", "in", "in pickle"});
-  }
-  // Turn it back into what schema version 2 wrote (the devices table, with a row)...
-  raw_sql(path,
-          "DROP TABLE message_indices;"
-          "CREATE TABLE user_devices ("
-          "  user_id TEXT NOT NULL, device_key TEXT NOT NULL, fallback_key TEXT NOT NULL,"
-          "  expiration_ms INTEGER NOT NULL, PRIMARY KEY (user_id, device_key)) WITHOUT ROWID;"
-          "CREATE INDEX user_devices_expiry ON user_devices (expiration_ms);"
-          "INSERT INTO user_devices VALUES ('u', 'd', 'f', 9000000000000);"
-          "PRAGMA user_version = 2;");
-  // ...and, for version 1, without reserved_until.
-  if (from == 1) raw_sql(path, "ALTER TABLE outbound_sessions DROP COLUMN reserved_until; PRAGMA user_version = 1;");
+  write_old_store(path, from, "k");
   REQUIRE(raw_int(path, "PRAGMA user_version") == from);
-  REQUIRE(table_count(path, "user_devices") == 1);
+  CHECK(SqliteCryptoStore::kSchemaVersion == 4);
 
-  auto s = SqliteCryptoStore::open(path, "k");
+  // A wrong key is refused before anything is written.
+  auto before = test::read_file(path);
+  REQUIRE_ERROR(SqliteCryptoStore::open(path, "wrong"), STORE_WRONG_PICKLE_KEY);
+  CHECK(test::read_file(path) == before);
+
+  auto s = SqliteCryptoStore::open(path, "k", StoreOpenMode::kOpen);
   CHECK(raw_int(path, "PRAGMA user_version") == SqliteCryptoStore::kSchemaVersion);
-  CHECK(SqliteCryptoStore::kSchemaVersion == 3);
   CHECK(table_count(path, "user_devices") == 0);
-  CHECK(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'user_devices_expiry'") == 0);
-  CHECK(table_count(path, "message_indices") == 1);
+  CHECK(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'v3_%' OR name = 'user_devices_expiry'") == 0);
   CHECK(s->get_account() == "acct");
   CHECK(s->get_inbound_session("stream", "in")->pickle == "in pickle");
+  CHECK(s->inbound_session_ids("stream") == std::vector<std::string>{"in", "in2"});
+  CHECK(s->get_hybrid_session("stream", "hid")->session_key.view() == "THE-AES-KEY-OF-AN-OLD-STORE-32by");
+  CHECK(s->latest_hybrid_session("stream")->miniblock_num == 7);
   auto out = s->get_outbound_session("stream");
   REQUIRE(out.has_value());
   CHECK(out->pickle == "pickle");
   CHECK(out->reserved_until == (from == 1 ? 0u : 250u));
   put_outbound(*s, {"stream", "sid", "pickle", 300});
   CHECK(s->get_outbound_session("stream")->reserved_until == 300);
-  CHECK(s->record_message_indices({mi("stream", "in", 0, 1), mi("stream", "in", 0, 1)}) ==
-        RC{ReplayCheck::kNew, ReplayCheck::kSame});
+  std::array<uint8_t, 16> fp{};
+  fp.fill(0xaa);
+  CHECK(s->record_message_indices({{"stream", "in", 5, fp}, mi("stream", "in", 6, 1)}) ==
+        RC{from >= 3 ? ReplayCheck::kSame : ReplayCheck::kNew, ReplayCheck::kNew});
+  CHECK(s->integrity_ok());
+  s.reset();
+  // The clear ids and the plain pickles are gone from the file.
+  auto bytes = test::read_file(path);
+  CHECK(bytes.find("in pickle") == std::string::npos);
+  CHECK(bytes.find("acct") == std::string::npos);
+  CHECK(SqliteCryptoStore::open(path, "k", StoreOpenMode::kOpen)->get_account() == "acct");
+}
+
+TEST_CASE("sqlite store: an old store without its key check") {
+  test::TempDir dir;
+  // With data: refused under any key, unchanged.
+  auto with_data = dir.file("data.db");
+  write_old_store(with_data, 3, "k", false);
+  auto before = test::read_file(with_data);
+  REQUIRE_ERROR(SqliteCryptoStore::open(with_data, "k"), STORE_CORRUPT);
+  REQUIRE_ERROR(SqliteCryptoStore::open(with_data, "other"), STORE_CORRUPT);
+  CHECK(test::read_file(with_data) == before);
+  // Empty (the old code wrote the key check in a second transaction): a new,
+  // empty store, finished when opened with kEither, refused with kOpen.
+  auto empty = dir.file("empty.db");
+  write_old_store(empty, 3, "k", false, false);
+  REQUIRE_ERROR(SqliteCryptoStore::open(empty, "k", StoreOpenMode::kOpen), STORE_CORRUPT);
+  put_account(*SqliteCryptoStore::open(empty, "k", StoreOpenMode::kEither), "new");
+  CHECK(SqliteCryptoStore::open(empty, "k", StoreOpenMode::kOpen)->get_account() == "new");
+  REQUIRE_ERROR(SqliteCryptoStore::open(empty, "other"), STORE_WRONG_PICKLE_KEY);
+}
+
+TEST_CASE("sqlite store: processes creating one new path at once, or upgrading one old file at once, end with one store") {
+  test::TempDir dir;
+  auto path = dir.file("new.db");
+  CHECK(test::run_in_children(4, [&](int p) {
+    auto s = SqliteCryptoStore::open(path, "k", StoreOpenMode::kEither);
+    StoreChanges c;
+    c.inbound_sessions.push_back({"stream", "from " + std::to_string(p), "pickle"});
+    if (!s->save_changes(c)) throw std::runtime_error("refused");
+  }));
+  CHECK(SqliteCryptoStore::open(path, "k", StoreOpenMode::kOpen)->inbound_session_ids("stream").size() == 4);
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.file(""))) {
+    if (e.path().filename().string().find(".new-") != std::string::npos) ++files;
+  }
+  CHECK(files == 0);
+
+  auto old = dir.file("old.db");
+  write_old_store(old, 3, "k");
+  CHECK(test::run_in_children(3, [&](int) {
+    try {
+      auto s = SqliteCryptoStore::open(old, "k", StoreOpenMode::kOpen);
+      if (s->get_account() != "acct" || s->inbound_session_ids("stream").size() != 2) throw std::runtime_error("lost");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child: %s\n", e.what());  // which refusal, when it fails
+      throw;
+    }
+  }));
+  CHECK(raw_int(old, "PRAGMA user_version") == SqliteCryptoStore::kSchemaVersion);
+  auto s = SqliteCryptoStore::open(old, "k", StoreOpenMode::kOpen);
+  CHECK(s->get_outbound_session("stream")->reserved_until == 250);
   CHECK(s->integrity_ok());
 }

@@ -240,9 +240,20 @@ class Driver {
     if (store_arg.is_string() && store_arg.get<std::string>() == "memory") {
       store = std::make_unique<MemoryCryptoStore>();
     } else if (store_arg.is_object() && store_arg.contains("sqlite") && store_arg["sqlite"].is_string()) {
-      store = SqliteCryptoStore::open(store_arg["sqlite"].get<std::string>(), key);
+      StoreOpenMode mode = StoreOpenMode::kEither;
+      if (store_arg.contains("mode") && !store_arg["mode"].is_null()) {
+        const auto& m = store_arg["mode"];
+        if (m == "create") {
+          mode = StoreOpenMode::kCreate;
+        } else if (m == "open") {
+          mode = StoreOpenMode::kOpen;
+        } else if (m != "either") {
+          bad("store mode must be \"create\", \"open\" or \"either\"");
+        }
+      }
+      store = SqliteCryptoStore::open(store_arg["sqlite"].get<std::string>(), key, mode);
     } else {
-      bad("store must be \"memory\" or {\"sqlite\": path}");
+      bad("store must be \"memory\" or {\"sqlite\": path, \"mode\"?}");
     }
     auto crypto = std::make_unique<GroupEncryptionCrypto>(nullptr, *store);
     crypto->init({.pickle_key = key, .from_exported_device = std::move(exported)});

@@ -1,6 +1,7 @@
 #include "towns/crypto/aead.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
@@ -99,6 +100,58 @@ std::array<uint8_t, 32> sha256(std::span<const uint8_t> data) {
   std::array<uint8_t, 32> out{};
   unsigned int n = 0;
   ossl(EVP_Digest(data.data(), data.size(), out.data(), &n, EVP_sha256(), nullptr), "SHA-256");
+  return out;
+}
+
+std::array<uint8_t, 32> hmac_sha256(SecretView key, std::span<const uint8_t> data) {
+  std::array<uint8_t, 32> out{};
+  unsigned int n = 0;
+  static constexpr uint8_t kEmpty[1] = {0};
+  const uint8_t* d = data.empty() ? kEmpty : data.data();
+  ossl(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), d, data.size(), out.data(), &n) != nullptr &&
+               n == out.size()
+           ? 1
+           : 0,
+       "HMAC-SHA-256");
+  return out;
+}
+
+HmacSha256::HmacSha256(SecretView key) : ctx_(nullptr) {
+  std::unique_ptr<EVP_MAC, decltype(&EVP_MAC_free)> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr), EVP_MAC_free);
+  if (!mac) throw Error(ErrorCode::INTERNAL, "HMAC unavailable");
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac.get());
+  if (ctx == nullptr) throw Error(ErrorCode::INTERNAL, "HMAC context");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  static constexpr uint8_t kEmpty[1] = {0};
+  if (EVP_MAC_init(ctx, key.size() > 0 ? key.data() : kEmpty, key.size(), params) != 1) {
+    EVP_MAC_CTX_free(ctx);
+    throw Error(ErrorCode::INTERNAL, "HMAC init");
+  }
+  ctx_ = ctx;
+}
+
+HmacSha256::~HmacSha256() { EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(ctx_)); }
+
+HmacSha256& HmacSha256::operator=(HmacSha256&& o) noexcept {
+  if (this != &o) {
+    EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(ctx_));
+    ctx_ = o.ctx_;
+    o.ctx_ = nullptr;
+  }
+  return *this;
+}
+
+std::array<uint8_t, 32> HmacSha256::mac(std::span<const uint8_t> data) const {
+  if (ctx_ == nullptr) throw Error(ErrorCode::INTERNAL, "HMAC key moved from");
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> c(EVP_MAC_CTX_dup(static_cast<EVP_MAC_CTX*>(ctx_)),
+                                                               EVP_MAC_CTX_free);
+  if (!c) throw Error(ErrorCode::INTERNAL, "HMAC context");
+  std::array<uint8_t, 32> out{};
+  size_t n = 0;
+  ossl(data.empty() || EVP_MAC_update(c.get(), data.data(), data.size()) == 1 ? 1 : 0, "HMAC update");
+  ossl(EVP_MAC_final(c.get(), out.data(), &n, out.size()) == 1 && n == out.size() ? 1 : 0, "HMAC final");
   return out;
 }
 

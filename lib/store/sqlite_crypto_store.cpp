@@ -1,9 +1,15 @@
 #include "towns/store/sqlite_crypto_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <map>
+#include <tuple>
 
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
@@ -14,7 +20,9 @@ namespace towns {
 namespace {
 
 // Migration N brings the schema from version N to N+1. Never edit a released
-// entry; append a new one.
+// entry; append a new one. Versions 1 to 3 kept ids and pickles in the clear;
+// version 4 (kSchemaV4, reached from 3 by Impl::migrate_to_4, which re-seals
+// every row) is what a new store is made with.
 const char* const kMigrations[] = {
     R"sql(
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -45,12 +53,66 @@ const char* const kMigrations[] = {
       fingerprint BLOB NOT NULL, PRIMARY KEY (stream_id, session_id, message_index)) WITHOUT ROWID;
     )sql",
 };
-constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
-static_assert(kMigrationCount == SqliteCryptoStore::kSchemaVersion);
+constexpr int kOldVersions = sizeof(kMigrations) / sizeof(kMigrations[0]);
+static_assert(kOldVersions + 1 == SqliteCryptoStore::kSchemaVersion);
 
-constexpr std::string_view kKdfSalt = "towns-e2ee sqlite store v1";
-constexpr std::string_view kKeyCheckPlaintext = "towns-e2ee key check v1";
-constexpr uint8_t kSealVersion = 1;
+// Version 4: every secret row sealed and bound, ids as keyed hashes
+// (docs/store.md). `stream` and `session` are 16-byte keyed hashes.
+constexpr const char* kSchemaV4 = R"sql(
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE account (id INTEGER PRIMARY KEY CHECK (id = 0), sealed BLOB NOT NULL);
+    CREATE TABLE outbound_sessions (
+      stream BLOB PRIMARY KEY, session BLOB NOT NULL, reserved_until INTEGER NOT NULL,
+      sealed BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE inbound_sessions (
+      stream BLOB NOT NULL, session BLOB NOT NULL, sealed BLOB NOT NULL,
+      PRIMARY KEY (stream, session)) WITHOUT ROWID;
+    CREATE TABLE hybrid_sessions (
+      stream BLOB NOT NULL, session BLOB NOT NULL, miniblock_num INTEGER NOT NULL,
+      sealed BLOB NOT NULL, PRIMARY KEY (stream, session)) WITHOUT ROWID;
+    CREATE INDEX hybrid_sessions_latest ON hybrid_sessions (stream, miniblock_num);
+    CREATE TABLE message_indices (
+      stream BLOB NOT NULL, session BLOB NOT NULL, message_index INTEGER NOT NULL,
+      fingerprint BLOB NOT NULL, tag BLOB NOT NULL,
+      PRIMARY KEY (stream, session, message_index)) WITHOUT ROWID;
+)sql";
+
+// Version 3's tables, renamed aside while migrate_to_4 copies them.
+constexpr const char* kSetAsideV3 = R"sql(
+    DROP INDEX hybrid_sessions_latest;
+    ALTER TABLE account RENAME TO v3_account;
+    ALTER TABLE outbound_sessions RENAME TO v3_outbound_sessions;
+    ALTER TABLE inbound_sessions RENAME TO v3_inbound_sessions;
+    ALTER TABLE hybrid_sessions RENAME TO v3_hybrid_sessions;
+    ALTER TABLE message_indices RENAME TO v3_message_indices;
+)sql";
+constexpr const char* kDropV3 = R"sql(
+    DROP TABLE v3_account;
+    DROP TABLE v3_outbound_sessions;
+    DROP TABLE v3_inbound_sessions;
+    DROP TABLE v3_hybrid_sessions;
+    DROP TABLE v3_message_indices;
+)sql";
+
+// Version 1 to 3 (unchanged, to read old files).
+constexpr std::string_view kKdfSaltV1 = "towns-e2ee sqlite store v1";
+constexpr std::string_view kKeyCheckPlaintextV1 = "towns-e2ee key check v1";
+constexpr uint8_t kSealVersionV1 = 1;
+// Version 4.
+constexpr std::string_view kKdfSalt = "towns-e2ee sqlite store v4";
+constexpr std::string_view kKeyCheckPlaintext = "towns-e2ee key check v4";
+constexpr std::string_view kKeyCheckAad = "towns-e2ee store key check v4";
+constexpr std::string_view kRowAad = "towns-e2ee store row v4";
+constexpr uint8_t kSealVersion = 4;
+constexpr size_t kStoreIdSize = 16;
+constexpr size_t kNameSize = 16;  // keyed hashes of ids
+constexpr size_t kTagSize = 16;   // replay record MACs
+constexpr size_t kSealOverhead = 1 + crypto::kAesGcmIvSize + crypto::kAesGcmTagSize;
+
+// The algorithm each table's rows belong to (bound into the row's AAD).
+constexpr std::string_view kOlm = "r.olm.v1.curve25519-aes-sha2";
+constexpr std::string_view kMegolm = "r.group-encryption.v1.aes-sha2";
+constexpr std::string_view kGrpaes = "grpaes";
 
 [[noreturn]] void throw_sqlite(sqlite3* db, int rc, const std::string& what) {
   int primary = rc & 0xff;
@@ -111,7 +173,53 @@ class Stmt {
   sqlite3_stmt* s_;
 };
 
-std::vector<uint8_t> hybrid_aad(std::string_view stream_id, std::string_view session_id) {
+std::span<const uint8_t> bytes_of(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+void put_u32(std::vector<uint8_t>& out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+void put_u64(std::vector<uint8_t>& out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+// A length-prefixed field (u32 big-endian length, then the bytes).
+void put_field(std::vector<uint8_t>& out, std::span<const uint8_t> v) {
+  put_u32(out, static_cast<uint32_t>(v.size()));
+  out.insert(out.end(), v.begin(), v.end());
+}
+template <typename Out>
+void put_field_secret(Out& out, std::span<const uint8_t> v) {
+  uint8_t len[4];
+  for (int i = 0; i < 4; ++i) len[i] = static_cast<uint8_t>(v.size() >> (8 * (3 - i)));
+  out.append(len);
+  out.append(v);
+}
+
+// The plaintext of a sealed row: length-prefixed fields, exactly `count` of them.
+// Returns false for anything else (the caller reports the table).
+bool split_fields(std::span<const uint8_t> in, size_t count, std::vector<std::span<const uint8_t>>& out) {
+  out.clear();
+  size_t at = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (in.size() - at < 4) return false;
+    uint32_t n = 0;
+    for (int k = 0; k < 4; ++k) n = (n << 8) | in[at + static_cast<size_t>(k)];
+    at += 4;
+    if (in.size() - at < n) return false;
+    out.push_back(in.subspan(at, n));
+    at += n;
+  }
+  return at == in.size();
+}
+
+std::string as_string(std::span<const uint8_t> v) { return {reinterpret_cast<const char*>(v.data()), v.size()}; }
+
+[[noreturn]] void corrupt(std::string_view table, std::string_view what) {
+  throw Error(ErrorCode::STORE_CORRUPT, std::string(table) + ": " + std::string(what));
+}
+
+std::vector<uint8_t> hybrid_aad_v1(std::string_view stream_id, std::string_view session_id) {
   std::string aad = "towns-e2ee hybrid session key";
   aad.push_back('\0');
   aad += stream_id;
@@ -120,20 +228,137 @@ std::vector<uint8_t> hybrid_aad(std::string_view stream_id, std::string_view ses
   return {aad.begin(), aad.end()};
 }
 
+// IVs for the rows a migration or a new store seals with the store's lock held:
+// drawn from a seed taken from the caller's random source before (so that no
+// caller code runs under the lock), block i = SHA-256(label || seed || u64(i)).
+class IvStream {
+ public:
+  explicit IvStream(crypto::SecretBytes seed) : seed_(std::move(seed)) {}
+  crypto::SecretBytes next() {
+    crypto::SecretBytes in(std::string_view("towns-e2ee store iv"));
+    in.append(seed_.span());
+    std::vector<uint8_t> ctr;
+    put_u64(ctr, counter_++);
+    in.append(ctr);
+    auto h = crypto::sha256(in.span());
+    crypto::SecretBytes iv(std::span<const uint8_t>(h.data(), crypto::kAesGcmIvSize));
+    crypto::wipe(h.data(), h.size());
+    return iv;
+  }
+
+ private:
+  crypto::SecretBytes seed_;
+  uint64_t counter_ = 0;
+};
+
+// What open() draws from the random source before it takes any lock.
+struct Drawn {
+  crypto::SecretBytes store_id;  // for a new store, or one migrated from version 3
+  crypto::SecretBytes iv_seed;
+  std::string temp_suffix;
+};
+
+// SQLite would read "file:..." as a URI (when URIs are enabled) and ":memory:" or
+// "" as no file at all: a relative path is prefixed with "./", which names the
+// same file and is none of these.
+std::string sqlite_path(const std::string& path) { return path[0] == '/' ? path : "./" + path; }
+
+struct ClosingDb {
+  sqlite3* db = nullptr;
+  ~ClosingDb() {
+    if (db != nullptr) sqlite3_close_v2(db);
+  }
+};
+
+void exec_raw(sqlite3* db, const char* sql, const char* what) {
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(db, rc, what);
+}
+
+// The schema objects (type, name, table, sql) of the database, by name;
+// internal sqlite_ objects left out.
+using SchemaObjects = std::vector<std::tuple<std::string, std::string, std::string, std::string>>;
+SchemaObjects schema_objects(sqlite3* db) {
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v2(db,
+                              "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema "
+                              "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                              -1, &s, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(db, rc, "reading the schema");
+  SchemaObjects out;
+  auto col = [&](int i) {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s, i))) : std::string();
+  };
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.emplace_back(col(0), col(1), col(2), col(3));
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) throw_sqlite(db, rc, "reading the schema");
+  // Each table's columns (name, type, not null, default, key), in order.
+  rc = sqlite3_prepare_v2(db,
+                          "SELECT m.name, p.name, p.type, p.\"notnull\", coalesce(p.dflt_value, ''), p.pk "
+                          "FROM sqlite_schema AS m JOIN pragma_table_info(m.name) AS p "
+                          "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY m.name, p.cid",
+                          -1, &s, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(db, rc, "reading the schema");
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    out.emplace_back("column", col(0), col(1), col(2) + " " + col(3) + " " + col(4) + " " + col(5));
+  }
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) throw_sqlite(db, rc, "reading the schema");
+  return out;
+}
+
+// The schema a file of `version` has: built by the same SQL in memory.
+SchemaObjects reference_schema(int version) {
+  ClosingDb mem;
+  int rc = sqlite3_open_v2(":memory:", &mem.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(mem.db, rc, "opening a reference database");
+  if (version == SqliteCryptoStore::kSchemaVersion) {
+    exec_raw(mem.db, kSchemaV4, "building the reference schema");
+  } else {
+    for (int v = 0; v < version; ++v) exec_raw(mem.db, kMigrations[v], "building the reference schema");
+  }
+  return schema_objects(mem.db);
+}
+
+// Makes path's permissions 0600 when they allow more (group or others).
+void restrict_mode(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;  // absent (-wal, -shm)
+  if ((st.st_mode & 0077) == 0) return;
+  if (::chmod(path.c_str(), S_IRUSR | S_IWUSR) != 0) {
+    throw Error(ErrorCode::STORE_ERROR, "cannot make the store file private (chmod 0600): " +
+                                            std::string(std::strerror(errno)));
+  }
+}
+
+void fsync_dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
 }  // namespace
 
 // Locking: one plain (non-recursive) mutex, mu, serialises the connection
 // (opened SQLITE_OPEN_NOMUTEX) and its cached statements. Each public method
 // takes it once, for its whole body; helpers that use the connection require it
 // (TOWNS_REQUIRES) and never take it. Nothing outside the store is called while
-// it is held (hybrid keys are sealed, which calls the random source, before it is
-// taken): it is a leaf lock.
+// it is held (rows are sealed, which calls the random source, before it is
+// taken; a migration draws its IVs' seed before): it is a leaf lock.
 struct SqliteCryptoStore::Impl {
-  // Set before the store is shared, then only read.
+  // Set while opening, before the store is shared; then only read.
   crypto::RandomSource* rng = nullptr;
   bool synchronous_full = true;
-  std::optional<crypto::AesGcm> hybrid_key;
-  std::optional<crypto::AesGcm> check_key;
+  crypto::SecretBytes store_id;
+  std::optional<crypto::AesGcm> row_key;   // seals the rows
+  std::optional<crypto::HmacSha256> name_key;  // keyed hashes of ids
+  std::optional<crypto::HmacSha256> tag_key;   // MACs of the replay record
+  std::optional<crypto::AesGcm> check_key;      // the key check (every version)
+  std::optional<crypto::AesGcm> hybrid_key_v1;  // hybrid keys of versions 1 to 3 (migration)
 
   Mutex mu;
   sqlite3* db TOWNS_GUARDED_BY(mu) = nullptr;
@@ -201,132 +426,559 @@ struct SqliteCryptoStore::Impl {
     statements.clear();
   }
 
-  std::vector<uint8_t> seal(const crypto::AesGcm& key, std::span<const uint8_t> plaintext,
-                            std::span<const uint8_t> aad) {
-    auto iv = rng->bytes(crypto::kAesGcmIvSize);
-    auto ct = key.encrypt(iv.span(), plaintext, aad);
+  // ---- sealing (no lock needed: the keys are set before the store is shared)
+
+  static std::vector<uint8_t> seal(const crypto::AesGcm& key, uint8_t version, std::span<const uint8_t> iv,
+                                   std::span<const uint8_t> plaintext, std::span<const uint8_t> aad) {
+    auto ct = key.encrypt(iv, plaintext, aad);
     std::vector<uint8_t> out;
     out.reserve(1 + iv.size() + ct.size());
-    out.push_back(kSealVersion);
-    out.insert(out.end(), iv.data(), iv.data() + iv.size());
+    out.push_back(version);
+    out.insert(out.end(), iv.begin(), iv.end());
     out.insert(out.end(), ct.begin(), ct.end());
     return out;
   }
 
   // Error(DECRYPTION_FAILED) for a wrong key or a damaged value.
-  crypto::SecretBytes unseal(const crypto::AesGcm& key, std::span<const uint8_t> sealed,
-                             std::span<const uint8_t> aad) {
-    if (sealed.size() < 1 + crypto::kAesGcmIvSize + crypto::kAesGcmTagSize || sealed[0] != kSealVersion) {
+  static crypto::SecretBytes unseal(const crypto::AesGcm& key, uint8_t version, std::span<const uint8_t> sealed,
+                                    std::span<const uint8_t> aad) {
+    if (sealed.size() < kSealOverhead || sealed[0] != version) {
       throw Error(ErrorCode::DECRYPTION_FAILED, "sealed value has an unknown format");
     }
     return key.decrypt(sealed.subspan(1, crypto::kAesGcmIvSize), sealed.subspan(1 + crypto::kAesGcmIvSize), aad);
   }
 
-  HybridSessionRecord hybrid_from_row(const Stmt& s) {
-    HybridSessionRecord r;
-    r.stream_id = s.text(0);
-    r.session_id = s.text(1);
-    r.miniblock_num = s.int64(2);
-    auto sealed = s.blob(3);
-    try {
-      r.session_key = unseal(*hybrid_key, sealed, hybrid_aad(r.stream_id, r.session_id));
-    } catch (const Error&) {
-      throw Error(ErrorCode::STORE_CORRUPT, "a sealed hybrid session key does not open (damaged row)");
-    }
+  // The keyed hash under which an id is stored.
+  std::vector<uint8_t> name(std::string_view kind, std::string_view id) const {
+    std::vector<uint8_t> in(kind.begin(), kind.end());
+    in.push_back(0);
+    in.insert(in.end(), id.begin(), id.end());
+    auto mac = name_key->mac(in);
+    return {mac.begin(), mac.begin() + kNameSize};
+  }
+  std::vector<uint8_t> stream_name(std::string_view stream_id) const { return name("stream", stream_id); }
+  std::vector<uint8_t> session_name(std::string_view session_id) const { return name("session", session_id); }
+
+  // The associated data of a row: the store, the table, the algorithm, the key
+  // columns as stored and the one clear column the table has (0 when none).
+  std::vector<uint8_t> row_aad(std::string_view table, std::string_view algorithm, std::span<const uint8_t> stream,
+                               std::span<const uint8_t> session, uint64_t clear_column) const {
+    std::vector<uint8_t> aad(kRowAad.begin(), kRowAad.end());
+    aad.push_back(0);
+    aad.insert(aad.end(), store_id.data(), store_id.data() + store_id.size());
+    put_field(aad, bytes_of(table));
+    put_field(aad, bytes_of(algorithm));
+    put_field(aad, stream);
+    put_field(aad, session);
+    put_u64(aad, clear_column);
+    return aad;
+  }
+
+  std::vector<uint8_t> replay_tag(std::span<const uint8_t> stream, std::span<const uint8_t> session, uint32_t index,
+                                  std::span<const uint8_t> fingerprint) const {
+    std::vector<uint8_t> in;
+    put_field(in, stream);
+    put_field(in, session);
+    put_u32(in, index);
+    put_field(in, fingerprint);
+    auto mac = tag_key->mac(in);
+    return {mac.begin(), mac.begin() + kTagSize};
+  }
+
+  // A row ready to be written: its keyed names, its clear column and its sealed value.
+  struct SealedRow {
+    std::vector<uint8_t> stream;
+    std::vector<uint8_t> session;
+    int64_t clear_column = 0;
+    std::vector<uint8_t> sealed;
+  };
+
+  SealedRow seal_account(std::string_view pickle, std::span<const uint8_t> iv) const {
+    crypto::SecretBytes pt;
+    put_field_secret(pt, bytes_of(pickle));
+    SealedRow r;
+    r.sealed = seal(*row_key, kSealVersion, iv, pt.span(), row_aad("account", kOlm, {}, {}, 0));
+    return r;
+  }
+  // Outbound (clear column: reserved_until) and inbound megolm rows.
+  SealedRow seal_group(std::string_view table, const GroupSessionRecord& g, std::span<const uint8_t> iv) const {
+    crypto::SecretBytes pt;
+    put_field_secret(pt, bytes_of(g.stream_id));
+    put_field_secret(pt, bytes_of(g.session_id));
+    put_field_secret(pt, bytes_of(g.pickle));
+    SealedRow r;
+    r.stream = stream_name(g.stream_id);
+    r.session = session_name(g.session_id);
+    r.clear_column = table == "outbound_sessions" ? static_cast<int64_t>(g.reserved_until) : 0;
+    r.sealed = seal(*row_key, kSealVersion, iv, pt.span(),
+                    row_aad(table, kMegolm, r.stream, r.session, static_cast<uint64_t>(r.clear_column)));
+    return r;
+  }
+  SealedRow seal_hybrid(const HybridSessionRecord& h, std::span<const uint8_t> iv) const {
+    crypto::SecretBytes pt;
+    put_field_secret(pt, bytes_of(h.stream_id));
+    put_field_secret(pt, bytes_of(h.session_id));
+    put_field_secret(pt, h.session_key.span());
+    SealedRow r;
+    r.stream = stream_name(h.stream_id);
+    r.session = session_name(h.session_id);
+    r.clear_column = h.miniblock_num;
+    r.sealed = seal(*row_key, kSealVersion, iv, pt.span(),
+                    row_aad("hybrid_sessions", kGrpaes, r.stream, r.session, static_cast<uint64_t>(h.miniblock_num)));
     return r;
   }
 
-  // False when the store has no key check yet; throws STORE_WRONG_PICKLE_KEY
-  // when it has one the pickle key does not open.
-  bool key_check_present() TOWNS_REQUIRES(mu) {
+  // Opens a stored row into its `count` fields; STORE_CORRUPT naming the table
+  // when it does not open under this store's key and this place.
+  crypto::SecretBytes open_row(std::string_view table, std::string_view algorithm, std::span<const uint8_t> stream,
+                               std::span<const uint8_t> session, uint64_t clear_column,
+                               std::span<const uint8_t> sealed, size_t count,
+                               std::vector<std::span<const uint8_t>>& fields) const {
+    crypto::SecretBytes pt;
+    try {
+      pt = unseal(*row_key, kSealVersion, sealed, row_aad(table, algorithm, stream, session, clear_column));
+    } catch (const Error&) {
+      corrupt(table, "a row does not open here (moved, renamed, copied from another store, or damaged)");
+    }
+    if (!split_fields(pt.span(), count, fields)) corrupt(table, "a row opens but is not well formed");
+    return pt;
+  }
+
+  // Rows as read by the SELECTs below (the column order is part of each).
+  std::string read_account(const Stmt& s) const {  // id, sealed
+    // The one row is id 0 (a CHECK that holds only for rows SQLite inserts).
+    if (s.int64(0) != 0) corrupt("account", "a row that is not the account's");
+    std::vector<std::span<const uint8_t>> f;
+    auto pt = open_row("account", kOlm, {}, {}, 0, s.blob(1), 1, f);
+    return as_string(f[0]);
+  }
+  GroupSessionRecord read_outbound(const Stmt& s) const {  // stream, session, reserved_until, sealed
+    int64_t reserved = s.int64(2);
+    if (reserved < 0 || reserved > int64_t{0xffffffff}) corrupt("outbound_sessions", "a reservation out of range");
+    std::vector<std::span<const uint8_t>> f;
+    auto pt = open_row("outbound_sessions", kMegolm, s.blob(0), s.blob(1), static_cast<uint64_t>(reserved), s.blob(3),
+                       3, f);
+    return {as_string(f[0]), as_string(f[1]), as_string(f[2]), static_cast<uint32_t>(reserved)};
+  }
+  GroupSessionRecord read_inbound(const Stmt& s) const {  // stream, session, sealed
+    std::vector<std::span<const uint8_t>> f;
+    auto pt = open_row("inbound_sessions", kMegolm, s.blob(0), s.blob(1), 0, s.blob(2), 3, f);
+    return {as_string(f[0]), as_string(f[1]), as_string(f[2]), 0};
+  }
+  HybridSessionRecord read_hybrid(const Stmt& s) const {  // stream, session, miniblock_num, sealed
+    int64_t miniblock = s.int64(2);
+    std::vector<std::span<const uint8_t>> f;
+    auto pt = open_row("hybrid_sessions", kGrpaes, s.blob(0), s.blob(1), static_cast<uint64_t>(miniblock), s.blob(3),
+                       3, f);
+    HybridSessionRecord r;
+    r.stream_id = as_string(f[0]);
+    r.session_id = as_string(f[1]);
+    r.session_key = crypto::SecretBytes(f[2]);
+    r.miniblock_num = miniblock;
+    return r;
+  }
+
+  // A row found under the keyed names of (stream_id, session_id) carries those ids.
+  static void check_ids(std::string_view table, std::string_view stream_id, std::string_view session_id,
+                        const std::string& got_stream, const std::string& got_session) {
+    if (got_stream != stream_id || got_session != session_id) corrupt(table, "a row holds other ids than its place");
+  }
+
+  // ---- opening
+
+  void derive_keys(crypto::SecretView pickle_key) {
+    auto info = [&](std::string_view label) {
+      std::vector<uint8_t> v(label.begin(), label.end());
+      v.insert(v.end(), store_id.data(), store_id.data() + store_id.size());
+      return v;
+    };
+    row_key = crypto::AesGcm::New(crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSalt), info("sealed rows"), 32));
+    name_key.emplace(crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSalt), info("keyed names"), 32));
+    tag_key.emplace(crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSalt), info("replay record"), 32));
+  }
+
+  static std::vector<uint8_t> key_check_v4(const crypto::AesGcm& check, std::span<const uint8_t> store_id,
+                                           std::span<const uint8_t> iv) {
+    crypto::SecretBytes pt(kKeyCheckPlaintext);
+    pt.append(store_id);
+    return seal(check, kSealVersion, iv, pt.span(), bytes_of(kKeyCheckAad));
+  }
+
+  // Version 4: reads the key check, which holds the store id. STORE_CORRUPT when
+  // there is none; STORE_WRONG_PICKLE_KEY when the pickle key does not open it.
+  void read_key_check_v4() TOWNS_REQUIRES(mu) {
+    if (pragma_int("SELECT count(*) FROM meta WHERE key <> 'key_check'") != 0) {
+      corrupt("meta", "entries this library does not write");
+    }
+    auto s = stmt("SELECT value FROM meta WHERE key = 'key_check'");
+    if (!s.step()) corrupt("meta", "the store has no key check");
+    auto sealed = s.blob(0);
+    crypto::SecretBytes pt;
+    try {
+      pt = unseal(*check_key, kSealVersion, sealed, bytes_of(kKeyCheckAad));
+    } catch (const Error&) {
+      throw Error(ErrorCode::STORE_WRONG_PICKLE_KEY, "the pickle key does not open this store");
+    }
+    if (pt.size() != kKeyCheckPlaintext.size() + kStoreIdSize ||
+        pt.view().substr(0, kKeyCheckPlaintext.size()) != kKeyCheckPlaintext) {
+      corrupt("meta", "the key check opens but is not well formed");
+    }
+    store_id = crypto::SecretBytes(pt.span().subspan(kKeyCheckPlaintext.size()));
+  }
+
+  // Versions 1 to 3: false when there is no key check; STORE_WRONG_PICKLE_KEY when
+  // the pickle key does not open it.
+  bool key_check_v1_present() TOWNS_REQUIRES(mu) {
     auto s = stmt("SELECT value FROM meta WHERE key = 'key_check'");
     if (!s.step()) return false;
     auto sealed = s.blob(0);
     try {
-      auto pt = unseal(*check_key, sealed, crypto::as_bytes("key_check"));
-      if (pt.view() == kKeyCheckPlaintext) return true;
+      auto pt = unseal(*check_key, kSealVersionV1, sealed, bytes_of("key_check"));
+      if (pt.view() == kKeyCheckPlaintextV1) return true;
     } catch (const Error&) {
     }
     throw Error(ErrorCode::STORE_WRONG_PICKLE_KEY, "the pickle key does not open this store");
   }
 
-  // Opens, checks and migrates the file; false when the key check still has to be written.
-  bool open_and_migrate(const std::string& path, const SqliteStoreOptions& opts) TOWNS_REQUIRES(mu);
-  void open_and_check(const std::string& path, crypto::SecretView pickle_key, const SqliteStoreOptions& opts)
-      TOWNS_EXCLUDES(mu);
+  // Versions 1 to 3: any row in any table.
+  bool has_data_v1(int version) TOWNS_REQUIRES(mu) {
+    std::vector<std::string> tables = {"meta", "account", "outbound_sessions", "inbound_sessions", "hybrid_sessions"};
+    tables.push_back(version >= 3 ? "message_indices" : "user_devices");
+    for (const auto& t : tables) {
+      auto s = stmt("SELECT 1 FROM " + t + " LIMIT 1");
+      if (s.step()) return true;
+    }
+    return false;
+  }
+
+  // Version 3 to 4 inside the caller's transaction: every row re-sealed under
+  // the new store id and moved under keyed names.
+  void migrate_to_4(IvStream& ivs) TOWNS_REQUIRES(mu) {
+    exec(kSetAsideV3);
+    exec(kSchemaV4);
+    {
+      auto s = stmt("SELECT pickle FROM v3_account");
+      while (s.step()) {
+        auto row = seal_account(s.text(0), ivs.next().span());
+        stmt("INSERT INTO account (id, sealed) VALUES (0, ?)").bind(1, std::span<const uint8_t>(row.sealed)).run();
+      }
+    }
+    {
+      auto s = stmt("SELECT stream_id, session_id, pickle, reserved_until FROM v3_outbound_sessions");
+      while (s.step()) {
+        int64_t reserved = s.int64(3);
+        if (reserved < 0 || reserved > int64_t{0xffffffff}) corrupt("outbound_sessions", "a reservation out of range");
+        GroupSessionRecord g{s.text(0), s.text(1), s.text(2), static_cast<uint32_t>(reserved)};
+        write_row(insert_outbound, seal_group("outbound_sessions", g, ivs.next().span()));
+      }
+    }
+    {
+      auto s = stmt("SELECT stream_id, session_id, pickle FROM v3_inbound_sessions");
+      while (s.step()) {
+        GroupSessionRecord g{s.text(0), s.text(1), s.text(2), 0};
+        write_row(insert_inbound, seal_group("inbound_sessions", g, ivs.next().span()));
+      }
+    }
+    {
+      auto s = stmt("SELECT stream_id, session_id, miniblock_num, sealed_key FROM v3_hybrid_sessions");
+      while (s.step()) {
+        HybridSessionRecord h;
+        h.stream_id = s.text(0);
+        h.session_id = s.text(1);
+        h.miniblock_num = s.int64(2);
+        try {
+          h.session_key = unseal(*hybrid_key_v1, kSealVersionV1, s.blob(3), hybrid_aad_v1(h.stream_id, h.session_id));
+        } catch (const Error&) {
+          corrupt("hybrid_sessions", "a sealed hybrid session key does not open (damaged row)");
+        }
+        write_row(insert_hybrid, seal_hybrid(h, ivs.next().span()));
+      }
+    }
+    {
+      auto s = stmt("SELECT stream_id, session_id, message_index, fingerprint FROM v3_message_indices");
+      while (s.step()) {
+        auto fp = s.blob(3);
+        int64_t index = s.int64(2);
+        if (fp.size() != 16 || index < 0 || index > int64_t{0xffffffff}) corrupt("message_indices", "a malformed row");
+        insert_index(stream_name(s.text(0)), session_name(s.text(1)), static_cast<uint32_t>(index), fp);
+      }
+    }
+    exec(kDropV3);
+    exec("DELETE FROM meta");
+  }
+
+  static constexpr std::string_view insert_outbound =
+      "INSERT OR REPLACE INTO outbound_sessions (stream, session, reserved_until, sealed) VALUES (?, ?, ?, ?)";
+  static constexpr std::string_view insert_inbound =
+      "INSERT OR REPLACE INTO inbound_sessions (stream, session, sealed) VALUES (?, ?, ?)";
+  static constexpr std::string_view insert_hybrid =
+      "INSERT OR REPLACE INTO hybrid_sessions (stream, session, miniblock_num, sealed) VALUES (?, ?, ?, ?)";
+
+  void write_row(std::string_view sql, const SealedRow& r) TOWNS_REQUIRES(mu) {
+    auto s = stmt(sql);
+    s.bind(1, std::span<const uint8_t>(r.stream)).bind(2, std::span<const uint8_t>(r.session));
+    if (sql == insert_inbound) {
+      s.bind(3, std::span<const uint8_t>(r.sealed));
+    } else {
+      s.bind(3, r.clear_column).bind(4, std::span<const uint8_t>(r.sealed));
+    }
+    s.run();
+  }
+
+  // True when the (stream, session, index) was new.
+  bool insert_index(std::span<const uint8_t> stream, std::span<const uint8_t> session, uint32_t index,
+                    std::span<const uint8_t> fingerprint) TOWNS_REQUIRES(mu) {
+    auto tag = replay_tag(stream, session, index, fingerprint);
+    stmt("INSERT INTO message_indices (stream, session, message_index, fingerprint, tag) "
+         "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(1, stream)
+        .bind(2, session)
+        .bind(3, static_cast<int64_t>(index))
+        .bind(4, fingerprint)
+        .bind(5, std::span<const uint8_t>(tag))
+        .run();
+    return sqlite3_changes(db) == 1;
+  }
+
+  // Opens every row once (and checks the file's structure): a file that holds
+  // anything this store did not write here is refused at open.
+  void verify_all() TOWNS_REQUIRES(mu) {
+    {
+      auto s = stmt("PRAGMA quick_check");
+      if (!s.step() || s.text(0) != "ok") corrupt("the store file", "PRAGMA quick_check fails");
+    }
+    {
+      auto s = stmt("SELECT id, sealed FROM account");
+      while (s.step()) (void)read_account(s);
+    }
+    {
+      auto s = stmt("SELECT stream, session, reserved_until, sealed FROM outbound_sessions");
+      while (s.step()) (void)read_outbound(s);
+    }
+    {
+      auto s = stmt("SELECT stream, session, sealed FROM inbound_sessions");
+      while (s.step()) (void)read_inbound(s);
+    }
+    {
+      auto s = stmt("SELECT stream, session, miniblock_num, sealed FROM hybrid_sessions");
+      while (s.step()) (void)read_hybrid(s);
+    }
+    {
+      auto s = stmt("SELECT stream, session, message_index, fingerprint, tag FROM message_indices");
+      while (s.step()) check_index_row(s);
+    }
+  }
+
+  // stream, session, message_index, fingerprint, tag
+  void check_index_row(const Stmt& s) const {
+    int64_t index = s.int64(2);
+    auto fp = s.blob(3);
+    auto tag = s.blob(4);
+    if (index < 0 || index > int64_t{0xffffffff} || fp.size() != 16 ||
+        !crypto::constant_time_equal(tag, replay_tag(s.blob(0), s.blob(1), static_cast<uint32_t>(index), fp))) {
+      corrupt("message_indices", "a row does not check here (moved, copied from another store, or damaged)");
+    }
+  }
+
+  void open_existing(const std::string& path, crypto::SecretView pickle_key, StoreOpenMode mode,
+                     const SqliteStoreOptions& opts, Drawn& drawn) TOWNS_EXCLUDES(mu);
+  static bool create_store_file(const std::string& path, const crypto::AesGcm& check_key, Drawn& drawn);
 };
 
-bool SqliteCryptoStore::Impl::open_and_migrate(const std::string& path, const SqliteStoreOptions& opts) {
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) throw_sqlite(db, rc, "cannot open " + path);
+// Builds a new, complete store under a temporary name next to `path` and links
+// it into place. False when `path` appeared meanwhile (nothing is left behind).
+bool SqliteCryptoStore::Impl::create_store_file(const std::string& path, const crypto::AesGcm& check_key,
+                                                Drawn& drawn) {
+  const std::string tmp = path + ".new-" + drawn.temp_suffix;
+  struct Cleanup {
+    std::string tmp;
+    ~Cleanup() {
+      for (const char* ext : {"", "-wal", "-shm", "-journal"}) (void)::unlink((tmp + ext).c_str());
+    }
+  } cleanup{tmp};
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, S_IRUSR | S_IWUSR);
+  if (fd < 0) throw Error(ErrorCode::STORE_ERROR, "cannot create the store file: " + std::string(std::strerror(errno)));
+  int chmod_rc = ::fchmod(fd, S_IRUSR | S_IWUSR);  // whatever the umask
+  ::close(fd);
+  if (chmod_rc != 0) throw Error(ErrorCode::STORE_ERROR, "cannot make the new store file private");
+  {
+    ClosingDb c;
+    int rc = sqlite3_open_v2(sqlite_path(tmp).c_str(), &c.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) throw_sqlite(c.db, rc, "cannot open the new store file");
+    exec_raw(c.db, "PRAGMA journal_mode=WAL", "creating the store");
+    exec_raw(c.db, "PRAGMA synchronous=FULL", "creating the store");
+    exec_raw(c.db, "BEGIN IMMEDIATE", "creating the store");
+    exec_raw(c.db, kSchemaV4, "creating the store");
+    exec_raw(c.db, ("PRAGMA application_id=" + std::to_string(SqliteCryptoStore::kApplicationId)).c_str(),
+             "creating the store");
+    exec_raw(c.db, ("PRAGMA user_version=" + std::to_string(SqliteCryptoStore::kSchemaVersion)).c_str(),
+             "creating the store");
+    IvStream ivs(drawn.iv_seed);
+    auto check = SqliteCryptoStore::Impl::key_check_v4(check_key, drawn.store_id.span(), ivs.next().span());
+    sqlite3_stmt* s = nullptr;
+    rc = sqlite3_prepare_v2(c.db, "INSERT INTO meta (key, value) VALUES ('key_check', ?)", -1, &s, nullptr);
+    if (rc != SQLITE_OK) throw_sqlite(c.db, rc, "creating the store");
+    sqlite3_bind_blob(s, 1, check.data(), static_cast<int>(check.size()), SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) throw_sqlite(c.db, rc, "creating the store");
+    exec_raw(c.db, "COMMIT", "creating the store");
+  }  // closing the only connection checkpoints everything into the file
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    if (errno == EEXIST) return false;
+    throw Error(ErrorCode::STORE_ERROR, "cannot put the new store in place: " + std::string(std::strerror(errno)));
+  }
+  fsync_dir_of(path);
+  return true;
+}
+
+void SqliteCryptoStore::Impl::open_existing(const std::string& path, crypto::SecretView pickle_key,
+                                            StoreOpenMode mode, const SqliteStoreOptions& opts, Drawn& drawn) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    throw Error(ErrorCode::STORE_ERROR, "cannot read the store file: " + std::string(std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) throw Error(ErrorCode::STORE_ERROR, "the store path is not a regular file");
+  if (st.st_size == 0) corrupt("the store file", "it is empty (0 bytes)");
+  for (const char* ext : {"", "-wal", "-shm"}) restrict_mode(path + ext);
+
+  // A -wal already there may be another store's: until the file is accepted,
+  // closing must not checkpoint it into the file. (Without one, closing after a
+  // refusal has nothing to checkpoint, and removes the empty -wal it made.)
+  struct stat wal {};
+  const bool had_wal = ::stat((path + "-wal").c_str(), &wal) == 0 && wal.st_size > 0;
+
+  MutexLock l(mu);
+  int rc = sqlite3_open_v2(sqlite_path(path).c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(db, rc, "cannot open the store file");
+  if (had_wal) sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, opts.busy_timeout_ms);
 
-  // Read-only checks first: nothing is written to a file we refuse.
-  int64_t app_id = pragma_int("PRAGMA application_id");  // fails with NOTADB on a foreign file
-  int64_t version = pragma_int("PRAGMA user_version");
-  int64_t objects = pragma_int("SELECT count(*) FROM sqlite_schema");
-  if (app_id != kApplicationId && !(app_id == 0 && version == 0 && objects == 0)) {
-    throw Error(ErrorCode::STORE_CORRUPT, "the file is an SQLite database of another application");
-  }
-  if (version > kSchemaVersion) {
-    throw Error(ErrorCode::STORE_NEWER_SCHEMA, "the store has schema version " + std::to_string(version) +
-                                                   ", newer than this library's " +
-                                                   std::to_string(kSchemaVersion));
-  }
-  if (version >= 1) (void)key_check_present();
+  // The checks read one snapshot (another process may be migrating the file):
+  // a deferred read transaction, which writes nothing, ended before any write.
+  struct ReadTxn {
+    Impl& impl;
+    bool open = false;
+    void begin() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
+      impl.exec("BEGIN");
+      open = true;
+    }
+    void end() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
+      if (open) sqlite3_exec(impl.db, "ROLLBACK", nullptr, nullptr, nullptr);
+      open = false;
+    }
+    ~ReadTxn() { end(); }
+  } read{*this};
+  for (int attempt = 0;; ++attempt) {
+    read.begin();
+    // The version first: nothing else runs on a file of a version we do not know.
+    int64_t version = pragma_int("PRAGMA user_version");
+    if (version > kSchemaVersion) {
+      throw Error(ErrorCode::STORE_NEWER_SCHEMA, "the store has schema version " + std::to_string(version) +
+                                                     ", newer than this library's " +
+                                                     std::to_string(kSchemaVersion));
+    }
+    if (version < 1) {
+      corrupt("the store file", "schema version " + std::to_string(version) + " is not one this library writes");
+    }
+    if (pragma_int("PRAGMA application_id") != kApplicationId) {
+      corrupt("the store file", "it is not a towns-e2ee store (application id)");
+    }
+    const int v = static_cast<int>(version);
+    auto have = schema_objects(db);
+    auto want = reference_schema(v);
+    if (v < kSchemaVersion) {
+      // Files of older versions: the same objects and columns (their SQL text
+      // depends on the SQLite that altered them).
+      for (auto* list : {&have, &want}) {
+        for (auto& o : *list) {
+          if (std::get<0>(o) != "column") std::get<3>(o).clear();
+        }
+      }
+    }
+    if (have != want) corrupt("the store file", "its schema is not version " + std::to_string(v) + "'s");
 
-  // WAL before the first write transaction; it persists in the file.
+    if (v == kSchemaVersion) {
+      read_key_check_v4();
+      derive_keys(pickle_key);
+      if (opts.verify_on_open) verify_all();  // in the same snapshot
+      read.end();
+      break;
+    }
+    if (!key_check_v1_present() && (mode == StoreOpenMode::kOpen || has_data_v1(v))) {
+      corrupt("meta", "the store has no key check");
+    }
+    read.end();
+    // Upgrade in one transaction (the pickle key is known to be right); the
+    // clear rows it drops are overwritten (secure_delete, below).
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA secure_delete=ON");
+    WriteTxn txn(*this);
+    if (pragma_int("PRAGMA user_version") != version) {
+      // Another process migrated it meanwhile: check again.
+      if (attempt >= 2) throw Error(ErrorCode::STORE_BUSY, "the store's version keeps changing");
+      clear_statements();
+      continue;
+    }
+    for (int m = v; m < kOldVersions; ++m) exec(kMigrations[m]);
+    store_id = drawn.store_id;
+    derive_keys(pickle_key);
+    IvStream ivs(drawn.iv_seed);
+    migrate_to_4(ivs);
+    auto check = key_check_v4(*check_key, store_id.span(), ivs.next().span());
+    stmt("INSERT INTO meta (key, value) VALUES ('key_check', ?)").bind(1, std::span<const uint8_t>(check)).run();
+    exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+    txn.commit();
+    clear_statements();
+    if (opts.verify_on_open) verify_all();
+    break;
+  }
+  // Accepted: from here on the file is ours to write.
   exec("PRAGMA journal_mode=WAL");
   synchronous_full = opts.synchronous_full;
   exec(opts.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-  exec("PRAGMA foreign_keys=ON");
-
-  for (int v = static_cast<int>(version); v < kSchemaVersion; ++v) {
-    WriteTxn txn(*this);
-    // Another process may have migrated while we waited for the lock.
-    if (pragma_int("PRAGMA user_version") <= v) {
-      exec(kMigrations[v]);
-      exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
-      exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
-    }
-    txn.commit();
-  }
-  // Drop statements prepared against the pre-migration schema.
-  clear_statements();
-  return key_check_present();
-}
-
-void SqliteCryptoStore::Impl::open_and_check(const std::string& path, crypto::SecretView pickle_key,
-                                             const SqliteStoreOptions& opts) {
-  hybrid_key = crypto::AesGcm::New(
-      crypto::hkdf_sha256(pickle_key, crypto::as_bytes(kKdfSalt), crypto::as_bytes("hybrid session keys"), 32));
-  check_key = crypto::AesGcm::New(
-      crypto::hkdf_sha256(pickle_key, crypto::as_bytes(kKdfSalt), crypto::as_bytes("pickle key check"), 32));
-
-  {
-    MutexLock l(mu);
-    if (open_and_migrate(path, opts)) return;
-  }
-  // A new store: write its key check. Sealing calls the random source, so it is
-  // done with the lock released (nobody else has the store yet in any case).
-  auto sealed = seal(*check_key, crypto::as_bytes(kKeyCheckPlaintext), crypto::as_bytes("key_check"));
-  MutexLock l(mu);
-  WriteTxn txn(*this);
-  // Another process may have written one meanwhile: keep it if our key opens it.
-  if (!key_check_present()) {
-    stmt("INSERT INTO meta (key, value) VALUES ('key_check', ?)").bind(1, std::span<const uint8_t>(sealed)).run();
-  }
-  txn.commit();
+  // Deleted rows (sessions, the old clear rows of a migration) are overwritten.
+  exec("PRAGMA secure_delete=ON");
+  if (had_wal) sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
 }
 
 std::unique_ptr<SqliteCryptoStore> SqliteCryptoStore::open(const std::string& path, crypto::SecretView pickle_key,
                                                            SqliteStoreOptions options) {
+  return open(path, pickle_key, StoreOpenMode::kEither, options);
+}
+
+std::unique_ptr<SqliteCryptoStore> SqliteCryptoStore::open(const std::string& path, crypto::SecretView pickle_key,
+                                                           StoreOpenMode mode, SqliteStoreOptions options) {
   if (pickle_key.size() == 0) throw Error(ErrorCode::INVALID_ARGUMENT, "the pickle key is empty");
+  if (path.empty()) throw Error(ErrorCode::INVALID_ARGUMENT, "the store path is empty");
+  if (path.find('\0') != std::string::npos) throw Error(ErrorCode::INVALID_ARGUMENT, "the store path holds a NUL");
   auto impl = std::make_unique<Impl>();
   impl->rng = options.rng != nullptr ? options.rng : &crypto::os_random();
-  impl->open_and_check(path, pickle_key, options);
+  // Everything open() may need from the random source, drawn before any lock.
+  Drawn drawn{impl->rng->bytes(kStoreIdSize), impl->rng->bytes(32), crypto::hex_encode(impl->rng->bytes(8).span())};
+  impl->check_key = crypto::AesGcm::New(
+      crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSaltV1), bytes_of("pickle key check"), 32));
+  impl->hybrid_key_v1 = crypto::AesGcm::New(
+      crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSaltV1), bytes_of("hybrid session keys"), 32));
+
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+      if (mode == StoreOpenMode::kCreate) throw Error(ErrorCode::STORE_ERROR, "a file exists at the store path");
+      break;
+    }
+    if (errno != ENOENT) {
+      throw Error(ErrorCode::STORE_ERROR, "cannot read the store path: " + std::string(std::strerror(errno)));
+    }
+    if (mode == StoreOpenMode::kOpen) throw Error(ErrorCode::STORE_ERROR, "there is no store at the path");
+    if (Impl::create_store_file(path, *impl->check_key, drawn)) break;
+    // Another process created it meanwhile.
+    if (mode == StoreOpenMode::kCreate) throw Error(ErrorCode::STORE_ERROR, "a file exists at the store path");
+  }
+  impl->open_existing(path, pickle_key, mode, options, drawn);
   return std::unique_ptr<SqliteCryptoStore>(new SqliteCryptoStore(std::move(impl)));
 }
 
@@ -335,9 +987,12 @@ SqliteCryptoStore::~SqliteCryptoStore() = default;
 
 std::optional<std::string> SqliteCryptoStore::get_account() {
   MutexLock l(impl_->mu);
-  auto s = impl_->stmt("SELECT pickle FROM account WHERE id = 0");
+  // Every row, not just id 0: a row whose id was changed is not a missing account.
+  auto s = impl_->stmt("SELECT id, sealed FROM account");
   if (!s.step()) return std::nullopt;
-  return s.text(0);
+  auto pickle = impl_->read_account(s);
+  if (s.step()) corrupt("account", "more than one row");
+  return pickle;
 }
 void SqliteCryptoStore::delete_account() {
   MutexLock l(impl_->mu);
@@ -347,109 +1002,152 @@ void SqliteCryptoStore::delete_account() {
 }
 
 std::optional<GroupSessionRecord> SqliteCryptoStore::get_outbound_session(std::string_view stream_id) {
+  auto stream = impl_->stream_name(stream_id);
   MutexLock l(impl_->mu);
-  auto s = impl_->stmt(
-      "SELECT stream_id, session_id, pickle, reserved_until FROM outbound_sessions WHERE stream_id = ?");
-  s.bind(1, stream_id);
+  auto s = impl_->stmt("SELECT stream, session, reserved_until, sealed FROM outbound_sessions WHERE stream = ?");
+  s.bind(1, std::span<const uint8_t>(stream));
   if (!s.step()) return std::nullopt;
-  return GroupSessionRecord{s.text(0), s.text(1), s.text(2), static_cast<uint32_t>(s.int64(3))};
+  auto r = impl_->read_outbound(s);
+  if (r.stream_id != stream_id) corrupt("outbound_sessions", "a row holds another stream than its place");
+  return r;
 }
 void SqliteCryptoStore::delete_outbound_session(std::string_view stream_id) {
+  auto stream = impl_->stream_name(stream_id);
   MutexLock l(impl_->mu);
   Impl::WriteTxn txn(*impl_);
-  impl_->stmt("DELETE FROM outbound_sessions WHERE stream_id = ?").bind(1, stream_id).run();
+  impl_->stmt("DELETE FROM outbound_sessions WHERE stream = ?").bind(1, std::span<const uint8_t>(stream)).run();
   txn.commit();
 }
 std::vector<GroupSessionRecord> SqliteCryptoStore::all_outbound_sessions() {
-  MutexLock l(impl_->mu);
-  auto s = impl_->stmt(
-      "SELECT stream_id, session_id, pickle, reserved_until FROM outbound_sessions ORDER BY stream_id");
   std::vector<GroupSessionRecord> out;
-  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), static_cast<uint32_t>(s.int64(3))});
+  {
+    MutexLock l(impl_->mu);
+    auto s = impl_->stmt("SELECT stream, session, reserved_until, sealed FROM outbound_sessions");
+    while (s.step()) out.push_back(impl_->read_outbound(s));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.stream_id < b.stream_id; });
   return out;
 }
 
 std::optional<GroupSessionRecord> SqliteCryptoStore::get_inbound_session(std::string_view stream_id,
                                                                          std::string_view session_id) {
+  auto stream = impl_->stream_name(stream_id);
+  auto session = impl_->session_name(session_id);
   MutexLock l(impl_->mu);
-  auto s = impl_->stmt(
-      "SELECT stream_id, session_id, pickle FROM inbound_sessions WHERE stream_id = ? AND session_id = ?");
-  s.bind(1, stream_id).bind(2, session_id);
+  auto s = impl_->stmt("SELECT stream, session, sealed FROM inbound_sessions WHERE stream = ? AND session = ?");
+  s.bind(1, std::span<const uint8_t>(stream)).bind(2, std::span<const uint8_t>(session));
   if (!s.step()) return std::nullopt;
-  return GroupSessionRecord{s.text(0), s.text(1), s.text(2)};
+  auto r = impl_->read_inbound(s);
+  Impl::check_ids("inbound_sessions", stream_id, session_id, r.stream_id, r.session_id);
+  return r;
 }
 void SqliteCryptoStore::delete_inbound_session(std::string_view stream_id, std::string_view session_id) {
+  auto stream = impl_->stream_name(stream_id);
+  auto session = impl_->session_name(session_id);
   MutexLock l(impl_->mu);
   Impl::WriteTxn txn(*impl_);
-  impl_->stmt("DELETE FROM inbound_sessions WHERE stream_id = ? AND session_id = ?")
-      .bind(1, stream_id)
-      .bind(2, session_id)
-      .run();
-  impl_->stmt("DELETE FROM message_indices WHERE stream_id = ? AND session_id = ?")
-      .bind(1, stream_id)
-      .bind(2, session_id)
-      .run();
+  for (const char* sql : {"DELETE FROM inbound_sessions WHERE stream = ? AND session = ?",
+                          "DELETE FROM message_indices WHERE stream = ? AND session = ?"}) {
+    impl_->stmt(sql).bind(1, std::span<const uint8_t>(stream)).bind(2, std::span<const uint8_t>(session)).run();
+  }
   txn.commit();
 }
 std::vector<std::string> SqliteCryptoStore::inbound_session_ids(std::string_view stream_id) {
-  MutexLock l(impl_->mu);
-  auto s = impl_->stmt("SELECT session_id FROM inbound_sessions WHERE stream_id = ? ORDER BY session_id");
-  s.bind(1, stream_id);
+  auto stream = impl_->stream_name(stream_id);
   std::vector<std::string> out;
-  while (s.step()) out.push_back(s.text(0));
+  {
+    MutexLock l(impl_->mu);
+    auto s = impl_->stmt("SELECT stream, session, sealed FROM inbound_sessions WHERE stream = ?");
+    s.bind(1, std::span<const uint8_t>(stream));
+    while (s.step()) {
+      auto r = impl_->read_inbound(s);
+      if (r.stream_id != stream_id) corrupt("inbound_sessions", "a row holds another stream than its place");
+      out.push_back(std::move(r.session_id));
+    }
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 std::vector<GroupSessionRecord> SqliteCryptoStore::all_inbound_sessions() {
-  MutexLock l(impl_->mu);
-  auto s = impl_->stmt("SELECT stream_id, session_id, pickle FROM inbound_sessions ORDER BY stream_id, session_id");
   std::vector<GroupSessionRecord> out;
-  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2)});
+  {
+    MutexLock l(impl_->mu);
+    auto s = impl_->stmt("SELECT stream, session, sealed FROM inbound_sessions");
+    while (s.step()) out.push_back(impl_->read_inbound(s));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.stream_id, a.session_id) < std::tie(b.stream_id, b.session_id);
+  });
   return out;
 }
 
 std::optional<HybridSessionRecord> SqliteCryptoStore::get_hybrid_session(std::string_view stream_id,
                                                                          std::string_view session_id) {
+  auto stream = impl_->stream_name(stream_id);
+  auto session = impl_->session_name(session_id);
   MutexLock l(impl_->mu);
   auto s = impl_->stmt(
-      "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions "
-      "WHERE stream_id = ? AND session_id = ?");
-  s.bind(1, stream_id).bind(2, session_id);
+      "SELECT stream, session, miniblock_num, sealed FROM hybrid_sessions WHERE stream = ? AND session = ?");
+  s.bind(1, std::span<const uint8_t>(stream)).bind(2, std::span<const uint8_t>(session));
   if (!s.step()) return std::nullopt;
-  return impl_->hybrid_from_row(s);
+  auto r = impl_->read_hybrid(s);
+  Impl::check_ids("hybrid_sessions", stream_id, session_id, r.stream_id, r.session_id);
+  return r;
 }
 std::optional<HybridSessionRecord> SqliteCryptoStore::latest_hybrid_session(std::string_view stream_id) {
+  auto stream = impl_->stream_name(stream_id);
+  std::optional<HybridSessionRecord> best;
   MutexLock l(impl_->mu);
+  // The rows at the stream's highest miniblock; the lowest session id among them
+  // (ids are stored keyed, so the tie is broken here).
   auto s = impl_->stmt(
-      "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions WHERE stream_id = ? "
-      "ORDER BY miniblock_num DESC, session_id ASC LIMIT 1");
-  s.bind(1, stream_id);
-  if (!s.step()) return std::nullopt;
-  return impl_->hybrid_from_row(s);
+      "SELECT stream, session, miniblock_num, sealed FROM hybrid_sessions WHERE stream = ?1 AND miniblock_num = "
+      "(SELECT max(miniblock_num) FROM hybrid_sessions WHERE stream = ?1)");
+  s.bind(1, std::span<const uint8_t>(stream));
+  while (s.step()) {
+    auto r = impl_->read_hybrid(s);
+    if (r.stream_id != stream_id) corrupt("hybrid_sessions", "a row holds another stream than its place");
+    if (!best || r.session_id < best->session_id) best = std::move(r);
+  }
+  return best;
 }
 void SqliteCryptoStore::delete_hybrid_session(std::string_view stream_id, std::string_view session_id) {
+  auto stream = impl_->stream_name(stream_id);
+  auto session = impl_->session_name(session_id);
   MutexLock l(impl_->mu);
   Impl::WriteTxn txn(*impl_);
-  impl_->stmt("DELETE FROM hybrid_sessions WHERE stream_id = ? AND session_id = ?")
-      .bind(1, stream_id)
-      .bind(2, session_id)
+  impl_->stmt("DELETE FROM hybrid_sessions WHERE stream = ? AND session = ?")
+      .bind(1, std::span<const uint8_t>(stream))
+      .bind(2, std::span<const uint8_t>(session))
       .run();
   txn.commit();
 }
 std::vector<std::string> SqliteCryptoStore::hybrid_session_ids(std::string_view stream_id) {
-  MutexLock l(impl_->mu);
-  auto s = impl_->stmt("SELECT session_id FROM hybrid_sessions WHERE stream_id = ? ORDER BY session_id");
-  s.bind(1, stream_id);
+  auto stream = impl_->stream_name(stream_id);
   std::vector<std::string> out;
-  while (s.step()) out.push_back(s.text(0));
+  {
+    MutexLock l(impl_->mu);
+    auto s = impl_->stmt("SELECT stream, session, miniblock_num, sealed FROM hybrid_sessions WHERE stream = ?");
+    s.bind(1, std::span<const uint8_t>(stream));
+    while (s.step()) {
+      auto r = impl_->read_hybrid(s);
+      if (r.stream_id != stream_id) corrupt("hybrid_sessions", "a row holds another stream than its place");
+      out.push_back(std::move(r.session_id));
+    }
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 std::vector<HybridSessionRecord> SqliteCryptoStore::all_hybrid_sessions() {
-  MutexLock l(impl_->mu);
-  auto s = impl_->stmt(
-      "SELECT stream_id, session_id, miniblock_num, sealed_key FROM hybrid_sessions "
-      "ORDER BY stream_id, session_id");
   std::vector<HybridSessionRecord> out;
-  while (s.step()) out.push_back(impl_->hybrid_from_row(s));
+  {
+    MutexLock l(impl_->mu);
+    auto s = impl_->stmt("SELECT stream, session, miniblock_num, sealed FROM hybrid_sessions");
+    while (s.step()) out.push_back(impl_->read_hybrid(s));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.stream_id, a.session_id) < std::tie(b.stream_id, b.session_id);
+  });
   return out;
 }
 
@@ -466,56 +1164,45 @@ void SqliteCryptoStore::delete_all() {
 bool SqliteCryptoStore::save_changes(const StoreChanges& c) {
   if (c.empty()) return true;
   // Sealing calls the random source: done before the lock is taken.
-  std::vector<std::vector<uint8_t>> sealed;
-  sealed.reserve(c.hybrid_sessions.size());
-  for (const auto& r : c.hybrid_sessions) {
-    sealed.push_back(impl_->seal(*impl_->hybrid_key, r.session_key.span(), hybrid_aad(r.stream_id, r.session_id)));
+  auto iv = [&] { return impl_->rng->bytes(crypto::kAesGcmIvSize); };
+  std::optional<Impl::SealedRow> account;
+  if (c.account.has_value()) account = impl_->seal_account(*c.account, iv().span());
+  std::vector<Impl::SealedRow> outbound, inbound, hybrid;
+  for (const auto& r : c.outbound_sessions) outbound.push_back(impl_->seal_group("outbound_sessions", r, iv().span()));
+  for (const auto& r : c.inbound_sessions) inbound.push_back(impl_->seal_group("inbound_sessions", r, iv().span()));
+  for (const auto& r : c.hybrid_sessions) hybrid.push_back(impl_->seal_hybrid(r, iv().span()));
+  struct Condition {
+    std::vector<uint8_t> stream;
+    std::optional<std::vector<uint8_t>> session;
+    int64_t reserved_until;
+  };
+  std::vector<Condition> conditions;
+  for (const auto& cond : c.expect_outbound) {
+    conditions.push_back({impl_->stream_name(cond.stream_id),
+                          cond.session_id ? std::optional(impl_->session_name(*cond.session_id)) : std::nullopt,
+                          static_cast<int64_t>(cond.reserved_until)});
   }
+
   MutexLock l(impl_->mu);
   Impl::WriteTxn txn(*impl_);  // rolled back on every return or throw before commit()
-  for (const auto& cond : c.expect_outbound) {
-    auto s = impl_->stmt("SELECT session_id, reserved_until FROM outbound_sessions WHERE stream_id = ?");
-    s.bind(1, cond.stream_id);
+  for (const auto& cond : conditions) {
+    auto s = impl_->stmt("SELECT session, reserved_until FROM outbound_sessions WHERE stream = ?");
+    s.bind(1, std::span<const uint8_t>(cond.stream));
     bool exists = s.step();
-    if (!cond.session_id.has_value()) {
+    if (!cond.session.has_value()) {
       if (exists) return false;
       continue;
     }
-    if (!exists || s.text(0) != *cond.session_id || s.int64(1) != static_cast<int64_t>(cond.reserved_until)) {
-      return false;
-    }
+    if (!exists || s.blob(0) != *cond.session || s.int64(1) != cond.reserved_until) return false;
   }
-  if (c.account.has_value()) {
-    impl_->stmt("INSERT OR REPLACE INTO account (id, pickle) VALUES (0, ?)").bind(1, *c.account).run();
-  }
-  for (const auto& r : c.outbound_sessions) {
-    impl_->stmt(
-              "INSERT OR REPLACE INTO outbound_sessions (stream_id, session_id, pickle, reserved_until) "
-              "VALUES (?, ?, ?, ?)")
-        .bind(1, r.stream_id)
-        .bind(2, r.session_id)
-        .bind(3, r.pickle)
-        .bind(4, static_cast<int64_t>(r.reserved_until))
+  if (account) {
+    impl_->stmt("INSERT OR REPLACE INTO account (id, sealed) VALUES (0, ?)")
+        .bind(1, std::span<const uint8_t>(account->sealed))
         .run();
   }
-  for (const auto& r : c.inbound_sessions) {
-    impl_->stmt("INSERT OR REPLACE INTO inbound_sessions (stream_id, session_id, pickle) VALUES (?, ?, ?)")
-        .bind(1, r.stream_id)
-        .bind(2, r.session_id)
-        .bind(3, r.pickle)
-        .run();
-  }
-  for (size_t i = 0; i < c.hybrid_sessions.size(); ++i) {
-    const auto& r = c.hybrid_sessions[i];
-    impl_->stmt(
-              "INSERT OR REPLACE INTO hybrid_sessions (stream_id, session_id, miniblock_num, sealed_key) "
-              "VALUES (?, ?, ?, ?)")
-        .bind(1, r.stream_id)
-        .bind(2, r.session_id)
-        .bind(3, r.miniblock_num)
-        .bind(4, std::span<const uint8_t>(sealed[i]))
-        .run();
-  }
+  for (const auto& r : outbound) impl_->write_row(Impl::insert_outbound, r);
+  for (const auto& r : inbound) impl_->write_row(Impl::insert_inbound, r);
+  for (const auto& r : hybrid) impl_->write_row(Impl::insert_hybrid, r);
   txn.commit();
   return true;
 }
@@ -524,6 +1211,12 @@ std::vector<ReplayCheck> SqliteCryptoStore::record_message_indices(const std::ve
   std::vector<ReplayCheck> out;
   if (entries.empty()) return out;
   out.reserve(entries.size());
+  struct Named {
+    std::vector<uint8_t> stream, session;
+  };
+  std::vector<Named> names;
+  names.reserve(entries.size());
+  for (const auto& e : entries) names.push_back({impl_->stream_name(e.stream_id), impl_->session_name(e.session_id)});
   MutexLock l(impl_->mu);
   // The replay record is written once per decrypt (or per backlog), so it is
   // committed without waiting for the disk: in WAL mode it then survives a crash
@@ -540,24 +1233,22 @@ std::vector<ReplayCheck> SqliteCryptoStore::record_message_indices(const std::ve
     }
   } relaxed(*impl_, impl_->synchronous_full);
   Impl::WriteTxn txn(*impl_);
-  for (const auto& e : entries) {
-    impl_->stmt(
-              "INSERT INTO message_indices (stream_id, session_id, message_index, fingerprint) "
-              "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-        .bind(1, e.stream_id)
-        .bind(2, e.session_id)
-        .bind(3, static_cast<int64_t>(e.message_index))
-        .bind(4, std::span<const uint8_t>(e.fingerprint))
-        .run();
-    if (sqlite3_changes(impl_->db) == 1) {
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    const auto& n = names[i];
+    if (impl_->insert_index(n.stream, n.session, e.message_index, e.fingerprint)) {
       out.push_back(ReplayCheck::kNew);
       continue;
     }
     auto s = impl_->stmt(
-        "SELECT fingerprint FROM message_indices WHERE stream_id = ? AND session_id = ? AND message_index = ?");
-    s.bind(1, e.stream_id).bind(2, e.session_id).bind(3, static_cast<int64_t>(e.message_index));
+        "SELECT stream, session, message_index, fingerprint, tag FROM message_indices "
+        "WHERE stream = ? AND session = ? AND message_index = ?");
+    s.bind(1, std::span<const uint8_t>(n.stream))
+        .bind(2, std::span<const uint8_t>(n.session))
+        .bind(3, static_cast<int64_t>(e.message_index));
     if (!s.step()) throw Error(ErrorCode::STORE_ERROR, "a message index neither inserted nor found");
-    auto stored = s.blob(0);
+    impl_->check_index_row(s);
+    auto stored = s.blob(3);
     bool same =
         stored.size() == e.fingerprint.size() && std::equal(stored.begin(), stored.end(), e.fingerprint.begin());
     out.push_back(same ? ReplayCheck::kSame : ReplayCheck::kConflict);

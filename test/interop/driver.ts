@@ -11,7 +11,7 @@
 //   npx tsx driver.ts
 import { createInterface } from 'node:readline'
 import { createHash } from 'node:crypto'
-import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync, renameSync, statSync } from 'node:fs'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import {
     EncryptedDataSchema,
@@ -230,9 +230,22 @@ class Driver {
             snapshot = undefined
         } else if (typeof req.store === 'object' && req.store !== null && typeof req.store.sqlite === 'string') {
             const keyHash = createHash('sha256').update(pickleKey).digest('hex')
+            const mode = req.store.mode ?? 'either'
+            if (mode !== 'create' && mode !== 'open' && mode !== 'either') bad('store mode must be "create", "open" or "either"')
+            if (req.store.sqlite === '' || req.store.sqlite.includes('\0')) bad('the store path is empty or holds a NUL')
             snapshot = { path: req.store.sqlite, keyHash, pickleKey }
-            if (existsSync(snapshot.path) && !exported) {
-                const saved = JSON.parse(readFileSync(snapshot.path, 'utf8'))
+            // The same refusals as this library's SQLite store (docs/driver.md).
+            const exists = existsSync(snapshot.path)
+            if (mode === 'create' && exists) throw new DriverError('STORE_ERROR', 'a file exists at the store path')
+            if (mode === 'open' && !exists) throw new DriverError('STORE_ERROR', 'there is no store at the path')
+            if (exists && statSync(snapshot.path).size === 0) throw new DriverError('STORE_ERROR', 'the store file is empty')
+            if (exists && !exported) {
+                let saved: any
+                try {
+                    saved = JSON.parse(readFileSync(snapshot.path, 'utf8'))
+                } catch {
+                    throw new DriverError('STORE_ERROR', 'the store file is not a snapshot')
+                }
                 if (saved.key_hash !== keyHash) throw new DriverError('STORE_ERROR', 'the pickle key does not open this store')
                 exported = fromBinary(ExportedDeviceSchema, new Uint8Array(Buffer.from(saved.exported_device_b64, 'base64')))
             }
@@ -255,7 +268,7 @@ class Driver {
         if (!this.snapshot || !this.crypto) return
         const bytes = toBinary(ExportedDeviceSchema, await this.crypto.exportDevice())
         const tmp = this.snapshot.path + '.tmp'
-        writeFileSync(tmp, JSON.stringify({ key_hash: this.snapshot.keyHash, exported_device_b64: toB64(bytes) }))
+        writeFileSync(tmp, JSON.stringify({ key_hash: this.snapshot.keyHash, exported_device_b64: toB64(bytes) }), { mode: 0o600 })
         renameSync(tmp, this.snapshot.path)
     }
 

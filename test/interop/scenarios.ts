@@ -2,6 +2,7 @@
 // (and any further device) from the other, in every pairing.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 import { DatabaseSync } from 'node:sqlite'
 import type { Driver } from './runner'
 import { fromBinary, toBinary, create } from '@bufbuild/protobuf'
@@ -218,11 +219,72 @@ async function mediaScenario(ctx: Ctx) {
     }
 }
 
+// This library's SQLite store (version 4, docs/store.md) as an editor who holds
+// the pickle key sees it: rows sealed with AES-256-GCM and bound to the store,
+// the table and their keyed names. Written from docs/store.md alone.
+class SealedStore {
+    readonly storeId: Buffer
+    private rowKey: Buffer
+    private nameKey: Buffer
+    constructor(readonly db: DatabaseSync, pickleKey: string) {
+        const checkKey = Buffer.from(hkdfSync('sha256', pickleKey, 'towns-e2ee sqlite store v1', 'pickle key check', 32))
+        const check = (db.prepare(`SELECT value FROM meta WHERE key = 'key_check'`).get() as any).value as Uint8Array
+        const label = Buffer.from('towns-e2ee key check v4')
+        const opened = SealedStore.open(checkKey, Buffer.from(check), Buffer.from('towns-e2ee store key check v4'))
+        expect(opened.subarray(0, label.length).equals(label), 'the key check opens')
+        this.storeId = opened.subarray(label.length)
+        const info = (l: string) => Buffer.concat([Buffer.from(l), this.storeId])
+        this.rowKey = Buffer.from(hkdfSync('sha256', pickleKey, 'towns-e2ee sqlite store v4', info('sealed rows'), 32))
+        this.nameKey = Buffer.from(hkdfSync('sha256', pickleKey, 'towns-e2ee sqlite store v4', info('keyed names'), 32))
+    }
+    static field(b: Buffer) {
+        const n = Buffer.alloc(4)
+        n.writeUInt32BE(b.length)
+        return Buffer.concat([n, b])
+    }
+    static open(key: Buffer, sealed: Buffer, aad: Buffer) {
+        expect(sealed[0] === 4, 'a version 4 sealed value')
+        const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(1, 13))
+        d.setAAD(aad)
+        d.setAuthTag(sealed.subarray(sealed.length - 16))
+        return Buffer.concat([d.update(sealed.subarray(13, sealed.length - 16)), d.final()])
+    }
+    name(kind: 'stream' | 'session', id: string) {
+        return createHmac('sha256', this.nameKey).update(Buffer.concat([Buffer.from(kind), Buffer.from([0]), Buffer.from(id)])).digest().subarray(0, 16)
+    }
+    aad(table: string, algorithm: string, stream: Buffer, session: Buffer, clear: bigint) {
+        const c = Buffer.alloc(8)
+        c.writeBigUInt64BE(clear)
+        const f = SealedStore.field
+        return Buffer.concat([Buffer.from('towns-e2ee store row v4'), Buffer.from([0]), this.storeId,
+            f(Buffer.from(table)), f(Buffer.from(algorithm)), f(stream), f(session), c])
+    }
+    // The fields of a megolm row's plaintext: stream id, session id, pickle.
+    openFields(sealed: Buffer, aad: Buffer) {
+        const pt = SealedStore.open(this.rowKey, sealed, aad)
+        const out: Buffer[] = []
+        for (let at = 0; at < pt.length;) {
+            const n = pt.readUInt32BE(at)
+            out.push(pt.subarray(at + 4, at + 4 + n))
+            at += 4 + n
+        }
+        return out
+    }
+    seal(fields: Buffer[], aad: Buffer) {
+        const iv = randomBytes(12)
+        const c = createCipheriv('aes-256-gcm', this.rowKey, iv)
+        c.setAAD(aad)
+        const ct = Buffer.concat([c.update(Buffer.concat(fields.map(SealedStore.field))), c.final()])
+        return Buffer.concat([Buffer.from([4]), iv, ct, c.getAuthTag()])
+    }
+}
+
 // Changes one character of a stored megolm pickle in a stopped driver's store
-// file: this library's SQLite store, or the canonical driver's snapshot (the
-// client's exported device as JSON, docs/driver.md). libolm then refuses the
-// pickle (its MAC fails).
-function damageStoredPickle(path: string, kind: 'outbound' | 'inbound', stream: string, sessionId: string) {
+// file: this library's SQLite store (re-sealed under the pickle key, so that
+// the row opens and only libolm refuses it), or the canonical driver's snapshot
+// (the client's exported device as JSON, docs/driver.md). libolm then refuses
+// the pickle (its MAC fails).
+function damageStoredPickle(path: string, kind: 'outbound' | 'inbound', stream: string, sessionId: string, pickleKey: string) {
     const flip = (p: string) => {
         const i = p.length >> 1
         return p.slice(0, i) + (p[i] === 'A' ? 'B' : 'A') + p.slice(i + 1)
@@ -230,9 +292,14 @@ function damageStoredPickle(path: string, kind: 'outbound' | 'inbound', stream: 
     if (readFileSync(path).subarray(0, 16).toString('latin1') === 'SQLite format 3\0') {
         const table = `${kind}_sessions`
         const db = new DatabaseSync(path)
-        const row = db.prepare(`SELECT pickle FROM ${table} WHERE stream_id = ? AND session_id = ?`).get(stream, sessionId) as any
+        const store = new SealedStore(db, pickleKey)
+        const s = store.name('stream', stream)
+        const row = db.prepare(`SELECT * FROM ${table} WHERE stream = ? AND session = ?`).get(s, store.name('session', sessionId)) as any
         expect(row, `a stored ${kind} session`)
-        db.prepare(`UPDATE ${table} SET pickle = ? WHERE stream_id = ? AND session_id = ?`).run(flip(row.pickle), stream, sessionId)
+        const aad = store.aad(table, MEGOLM, s, Buffer.from(row.session), BigInt(row.reserved_until ?? 0))
+        const [sid, sess, pickle] = store.openFields(Buffer.from(row.sealed), aad)
+        const damaged = Buffer.from(flip(pickle.toString('latin1')), 'latin1')
+        db.prepare(`UPDATE ${table} SET sealed = ? WHERE stream = ? AND session = ?`).run(store.seal([sid, sess, damaged], aad), s, Buffer.from(row.session))
         db.close()
         return
     }
@@ -589,6 +656,34 @@ export const scenarios: { name: string; run: (ctx: Ctx) => Promise<void> }[] = [
         },
     },
     {
+        // docs/driver.md: init's store modes refuse the same paths with the
+        // same codes in every driver (the canonical one over its snapshot file).
+        name: 'store_open_modes',
+        run: async (ctx) => {
+            for (const [make, kind, side] of [[ctx.a, ctx.kindA, 'a'], [ctx.b, ctx.kindB, 'b']] as const) {
+                const path = join(ctx.dir, `${kind}-${side}-modes.db`)
+                const first = make()
+                await first.err('init', { user_id: USER_C, store: { sqlite: path, mode: 'open' } }, 'STORE_ERROR')
+                expect(!existsSync(path), `${kind}: open creates nothing`)
+                await first.err('init', { user_id: USER_C, store: { sqlite: path, mode: 'sometimes' } }, 'INVALID_ARGUMENT')
+                const made = await first.ok('init', { user_id: USER_C, store: { sqlite: path, mode: 'create' } })
+                expect((await first.quit()) === 0, 'clean exit')
+                const second = make()
+                await second.err('init', { user_id: USER_C, store: { sqlite: path, mode: 'create' } }, 'STORE_ERROR')
+                for (const mode of ['open', 'either', undefined]) {
+                    const again = await second.ok('init', { user_id: USER_C, store: { sqlite: path, mode } })
+                    equal(again.device_key, made.device_key, `${kind}: ${mode ?? 'no'} mode opens the same device`)
+                }
+                const empty = join(ctx.dir, `${kind}-${side}-empty.db`)
+                writeFileSync(empty, '')
+                for (const mode of ['open', 'either', 'create']) {
+                    await second.err('init', { user_id: USER_C, store: { sqlite: empty, mode } }, 'STORE_ERROR')
+                }
+                expect((await second.quit()) === 0, 'clean exit')
+            }
+        },
+    },
+    {
         // docs/compat.md: a stored outbound megolm session that does not
         // unpickle. The client silently starts (and would share) a new session;
         // this library refuses with STORE_CORRUPT (the driver's STORE_ERROR).
@@ -601,7 +696,7 @@ export const scenarios: { name: string; run: (ctx: Ctx) => Promise<void> }[] = [
                 await first.ok('init', { user_id: USER_C, store, pickle_key: 'damage key' })
                 const e1 = await encrypt(first, MEGOLM, 'before the damage')
                 expect((await first.quit()) === 0, 'clean exit')
-                damageStoredPickle(path, 'outbound', STREAM, e1.session_id)
+                damageStoredPickle(path, 'outbound', STREAM, e1.session_id, 'damage key')
                 const second = make()
                 await second.ok('init', { user_id: USER_C, store, pickle_key: 'damage key' })
                 if (CANONICAL.has(kind)) {
@@ -634,7 +729,7 @@ export const scenarios: { name: string; run: (ctx: Ctx) => Promise<void> }[] = [
                 await first.ok('init', { user_id: USER_B, store, pickle_key: 'damage key' })
                 equal((await first.ok('import_sessions', { sessions: keys })).imported, [m.session_id], 'imported')
                 expect((await first.quit()) === 0, 'clean exit')
-                damageStoredPickle(path, 'inbound', STREAM, m.session_id)
+                damageStoredPickle(path, 'inbound', STREAM, m.session_id, 'damage key')
                 const second = make()
                 await second.ok('init', { user_id: USER_B, store, pickle_key: 'damage key' })
                 const again = await second.ok('import_sessions', { sessions: keys })

@@ -118,6 +118,27 @@ for l in lines:
     add("driver_line", l)
 add("driver_line", "\n".join(lines[:6]))
 
+# store_bytes: edits of the target's own store file (tools/fuzz/fuzz_store_bytes.cpp):
+# a mode byte (bit 0: without verify_on_open), then (u32 little-endian offset, XOR
+# byte or 0 = cut there) per edit.
+def edit(offset, x):
+    return offset.to_bytes(4, "little") + bytes([x])
+
+
+for s in [b"\x00", b"\x01",
+          b"\x00" + edit(0, 1),            # the SQLite header string
+          b"\x00" + edit(60, 0x80),        # user_version made negative
+          b"\x00" + edit(63, 0x01),        # user_version + 1
+          b"\x00" + edit(68, 0x01),        # application_id
+          b"\x00" + edit(4096, 0),         # cut after the first page
+          b"\x00" + edit(100, 0),          # cut inside the first page
+          b"\x00" + edit(5000, 0x10),
+          b"\x00" + edit(9000, 0x04) + edit(13000, 0x40),
+          b"\x01" + edit(9000, 0x04),
+          b"\x01" + edit(17000, 0x02) + edit(21000, 0x80),
+          b"\x00" + edit(0xFFFFFFFF, 0x20)]:
+    add("store_bytes", s)
+
 for target, files in sorted(seeds.items()):
     d = os.path.join(out, target)
     os.makedirs(d, exist_ok=True)

@@ -1,4 +1,4 @@
-// AES-256-GCM, SHA-256 and HKDF-SHA-256 over OpenSSL libcrypto.
+// AES-256-GCM, SHA-256, HMAC-SHA-256 and HKDF-SHA-256 over OpenSSL libcrypto.
 //
 // AesGcm: 32-byte key, 12-byte IV, 16-byte tag appended to the ciphertext, as the
 // Towns hybrid (grpaes) algorithm and WebCrypto lay it out. An AesGcm object is
@@ -41,6 +41,27 @@ class TOWNS_API AesGcm {
 };
 
 TOWNS_API std::array<uint8_t, 32> sha256(std::span<const uint8_t> data);
+
+// HMAC-SHA-256 (RFC 2104).
+TOWNS_API std::array<uint8_t, 32> hmac_sha256(SecretView key, std::span<const uint8_t> data);
+
+// An HMAC-SHA-256 key prepared once (its padded key hashed), for many MACs under
+// it: about four times faster per MAC than hmac_sha256. Immutable after
+// construction; mac() may be called from several threads at once.
+class TOWNS_API HmacSha256 {
+ public:
+  explicit HmacSha256(SecretView key);
+  ~HmacSha256();
+  HmacSha256(HmacSha256&& o) noexcept : ctx_(o.ctx_) { o.ctx_ = nullptr; }
+  HmacSha256& operator=(HmacSha256&& o) noexcept;
+  HmacSha256(const HmacSha256&) = delete;
+  HmacSha256& operator=(const HmacSha256&) = delete;
+
+  std::array<uint8_t, 32> mac(std::span<const uint8_t> data) const;
+
+ private:
+  void* ctx_;  // EVP_MAC_CTX, initialised with the key
+};
 
 // HKDF-SHA-256 (RFC 5869) of out_len bytes.
 TOWNS_API SecretBytes hkdf_sha256(SecretView ikm, std::span<const uint8_t> salt,

@@ -26,7 +26,8 @@
 // - A write that returned has been acknowledged (SqliteCryptoStore: committed).
 // - Olm objects are stored as pickles (already encrypted by libolm under the
 //   pickle key); hybrid session keys are secrets and each store protects them as
-//   it documents.
+//   it documents (SqliteCryptoStore seals every secret row, bound to its place,
+//   and refuses a row it did not write there with STORE_CORRUPT).
 // - Lookups of absent entries return std::nullopt / empty lists, never throw.
 //   Failures of the store itself throw Error(STORE_*).
 #pragma once

@@ -12,18 +12,33 @@
 // - Durability: synchronous=FULL by default: an acknowledged write survives the
 //   process being killed and the machine losing power. (NORMAL, selectable, still
 //   survives kill -9 of the process but not power loss.)
-// - Secrets: olm objects are stored as libolm pickles under the pickle key. Hybrid
-//   session keys are sealed with AES-256-GCM under a key derived from the pickle
-//   key; see docs/store.md for the exact format. A key-check value lets open()
-//   refuse a wrong pickle key before anything is read or written.
-// - open() refuses, changing nothing: a file that is not SQLite (STORE_CORRUPT), a
-//   SQLite database that is not a towns-e2ee store (STORE_CORRUPT), a store of a
-//   newer schema (STORE_NEWER_SCHEMA), a wrong pickle key (STORE_WRONG_PICKLE_KEY),
-//   an empty pickle key (INVALID_ARGUMENT, before the file is touched: a device
-//   refuses it too, docs/protocol.md section 4.4).
+// - Every stored secret row (the account, outbound, inbound and hybrid
+//   sessions) is sealed with AES-256-GCM under a key derived from the pickle key,
+//   with associated data naming the store (a random store id made with the
+//   store), the table, the algorithm and the row's key columns: a row that was
+//   moved, renamed, copied from another store or damaged does not open
+//   (STORE_CORRUPT naming the table). Stream and session ids are stored as keyed
+//   hashes (HMAC-SHA-256 under another key derived from the pickle key); their
+//   clear values live inside the sealed rows. The replay record's rows carry a
+//   MAC. docs/store.md has the exact format.
+// - open() checks, before any statement but the read of PRAGMA user_version
+//   runs: the version is one this library knows (else STORE_CORRUPT, or
+//   STORE_NEWER_SCHEMA above the current one); then the application id, the
+//   schema's objects and the key check; a file with data but no key check is
+//   STORE_CORRUPT, and a wrong pickle key (STORE_WRONG_PICKLE_KEY) writes
+//   nothing. Then (verify_on_open, the default) every row is opened once, so
+//   that a tampered or mixed file is refused at open rather than at first use.
+//   An empty pickle key is INVALID_ARGUMENT, before the file is touched.
+// - Open modes: kCreate (refuses an existing path), kOpen (refuses a missing
+//   path, an empty or truncated file), kEither (creates when the path does not
+//   exist). A new store is built under a temporary name and linked into place
+//   complete, so a store file is never half made.
+// - Files are 0600 (store, -wal, -shm) whatever the umask; an existing store with
+//   wider permissions is narrowed. The path is a plain file name: SQLite URIs
+//   and ":memory:" are not interpreted; a NUL in it is INVALID_ARGUMENT.
 // - Thread-safe: one connection behind one plain (non-recursive) mutex, a leaf
-//   lock: no caller code runs while it is held (hybrid keys are sealed, which
-//   calls the random source, before it is taken).
+//   lock: no caller code runs while it is held (rows are sealed, which calls the
+//   random source, before it is taken).
 #pragma once
 
 #include <memory>
@@ -34,8 +49,19 @@
 
 namespace towns {
 
+// How open() treats the path.
+enum class StoreOpenMode {
+  kCreate,  // a new store; STORE_ERROR when the path exists
+  kOpen,    // an existing store; STORE_ERROR when the path does not exist
+  kEither,  // the existing store, or a new one when the path does not exist
+};
+
 struct SqliteStoreOptions {
   bool synchronous_full = true;
+  // Open every row once at open (and run PRAGMA quick_check), so that a damaged,
+  // mixed or tampered file is refused at open; docs/store.md gives the cost.
+  // Without it each row is still checked when it is read.
+  bool verify_on_open = true;
   int busy_timeout_ms = 30000;
   // Source of the IVs used to seal hybrid keys; default: os_random().
   crypto::RandomSource* rng = nullptr;
@@ -43,12 +69,15 @@ struct SqliteStoreOptions {
 
 class TOWNS_API SqliteCryptoStore final : public CryptoStore {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   // "TwnE": marks the file as a towns-e2ee store.
   static constexpr int kApplicationId = 0x54776e45;
 
+  // kEither.
   static std::unique_ptr<SqliteCryptoStore> open(const std::string& path, crypto::SecretView pickle_key,
                                                  SqliteStoreOptions options = {});
+  static std::unique_ptr<SqliteCryptoStore> open(const std::string& path, crypto::SecretView pickle_key,
+                                                 StoreOpenMode mode, SqliteStoreOptions options = {});
   ~SqliteCryptoStore() override;
   SqliteCryptoStore(const SqliteCryptoStore&) = delete;
   SqliteCryptoStore& operator=(const SqliteCryptoStore&) = delete;
