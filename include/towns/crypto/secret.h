@@ -29,9 +29,11 @@ TOWNS_API void wipe(void* p, size_t n) noexcept;
 TOWNS_API bool constant_time_equal(std::span<const uint8_t> a, std::span<const uint8_t> b) noexcept;
 
 // Memory excluded from core dumps (madvise MADV_DONTDUMP), 16-byte aligned:
-// requests up to 2 KiB are carved from 64 KiB arenas of such pages (size
-// classes, reused through free lists, never returned to the system), larger
-// ones are their own mapping. Thread-safe. std::bad_alloc when out of memory.
+// requests up to 64 KiB are carved from 1 MiB arenas of such pages (power-of-
+// two size classes, reused through free lists, never returned to the system),
+// larger ones are their own mapping. Thread-safe. std::bad_alloc when out of
+// memory. Cost (docs/security.md): as the heap for pooled sizes, about 35 us
+// more for a mapping of its own.
 // secure_deallocate does not wipe; pass the size given to secure_allocate.
 TOWNS_API void* secure_allocate(size_t bytes);
 TOWNS_API void secure_deallocate(void* p, size_t bytes) noexcept;
