@@ -15,6 +15,7 @@
 #include "towns/crypto/encoding.h"
 #include "towns/proto/payloads.pb.h"
 #include "towns/olm/olm.h"
+#include "towns/protocol/inputs.h"
 #include "towns/protocol/session_sharing.h"
 
 using namespace towns;
@@ -806,4 +807,74 @@ TEST_CASE("the parallel paths give exactly what the sequential ones give") {
     }
   }
   CHECK(ok == 32);  // 30 + the hybrid one + the repeated one; the other sender's and the tampered one fail
+}
+
+TEST_CASE("inputs: stream ids in their one canonical form, the SDK's isValidStreamId") {
+  // The SDK's own table (sdk/src/tests/multi_ne/id.test.ts).
+  CHECK(is_valid_stream_id("10b6cd7a587ea499f57bfdc820b8c57ef654e38bc4" + std::string(22, '0')));
+  CHECK(is_valid_stream_id("101010101010101010101010101010101010101010" + std::string(22, '0')));
+  CHECK(is_valid_stream_id("a81010101010101010101010101010101010101010"));
+  for (const char* bad : {"", "0", "00", "101", "10AA", "10111", "10AAbb", "1000",
+                          "10B6cd7a587ea499f57bfdc820b8c57ef654e38bc4572e7843df05321dd74c2f",
+                          "1110101010101010101010101010101010101010101010101010101010101010",
+                          "a810101010101010101010101010101010101010", "a8101010101010101010101010101010101010101",
+                          "a8101010101010101010101010101010101010101000",
+                          "10b6cd7a587ea499f57bfdc820b8c57ef654e38bc4572e7843df05321dd74c2f36",
+                          "101010101010101010101010101010101010101010101010101010101010101010", "0x10aa", "0x"}) {
+    INFO(bad);
+    CHECK_FALSE(is_valid_stream_id(bad));
+    REQUIRE_ERROR(check_stream_id(bad), INVALID_ARGUMENT);
+  }
+  CHECK(is_valid_stream_id(kStream));
+  CHECK(is_valid_stream_id("dd" + std::string(16, '1')));
+  CHECK(is_valid_user_id("0x" + std::string(40, 'A')));
+  CHECK(is_valid_user_id(std::string(40, 'a')));
+  CHECK_FALSE(is_valid_user_id("0x" + std::string(39, 'a')));
+  CHECK_FALSE(is_valid_user_id("0x" + std::string(38, 'a') + "zz"));
+  CHECK_FALSE(is_valid_user_id("alice"));
+  CHECK(shorten_for_message(std::string(100, 'x')) == std::string(64, 'x') + "\u2026");
+  CHECK(shorten_for_message("short") == "short");
+  // A cut never splits a UTF-8 sequence.
+  CHECK(shorten_for_message(std::string(63, 'x') + "\u00e9\u00e9") == std::string(63, 'x') + "\u2026");
+}
+
+TEST_CASE("inputs: the library refuses non-canonical stream ids where they enter; one stream, one entry") {
+  Device a;
+  const std::string upper = "20" + std::string(62, 'A');
+  const std::string lower = "20" + std::string(62, 'a');
+  for (const auto& bad : {std::string("0x"), "0x" + lower, upper, std::string("ab")}) {
+    INFO(bad);
+    REQUIRE_ERROR(a.crypto.ensure_outbound_session(bad, kMegolm), INVALID_ARGUMENT);
+    REQUIRE_ERROR(a.crypto.encrypt_group_event(bad, test::bytes("x"), kMegolm), INVALID_ARGUMENT);
+    REQUIRE_ERROR(a.crypto.encrypt_group_event_deprecated_v0(bad, "x", kMegolm), INVALID_ARGUMENT);
+    REQUIRE_ERROR(a.crypto.decrypt_group_event(bad, megolm_event(a, "x")), INVALID_ARGUMENT);
+    REQUIRE_ERROR(a.crypto.decrypt_group_events(bad, {}), INVALID_ARGUMENT);
+    REQUIRE_ERROR(build_group_encryption_sessions(a.crypto, bad, kMegolm, {}, {}), INVALID_ARGUMENT);
+  }
+  // Imports: a key under a non-canonical stream id fails alone.
+  auto id = a.crypto.ensure_outbound_session(lower, kMegolm);
+  auto key = *a.crypto.export_group_session(lower, id);
+  Device b;
+  auto upper_key = key;
+  upper_key.stream_id = upper;
+  auto prefixed_key = key;
+  prefixed_key.stream_id = "0x" + lower;
+  auto r = b.crypto.import_room_keys({upper_key, prefixed_key, key});
+  CHECK(r.failed == std::vector<std::string>{id, id});
+  CHECK(r.imported == std::vector<std::string>{id});
+  CHECK(b.crypto.import_session_keys(upper, {key}).failed == std::vector<std::string>{id});
+  CHECK(b.crypto.get_group_session_ids(lower) == std::vector<std::string>{id});
+  CHECK(b.crypto.get_group_session_ids(upper).empty());
+}
+
+TEST_CASE("inputs: a new hybrid session needs a miniblock number from 0 and a 32-byte hash") {
+  Device a;
+  REQUIRE_ERROR(a.crypto.ensure_outbound_session(kStream, kHybrid, {.miniblock_info = MiniblockInfo{-1, std::vector<uint8_t>(32, 1)}}),
+                INVALID_ARGUMENT);
+  REQUIRE_ERROR(a.crypto.ensure_outbound_session(kStream, kHybrid, {.miniblock_info = MiniblockInfo{1, {}}}), INVALID_ARGUMENT);
+  REQUIRE_ERROR(a.crypto.ensure_outbound_session(kStream, kHybrid, {.miniblock_info = MiniblockInfo{1, std::vector<uint8_t>(31, 1)}}),
+                INVALID_ARGUMENT);
+  CHECK_FALSE(a.crypto.has_outbound_session(kStream, kHybrid));
+  CHECK_NOTHROW(a.crypto.ensure_outbound_session(
+      kStream, kHybrid, {.miniblock_info = MiniblockInfo{INT64_MAX, std::vector<uint8_t>(32, 1)}}));
 }

@@ -262,7 +262,7 @@ TEST_CASE("lock order: receiving a session batch while ensuring outbound session
   std::vector<std::string> streams;
   for (int i = 0; i < kIterations; ++i) {
     char buf[65];
-    std::snprintf(buf, sizeof buf, "21%054x%08x", 0, i);
+    std::snprintf(buf, sizeof buf, "20%054x%08x", 0, i);  // channel ids (the library takes only valid ones)
     streams.emplace_back(buf);
   }
   test::TempDir dir;

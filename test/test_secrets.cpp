@@ -4,6 +4,9 @@
 #include "store_fixtures.h"
 
 #include <nlohmann/json.hpp>
+#include <cstdio>
+#include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "driver.h"
@@ -123,11 +126,11 @@ TEST_CASE("the driver's error replies never echo secrets") {
   const std::string pickle_key = "driver pickle key 123";
   std::stringstream in, out;
   auto store = "{\"sqlite\":\"" + dir.file("d.db") + "\"}";
-  in << R"({"id":1,"cmd":"init","user_id":"aa","store":)" << store << R"(,"pickle_key":")" << pickle_key << "\"}\n";
-  in << R"({"id":2,"cmd":"encrypt","stream_id":"20aa","algorithm":"r.group-encryption.v1.aes-sha2","plaintext_b64":"c2VjcmV0IHBsYWludGV4dA=="})" << "\n";
+  in << R"({"id":1,"cmd":"init","user_id":"0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","store":)" << store << R"(,"pickle_key":")" << pickle_key << "\"}\n";
+  in << R"({"id":2,"cmd":"encrypt","stream_id":"20aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","algorithm":"r.group-encryption.v1.aes-sha2","plaintext_b64":"c2VjcmV0IHBsYWludGV4dA=="})" << "\n";
   in << R"({"id":3,"cmd":"export_sessions"})" << "\n";
-  in << R"({"id":4,"cmd":"init","user_id":"aa","store":)" << store << R"(,"pickle_key":"wrong )" << pickle_key << "\"}\n";
-  in << R"({"id":5,"cmd":"import_sessions","sessions":[{"streamId":"20aa","sessionId":"x","sessionKey":"AAAAsecretkeymaterial","algorithm":"grpaes"}]})" << "\n";
+  in << R"({"id":4,"cmd":"init","user_id":"0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","store":)" << store << R"(,"pickle_key":"wrong )" << pickle_key << "\"}\n";
+  in << R"({"id":5,"cmd":"import_sessions","sessions":[{"streamId":"20aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","sessionId":"x","sessionKey":"AAAAsecretkeymaterial","algorithm":"grpaes"}]})" << "\n";
   in << R"({"id":6,"cmd":"decrypt_from_device","ciphertext":"AwoAsecretciphertext","sender_key":"k"})" << "\n";
   tools::run_driver(in, out);
   std::string line;
@@ -149,5 +152,58 @@ TEST_CASE("the driver's error replies never echo secrets") {
                                       std::string("AAAAsecretkeymaterial")}) {
       CHECK(replies[i].find(secret) == std::string::npos);
     }
+  }
+}
+
+namespace {
+
+// The VmFlags of the mapping of /proc/self/smaps that holds p ("" when none does).
+std::string vm_flags_of(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find('-') < 17) {
+      inside = lo <= addr && addr < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+bool has_flag(const std::string& flags, const std::string& flag) {
+  std::istringstream words(flags);
+  for (std::string w; words >> w;) {
+    if (w == flag) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("secret buffers live in pages left out of core dumps (MADV_DONTDUMP)") {
+  // Small (pooled) and large (own mapping) buffers, and a plain heap block for contrast.
+  SecretBytes small(std::string_view("a 32-byte key, more or less....."));
+  SecretBytes large(std::vector<uint8_t>(100000, 7));
+  auto heap = std::make_unique<std::vector<uint8_t>>(100, 1);
+  std::string large_flags = vm_flags_of(large.data());
+  INFO(vm_flags_of(small.data()) << " / " << large_flags << " / " << vm_flags_of(heap->data()));
+  CHECK(has_flag(vm_flags_of(small.data()), "dd"));
+  CHECK(has_flag(large_flags, "dd"));
+  CHECK_FALSE(has_flag(vm_flags_of(heap->data()), "dd"));
+  // Growing, copying and moving keep them there.
+  SecretBytes grown;
+  for (int i = 0; i < 5000; ++i) grown.append(crypto::as_bytes("x"));
+  CHECK(has_flag(vm_flags_of(grown.data()), "dd"));
+  SecretBytes copy = small;
+  CHECK(has_flag(vm_flags_of(copy.data()), "dd"));
+  CHECK(copy == small);
+  // Blocks are reused and 16-byte aligned.
+  std::vector<SecretBytes> many;
+  for (size_t n = 1; n < 3000; n += 37) {
+    many.emplace_back(n);
+    CHECK(reinterpret_cast<uintptr_t>(many.back().data()) % 16 == 0);
   }
 }

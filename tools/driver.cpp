@@ -6,7 +6,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+#include <sys/prctl.h>
+
 #include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -16,6 +23,7 @@
 #include "towns/error.h"
 #include "towns/exchange/key_exchange.h"
 #include "towns/protocol/derived.h"
+#include "towns/protocol/inputs.h"
 #include "towns/protocol/media.h"
 #include "towns/protocol/session_sharing.h"
 #include "towns/proto/payloads.pb.h"
@@ -48,6 +56,7 @@ std::string driver_code(const Error& e, bool decrypting) {
     case ErrorCode::IMPORT_FAILED:
     case ErrorCode::UNKNOWN_ALGORITHM:
     case ErrorCode::INTERNAL:
+    case ErrorCode::LIMIT_EXCEEDED:
       return std::string(e.code_name());
     case ErrorCode::REPLAY:
       return "DECRYPTION_FAILED";
@@ -65,6 +74,29 @@ std::string driver_code(const Error& e, bool decrypting) {
 }
 
 [[noreturn]] void bad(const std::string& what) { throw Error(ErrorCode::INVALID_ARGUMENT, what); }
+[[noreturn]] void over_limit(const std::string& what) { throw Error(ErrorCode::LIMIT_EXCEEDED, what); }
+
+// A value as an error message shows it: at most 64 bytes of it, then "…".
+std::string shown(std::string_view v) { return shorten_for_message(v); }
+
+// String arguments that are free text (the client takes any JavaScript string);
+// every other string argument is an id, a key, an encoding or a path, where a
+// NUL byte would cut the value short somewhere below: it is refused.
+bool may_hold_nul(std::string_view name) { return name == "payload" || name == "key_phrase"; }
+
+void check_no_nul(std::string_view value, std::string_view name) {
+  if (value.find('\0') != std::string_view::npos) bad(std::string(name) + " holds a NUL byte");
+}
+
+// The limits of the request being handled (run_driver sets them).
+thread_local DriverLimits g_limits;
+
+// (Lists of the request itself are counted while parsing, parse_request.)
+void check_list(size_t n, std::string_view name) {
+  if (n > g_limits.max_list_items) {
+    over_limit(std::string(name) + " holds more than " + std::to_string(g_limits.max_list_items) + " items");
+  }
+}
 
 const json& arg(const json& req, const char* name) {
   auto it = req.find(name);
@@ -72,17 +104,23 @@ const json& arg(const json& req, const char* name) {
   return *it;
 }
 
-std::string str(const json& req, const char* name) {
+// The string itself, not a copy (the request is wiped after it is handled, so
+// a secret read through a reference leaves no copy behind).
+const std::string& str(const json& req, const char* name) {
   const auto& v = arg(req, name);
   if (!v.is_string()) bad(std::string(name) + " must be a string");
-  return v.get<std::string>();
+  const auto& s = v.get_ref<const std::string&>();
+  if (!may_hold_nul(name)) check_no_nul(s, name);
+  return s;
 }
 
 std::optional<std::string> opt_str(const json& req, const char* name) {
   auto it = req.find(name);
   if (it == req.end() || it->is_null()) return std::nullopt;
   if (!it->is_string()) bad(std::string(name) + " must be a string");
-  return it->get<std::string>();
+  const auto& s = it->get_ref<const std::string&>();
+  if (!may_hold_nul(name)) check_no_nul(s, name);
+  return s;
 }
 
 std::vector<uint8_t> b64(const std::string& text, const char* name) {
@@ -93,30 +131,61 @@ std::vector<uint8_t> b64(const std::string& text, const char* name) {
   }
 }
 
+void wipe_exported_device(river::ExportedDevice& m) {
+  auto wipe = [](std::string* s) { crypto::wipe(s->data(), s->size()); };
+  wipe(m.mutable_picklekey());
+  wipe(m.mutable_pickledaccount());
+  for (auto& s : *m.mutable_outboundsessions()) wipe(s.mutable_session());
+  for (auto& s : *m.mutable_inboundsessions()) wipe(s.mutable_session());
+  for (auto& s : *m.mutable_hybridgroupsessions()) wipe(s.mutable_session_key());
+}
+
 std::string to_b64(std::span<const uint8_t> b) { return crypto::base64_encode(b, Base64Padding::kPadded); }
 std::string to_b64(const std::string& s) { return to_b64(crypto::as_bytes(s)); }
 std::string pb_b64(const google::protobuf::MessageLite& m) { return to_b64(m.SerializeAsString()); }
+
+// The repeated fields of a protobuf argument (session ids, ciphertexts) hold at
+// most max_list_items each.
+void check_pb_lists(const google::protobuf::Message& m, const char* name) {
+  const auto* d = m.GetDescriptor();
+  const auto* r = m.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const auto* f = d->field(i);
+    if (f->is_repeated()) check_list(static_cast<size_t>(r->FieldSize(m, f)), std::string(name) + "." + std::string(f->name()));
+  }
+}
 
 template <typename M>
 M parse_pb(const json& req, const char* name) {
   auto bytes = b64(str(req, name), name);
   M m;
   if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) bad(std::string(name) + " is not a valid protobuf");
+  check_pb_lists(m, name);
   return m;
 }
 
-std::string stream_arg(const json& req) {
-  auto s = str(req, "stream_id");
-  if (s.empty()) bad("stream_id is empty");
-  try {
-    (void)crypto::hex_decode(s);
-  } catch (const Error&) {
-    bad("stream_id is not hex");
-  }
+// A stream id in the protocol's form (protocol.md 1.3): lower-case hex, a known
+// prefix, the identity's length or 64 digits padded with zeros.
+std::string stream_arg_named(const json& req, const char* name) {
+  auto s = str(req, name);
+  check_stream_id(s);
+  return s;
+}
+std::string stream_arg(const json& req) { return stream_arg_named(req, "stream_id"); }
+
+// A user id: an address, "0x" and 40 hex digits (protocol.md 1.3).
+std::string user_arg(const json& req, const char* name) {
+  auto s = str(req, name);
+  check_user_id(s);
   return s;
 }
 
 int64_t int64_arg(const json& v, const char* name) {
+  if (v.is_number_unsigned()) {
+    // 2^63 and above do not fit: refused, not wrapped to a negative number.
+    if (v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) bad(std::string(name) + " is out of range");
+    return static_cast<int64_t>(v.get<uint64_t>());
+  }
   if (v.is_number_integer()) return v.get<int64_t>();
   if (!v.is_string()) bad(std::string(name) + " must be a decimal string");
   const auto s = v.get<std::string>();
@@ -135,13 +204,14 @@ int64_t int64_arg(const json& v, const char* name) {
 GroupEncryptionAlgorithm algorithm_arg(const json& req) {
   auto a = str(req, "algorithm");
   auto parsed = parse_group_encryption_algorithm(a, std::nullopt);
-  if (!parsed) bad("unknown algorithm " + a);
+  if (!parsed) bad("unknown algorithm " + shown(a));
   return *parsed;
 }
 
 std::vector<UserDevice> devices_arg(const json& req) {
   const auto& list = arg(req, "devices");
   if (!list.is_array()) bad("devices must be a list");
+  check_list(list.size(), "devices");
   std::vector<UserDevice> out;
   for (const auto& d : list) {
     if (!d.is_object()) bad("each device must be an object");
@@ -153,16 +223,18 @@ std::vector<UserDevice> devices_arg(const json& req) {
 std::vector<std::string> string_list(const json& req, const char* name) {
   const auto& list = arg(req, name);
   if (!list.is_array()) bad(std::string(name) + " must be a list");
+  check_list(list.size(), name);
   std::vector<std::string> out;
   for (const auto& v : list) {
     if (!v.is_string()) bad(std::string(name) + " must hold strings");
+    check_no_nul(v.get_ref<const std::string&>(), name);
     out.push_back(v.get<std::string>());
   }
   return out;
 }
 
 std::vector<uint8_t> hex_arg(const json& req, const char* name) {
-  auto s = str(req, name);
+  const auto& s = str(req, name);
   try {
     return crypto::hex_decode(s);
   } catch (const Error&) {
@@ -189,7 +261,7 @@ class Driver {
   // command's own) or json::exception for a malformed argument.
   json handle(const std::string& cmd, const json& req) {
     const Command* c = find_command(cmd);
-    if (c == nullptr) throw Error(ErrorCode::UNKNOWN_COMMAND, "unknown command " + cmd);
+    if (c == nullptr) throw Error(ErrorCode::UNKNOWN_COMMAND, "unknown command " + shown(cmd));
     if (c->needs_device && !crypto_) throw Error(ErrorCode::NOT_INITIALIZED, "send init first");
     decrypting_ = c->decrypting;
     return (this->*(c->run))(req);
@@ -224,16 +296,23 @@ class Driver {
   json init(const json& req) {
     // Required like the client driver's (docs/driver.md), though a device keeps
     // no user id: the commands that need one take it as an argument.
-    (void)str(req, "user_id");
-    crypto::SecretBytes key(opt_str(req, "pickle_key").value_or(std::string(kDefaultPickleKey)));
+    (void)user_arg(req, "user_id");
+    crypto::SecretBytes key(kDefaultPickleKey);
+    if (auto it = req.find("pickle_key"); it != req.end() && !it->is_null()) {
+      if (!it->is_string()) bad("pickle_key must be a string");
+      const auto& given = it->get_ref<const std::string&>();
+      check_no_nul(given, "pickle_key");
+      key = crypto::SecretBytes(std::string_view(given));  // no plain copy: the request's own is wiped after it
+    }
     std::optional<crypto::SecretBytes> exported;
     if (req.contains("exported_device_pb") && !req["exported_device_pb"].is_null()) {
       auto bytes = b64(str(req, "exported_device_pb"), "exported_device_pb");
       exported = crypto::SecretBytes(std::span<const uint8_t>(bytes));
       crypto::wipe(bytes.data(), bytes.size());
-      if (!river::ExportedDevice().ParseFromArray(exported->data(), static_cast<int>(exported->size()))) {
-        bad("exported_device_pb is not a valid protobuf");
-      }
+      river::ExportedDevice parsed;
+      bool ok = parsed.ParseFromArray(exported->data(), static_cast<int>(exported->size()));
+      wipe_exported_device(parsed);  // the pickles and the pickle key it holds
+      if (!ok) bad("exported_device_pb is not a valid protobuf");
     }
     const auto& store_arg = arg(req, "store");
     std::unique_ptr<CryptoStore> store;
@@ -251,7 +330,9 @@ class Driver {
           bad("store mode must be \"create\", \"open\" or \"either\"");
         }
       }
-      store = SqliteCryptoStore::open(store_arg["sqlite"].get<std::string>(), key, mode);
+      const auto& path = store_arg["sqlite"].get_ref<const std::string&>();
+      check_no_nul(path, "store.sqlite");
+      store = SqliteCryptoStore::open(path, key, mode);
     } else {
       bad("store must be \"memory\" or {\"sqlite\": path, \"mode\"?}");
     }
@@ -285,6 +366,7 @@ class Driver {
       } catch (const Error&) {
         bad("miniblock_hash_hex is not hex");
       }
+      check_new_session_miniblock(info.miniblock_num, info.miniblock_hash);
       if (plaintext.empty()) throw Error(ErrorCode::EMPTY_PAYLOAD, "data to encrypt cannot be empty");
       crypto_->ensure_outbound_session(stream, algorithm, {.miniblock_info = info});
     }
@@ -316,6 +398,7 @@ class Driver {
   json export_sessions(const json& req) {
     std::vector<GroupEncryptionSession> sessions;
     auto stream = opt_str(req, "stream_id");
+    if (stream) check_stream_id(*stream);
     bool by_id = req.contains("session_ids") && !req["session_ids"].is_null();
     if (by_id && !stream) bad("session_ids needs stream_id");
     if (stream && by_id) {
@@ -335,11 +418,19 @@ class Driver {
   json import_sessions(const json& req) {
     const auto& list = arg(req, "sessions");
     if (!list.is_array()) bad("sessions must be a list");
+    check_list(list.size(), "sessions");
     std::vector<GroupEncryptionSession> keys;
+    keys.reserve(list.size());
     for (const auto& s : list) {
       if (!s.is_object()) bad("each session must be an object");
-      keys.push_back({opt_str(s, "streamId").value_or(""), opt_str(s, "sessionId").value_or(""),
-                      crypto::SecretBytes(opt_str(s, "sessionKey").value_or("")), opt_str(s, "algorithm").value_or("")});
+      // The key goes straight from the request (wiped after it) into SecretBytes.
+      crypto::SecretBytes key;
+      if (auto it = s.find("sessionKey"); it != s.end() && !it->is_null()) {
+        if (!it->is_string()) bad("sessionKey must be a string");
+        key = crypto::SecretBytes(std::string_view(it->get_ref<const std::string&>()));
+      }
+      keys.push_back({opt_str(s, "streamId").value_or(""), opt_str(s, "sessionId").value_or(""), std::move(key),
+                      opt_str(s, "algorithm").value_or("")});
     }
     auto result = crypto_->import_room_keys(keys);
     auto failed = result.failed;
@@ -355,12 +446,12 @@ class Driver {
     for (const auto& id : string_list(req, "session_ids")) {
       auto s = crypto_->export_group_session(stream, id);
       if (!s || s->algorithm != algorithm_id(algorithm)) {
-        throw Error(ErrorCode::SESSION_NOT_FOUND, "no " + std::string(algorithm_id(algorithm)) + " session " + id);
+        throw Error(ErrorCode::SESSION_NOT_FOUND, "no " + std::string(algorithm_id(algorithm)) + " session " + shown(id));
       }
       sessions.push_back(std::move(*s));
     }
     auto plan = build_group_encryption_sessions(*crypto_, stream, algorithm, sessions, devices);
-    if (!plan.skipped_devices.empty()) bad("olm refused the keys of device " + plan.skipped_devices.front());
+    if (!plan.skipped_devices.empty()) bad("olm refused the keys of device " + shown(plan.skipped_devices.front()));
     return {{"group_encryption_sessions_pb", pb_b64(plan.message)}};
   }
 
@@ -400,7 +491,7 @@ class Driver {
 
   json answer_solicitation(const json& req) {
     auto stream = stream_arg(req);
-    auto from = str(req, "from_user_id");
+    auto from = user_arg(req, "from_user_id");
     auto sol = parse_pb<river::MemberPayload::KeySolicitation>(req, "key_solicitation_pb");
     const auto& entitled_arg = arg(req, "requester_entitled");
     if (!entitled_arg.is_boolean()) bad("requester_entitled must be a boolean");
@@ -416,14 +507,14 @@ class Driver {
   // The derived scheme and media encryption (protocol.md sections 12, 13): no
   // device involved.
   json derived_encrypt(const json& req) {
-    auto phrase = str(req, "key_phrase");
+    const auto& phrase = str(req, "key_phrase");
     auto plaintext = b64(str(req, "plaintext_b64"), "plaintext_b64");
     auto data = encrypt_derived(phrase, plaintext);
     return {{"encrypted_data_pb", to_b64(derived_encrypted_data_bytes(data))}};
   }
 
   json derived_decrypt(const json& req) {
-    auto phrase = str(req, "key_phrase");
+    const auto& phrase = str(req, "key_phrase");
     auto bytes = b64(str(req, "encrypted_data_pb"), "encrypted_data_pb");
     auto plain = decrypt_derived(phrase, parse_derived_encrypted_data(bytes));
     return {{"plaintext_b64", to_b64(plain.span())}};
@@ -463,6 +554,7 @@ class Driver {
     crypto::wipe(key_bytes.data(), key_bytes.size());
     const auto& list = arg(req, "chunks");
     if (!list.is_array()) bad("chunks must be a list");
+    check_list(list.size(), "chunks");
     bool whole_file = req.contains("iv_hex") && !req["iv_hex"].is_null();
     std::vector<MediaChunk> chunks;
     for (const auto& c : list) {
@@ -553,8 +645,107 @@ const Driver::Command* Driver::find_command(std::string_view name) {
   return nullptr;
 }
 
+// Error messages are cut to this many bytes in a reply, whatever produced them.
+constexpr size_t kMaxMessageBytes = 512;
+
 json error_reply(const json& id, const std::string& code, const std::string& message) {
-  return {{"id", id}, {"ok", false}, {"error", {{"code", code}, {"message", message}}}};
+  return {{"id", id}, {"ok", false}, {"error", {{"code", code}, {"message", shorten_for_message(message, kMaxMessageBytes)}}}};
+}
+
+// Overwrites every string of a request or reply (keys, pickle keys, exported
+// devices pass through them) before the memory is released.
+void wipe_json(json& root) {
+  std::vector<json*> todo{&root};
+  while (!todo.empty()) {
+    json* j = todo.back();
+    todo.pop_back();
+    if (j->is_string()) {
+      auto& s = j->get_ref<std::string&>();
+      crypto::wipe(s.data(), s.size());
+    } else if (j->is_structured()) {
+      for (auto& v : *j) todo.push_back(&v);
+    }
+  }
+}
+
+void wipe_string(std::string& s) { crypto::wipe(s.data(), s.capacity()); }
+
+// Reads one line (without its newline) into line, keeping at most max bytes:
+// the rest of a longer line is read and dropped. false at the end of input.
+bool read_line(std::istream& in, std::string& line, size_t max, bool& too_long) {
+  line.clear();
+  too_long = false;
+  std::streambuf* sb = in.rdbuf();
+  bool any = false;
+  for (;;) {
+    int c = sb->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      return any;
+    }
+    any = true;
+    if (c == '\n') return true;
+    if (too_long) continue;
+    if (line.size() >= max) {
+      too_long = true;
+      wipe_string(line);
+      line.clear();
+      continue;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+}
+
+struct DepthExceeded {};
+
+// Parses a request line within the limits, while parsing, so that no more than
+// the limits is ever built: an array or object past max_depth stops the parse
+// (DepthExceeded), and so does the item of any one list or object past
+// max_list_items (LIMIT_EXCEEDED naming the list). Every item of a container
+// at depth d ends with one event at depth d+1 (a value, or the end of a
+// nested container); a member of an object has a key event there first.
+json parse_request(const std::string& line, const DriverLimits& limits) {
+  std::vector<size_t> items;       // per open container, by depth
+  std::vector<std::string> names;  // what an error calls it
+  std::string key;                 // the last member name read
+  return json::parse(
+      line,
+      [&](int d, json::parse_event_t event, json& parsed) {
+        auto depth = static_cast<size_t>(d);
+        switch (event) {
+          case json::parse_event_t::object_start:
+          case json::parse_event_t::array_start:
+            if (depth >= limits.max_depth) throw DepthExceeded{};
+            items.resize(depth + 1);
+            names.resize(depth + 1);
+            items[depth] = 0;
+            names[depth] = depth == 0 ? "request" : !key.empty() ? shown(key) : names[depth - 1];
+            key.clear();
+            break;
+          case json::parse_event_t::key:
+            key = parsed.is_string() ? parsed.get<std::string>() : "";
+            break;
+          case json::parse_event_t::value:
+          case json::parse_event_t::object_end:
+          case json::parse_event_t::array_end:
+            key.clear();
+            if (depth >= 1 && depth - 1 < items.size() && ++items[depth - 1] > limits.max_list_items) {
+              over_limit(names[depth - 1] + " holds more than " + std::to_string(limits.max_list_items) + " items");
+            }
+            break;
+        }
+        return true;
+      },
+      false);
+}
+
+// A positive decimal option value.
+bool parse_size(std::string_view text, size_t& out) {
+  size_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || v == 0) return false;
+  out = v;
+  return true;
 }
 
 }  // namespace
@@ -565,36 +756,88 @@ std::vector<std::string> driver_commands() {
   return names;
 }
 
-int run_driver(std::istream& in, std::ostream& out) {
+int run_driver(std::istream& in, std::ostream& out, const DriverLimits& limits) {
+  g_limits = limits;
   Driver driver;
   std::string line;
-  while (!driver.quitting() && std::getline(in, line)) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  line.reserve(std::min<size_t>(limits.max_line_bytes, size_t{1} << 16));
+  bool too_long = false;
+  while (!driver.quitting() && read_line(in, line, limits.max_line_bytes, too_long)) {
     json id = nullptr;
     json reply;
-    auto req = json::parse(line, nullptr, false);
-    if (req.is_discarded() || !req.is_object()) {
-      reply = error_reply(nullptr, "INVALID_ARGUMENT", "the line is not a JSON object");
+    json req;
+    if (too_long) {
+      reply = error_reply(nullptr, "LIMIT_EXCEEDED",
+                          "the line is longer than " + std::to_string(limits.max_line_bytes) + " bytes (--max-line-bytes)");
+    } else if (line.find_first_not_of(" \t\r") == std::string::npos) {
+      continue;
+    } else if (line.find('\0') != std::string::npos) {
+      reply = error_reply(nullptr, "INVALID_ARGUMENT", "the line holds a NUL byte");
     } else {
-      if (req.contains("id") && req["id"].is_number_integer()) id = req["id"];
+      std::optional<std::string> over;
       try {
-        if (!req.contains("cmd") || !req["cmd"].is_string()) bad("missing cmd");
-        auto result = driver.handle(req["cmd"].get<std::string>(), req);
-        result["id"] = id;
-        result["ok"] = true;
-        reply = std::move(result);
+        req = parse_request(line, limits);
+      } catch (const DepthExceeded&) {
+        over = "the request nests deeper than " + std::to_string(limits.max_depth) + " levels";
       } catch (const Error& e) {
-        reply = error_reply(id, driver_code(e, driver.decrypting()), e.what());
-      } catch (const json::exception& e) {
-        reply = error_reply(id, "INVALID_ARGUMENT", std::string("bad argument: ") + e.what());
-      } catch (const std::exception& e) {
-        reply = error_reply(id, "INTERNAL", e.what());
+        over = e.what();
+      }
+      if (over) {
+        req = json();
+        reply = error_reply(nullptr, "LIMIT_EXCEEDED", *over);
+      } else if (req.is_discarded() || !req.is_object()) {
+        reply = error_reply(nullptr, "INVALID_ARGUMENT", "the line is not a JSON object");
+      } else {
+        if (req.contains("id") && req["id"].is_number_integer()) id = req["id"];
+        try {
+          if (!req.contains("cmd") || !req["cmd"].is_string()) bad("missing cmd");
+          auto result = driver.handle(req["cmd"].get<std::string>(), req);
+          result["id"] = id;
+          result["ok"] = true;
+          reply = std::move(result);
+        } catch (const Error& e) {
+          reply = error_reply(id, driver_code(e, driver.decrypting()), e.what());
+        } catch (const json::exception& e) {
+          reply = error_reply(id, "INVALID_ARGUMENT", std::string("bad argument: ") + e.what());
+        } catch (const std::exception& e) {
+          reply = error_reply(id, "INTERNAL", e.what());
+        }
       }
     }
-    out << reply.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+    wipe_json(req);
+    wipe_string(line);
+    auto text = reply.dump(-1, ' ', false, json::error_handler_t::replace);
+    wipe_json(reply);
+    text += '\n';
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
     out.flush();
+    wipe_string(text);
   }
   return 0;
+}
+
+int run_driver_command(int argc, char** argv) {
+  // The driver holds pickle keys and session keys: no core dumps of it, and
+  // no ptrace attach by other processes of the same user.
+  (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  DriverLimits limits;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view opt = argv[i];
+    size_t* target = opt == "--max-line-bytes"   ? &limits.max_line_bytes
+                     : opt == "--max-list-items" ? &limits.max_list_items
+                     : opt == "--max-depth"      ? &limits.max_depth
+                                                 : nullptr;
+    if (target == nullptr || i + 1 >= argc || !parse_size(argv[i + 1], *target)) {
+      std::fprintf(stderr,
+                   "usage: towns-e2ee driver [--max-line-bytes N] [--max-list-items N] [--max-depth N]\n"
+                   "  (positive integers; defaults %zu, %zu, %zu)\n",
+                   DriverLimits{}.max_line_bytes, DriverLimits{}.max_list_items, DriverLimits{}.max_depth);
+      return 2;
+    }
+    ++i;
+  }
+  std::ios::sync_with_stdio(false);
+  return run_driver(std::cin, std::cout, limits);
 }
 
 }  // namespace towns::tools

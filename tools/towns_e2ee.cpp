@@ -5,6 +5,8 @@
 //   towns-e2ee driver      the conformance driver (docs/driver.md) on stdin/stdout
 //   towns-e2ee vectors     generate or verify the test-vector corpus (docs/vectors.md)
 //   towns-e2ee derived-key the key and IV of the derived scheme for a key phrase
+#include <sys/prctl.h>
+
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -43,7 +45,9 @@ int usage(FILE* out) {
                "  demo [--dir <folder>] [--users N] [--devices N] [--streams N] [--rounds N] [--seed TEXT]\n"
                "              many devices, each on its own SQLite store, exchange keys on a\n"
                "              simulated Towns node; exits 1 if any cannot read what it may\n"
-               "  driver      the conformance driver: JSON requests on stdin, replies on stdout\n"
+               "  driver [--max-line-bytes N] [--max-list-items N] [--max-depth N]\n"
+               "              the conformance driver: JSON requests on stdin, replies on stdout\n"
+               "              (limits: docs/driver.md)\n"
                "  bench [--quick] [--only <workload>]\n"
                "              the performance workloads (docs/performance.md), as JSON lines\n"
                "  exchange diff [--peer <command>] [--seeds N] [--only <case>] [--verbose]\n"
@@ -63,6 +67,11 @@ int usage(FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The commands handle keys (pickle keys, session keys, exported devices):
+  // no core dump of the process, and no ptrace attach by other processes of
+  // the same user (set for version and help too: it costs nothing). Programs
+  // it starts (the peer driver of exchange diff) are dumpable again after exec.
+  (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   std::string_view cmd = argc > 1 ? argv[1] : "";
   try {
     if (cmd == "version" || cmd == "--version") {
@@ -97,10 +106,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "bench") return towns::tools::run_bench(argc, argv);
     if (cmd == "exchange") return towns::tools::run_exchange(argc, argv);
-    if (cmd == "driver") {
-      std::ios::sync_with_stdio(false);
-      return towns::tools::run_driver(std::cin, std::cout);
-    }
+    if (cmd == "driver") return towns::tools::run_driver_command(argc, argv);
     if (cmd == "demo") {
       if (argc > 2 && (std::string_view(argv[2]) == "--help" || std::string_view(argv[2]) == "-h")) return usage(stdout);
       return towns::tools::run_demo(argc, argv);

@@ -25,6 +25,8 @@ namespace towns {
   X(UNKNOWN_COMMAND)                            \
   X(NOT_INITIALIZED)                            \
   X(INTERNAL)                                   \
+  /* a request over a size limit (the driver) */ \
+  X(LIMIT_EXCEEDED)                             \
   /* the client's DecryptionError codes */      \
   X(GROUP_DECRYPTION_MISSING_FIELDS)            \
   X(GROUP_DECRYPTION_UNSET_ALGORITHM)           \

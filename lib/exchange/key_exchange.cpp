@@ -6,6 +6,7 @@
 #include <set>
 
 #include "towns/crypto/encoding.h"
+#include "towns/protocol/inputs.h"
 #include "towns/error.h"
 
 namespace towns {
@@ -22,9 +23,10 @@ class SystemClock final : public Clock {
   }
 };
 
-// The user address of a user id (hex, "0x" optional); std::nullopt when it is
-// not hex: the SDK's userIdToAddress throws and nothing is sent.
+// The user address of a user id ("0x" optional and 40 hex digits); std::nullopt
+// when it is not one: the SDK's userIdToAddress throws and nothing is sent.
 std::optional<std::string> user_address_bytes(std::string_view user_id) {
+  if (!is_valid_user_id(user_id)) return std::nullopt;
   try {
     auto b = crypto::hex_decode(user_id);
     if (b.empty()) return std::nullopt;

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "towns/crypto/encoding.h"
+#include "towns/protocol/inputs.h"
 #include "towns/proto/payloads.pb.h"
 
 namespace towns {
@@ -109,6 +110,11 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
   for (size_t i = 0; i < keys.size(); ++i) {
     const auto& k = keys[i];
     try {
+      // One stream, one spelling: a key under a non-canonical id ("0xAB..",
+      // upper case) would be a second entry for the same stream.
+      if (!is_valid_stream_id(k.stream_id)) {
+        throw Error(ErrorCode::IMPORT_FAILED, "stream id \"" + shorten_for_message(k.stream_id) + "\" is not a stream id");
+      }
       if (k.algorithm == GroupEncryptionAlgorithm::kHybridGroupEncryption) {
         changes.hybrid_sessions.push_back(HybridSessions::prepare_import(k.stream_id, k.session_id, k.session_key));
         results[i].value = ImportOutcome::kImported;

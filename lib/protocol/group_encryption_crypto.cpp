@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "towns/error.h"
+#include "towns/protocol/inputs.h"
 
 namespace towns {
 
@@ -54,6 +55,7 @@ crypto::SecretBytes GroupEncryptionCrypto::decrypt_with_device_key(std::string_v
 std::string GroupEncryptionCrypto::ensure_outbound_session(std::string_view stream_id,
                                                            GroupEncryptionAlgorithm algorithm,
                                                            const EnsureOutboundSessionOptions& opts) {
+  check_stream_id(stream_id);
   return algorithm == GroupEncryptionAlgorithm::kGroupEncryption
              ? megolm_encryption_.ensure_outbound_session(stream_id, opts)
              : hybrid_encryption_.ensure_outbound_session(stream_id, opts);
@@ -71,6 +73,7 @@ bool GroupEncryptionCrypto::has_hybrid_session(std::string_view stream_id) {
 river::EncryptedData GroupEncryptionCrypto::encrypt_group_event(std::string_view stream_id,
                                                                 std::span<const uint8_t> payload,
                                                                 GroupEncryptionAlgorithm algorithm) {
+  check_stream_id(stream_id);
   return algorithm == GroupEncryptionAlgorithm::kGroupEncryption ? megolm_encryption_.encrypt(stream_id, payload)
                                                                  : hybrid_encryption_.encrypt(stream_id, payload);
 }
@@ -78,6 +81,7 @@ river::EncryptedData GroupEncryptionCrypto::encrypt_group_event(std::string_view
 river::EncryptedData GroupEncryptionCrypto::encrypt_group_event_deprecated_v0(std::string_view stream_id,
                                                                               std::string_view payload,
                                                                               GroupEncryptionAlgorithm algorithm) {
+  check_stream_id(stream_id);
   return algorithm == GroupEncryptionAlgorithm::kGroupEncryption
              ? megolm_encryption_.encrypt_deprecated_v0(stream_id, payload)
              : hybrid_encryption_.encrypt_deprecated_v0(stream_id, payload);
@@ -85,6 +89,7 @@ river::EncryptedData GroupEncryptionCrypto::encrypt_group_event_deprecated_v0(st
 
 DecryptedPayload GroupEncryptionCrypto::decrypt_group_event(std::string_view stream_id,
                                                             const river::EncryptedData& content) {
+  check_stream_id(stream_id);
   auto algorithm = parse_group_encryption_algorithm(content.algorithm());
   if (!algorithm) throw Error(ErrorCode::GROUP_DECRYPTION_UNKNOWN_ALGORITHM, "unknown algorithm");
   return *algorithm == GroupEncryptionAlgorithm::kGroupEncryption ? megolm_decryption_.decrypt(stream_id, content)
@@ -95,6 +100,7 @@ std::vector<GroupEncryptionCrypto::EventResult> GroupEncryptionCrypto::decrypt_g
     std::string_view stream_id, const std::vector<river::EncryptedData>& events) {
   // Megolm events side by side; the rest one by one (none of them is in the
   // megolm replay record, so the order between the two does not matter).
+  check_stream_id(stream_id);
   auto results = megolm_decryption_.decrypt_batch(stream_id, events, parallelism());
   for (size_t i = 0; i < events.size(); ++i) {
     if (events[i].algorithm() == kGroupEncryptionAlgorithmId) continue;

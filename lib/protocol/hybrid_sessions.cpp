@@ -108,6 +108,7 @@ void HybridSessions::refresh_if_stale() {
 HybridSessionKey HybridSessions::create(std::string_view stream_id, int64_t miniblock_num,
                                         std::span<const uint8_t> miniblock_hash) {
   auto stream_bytes = stream_id_bytes(stream_id);
+  check_new_session_miniblock(miniblock_num, miniblock_hash);
   HybridSessionKey key;
   key.stream_id.assign(stream_bytes.begin(), stream_bytes.end());
   key.key = ctx_.rng.bytes(crypto::kAesGcmKeySize);

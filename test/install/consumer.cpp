@@ -4,12 +4,14 @@
 #include "towns/store/memory_crypto_store.h"
 #include "towns/version.h"
 #include <cstdio>
+#include <string>
 int main() {
   towns::MemoryCryptoStore store;
   towns::GroupEncryptionCrypto c(nullptr, store);
   c.init();
-  auto e = c.encrypt_group_event("20aa", std::vector<uint8_t>{1,2,3}, towns::GroupEncryptionAlgorithm::kGroupEncryption);
-  auto d = c.decrypt_group_event("20aa", e);
+  const std::string channel = "20" + std::string(62, 'a');  // a channel stream id
+  auto e = c.encrypt_group_event(channel, std::vector<uint8_t>{1,2,3}, towns::GroupEncryptionAlgorithm::kGroupEncryption);
+  auto d = c.decrypt_group_event(channel, e);
   if (d.plaintext.size() != 3) return 1;
   // The exported stateless schemes link too.
   auto derived = towns::encrypt_derived("0xabc", std::vector<uint8_t>{4, 5});

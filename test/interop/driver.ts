@@ -9,7 +9,6 @@
 // back at init, under a check of the pickle key, so that restart scenarios run
 // in every pairing.
 //   npx tsx driver.ts
-import { createInterface } from 'node:readline'
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync, renameSync, statSync } from 'node:fs'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
@@ -35,6 +34,65 @@ const bad = (m: string): never => {
     throw new DriverError('INVALID_ARGUMENT', m)
 }
 
+// The input limits of docs/driver.md ("Limits"), as towns-e2ee driver has them,
+// and the same options to change them.
+const limits = { maxLineBytes: 16 << 20, maxListItems: 10000, maxDepth: 32 }
+for (let i = 2; i < process.argv.length; i += 2) {
+    const key = ({ '--max-line-bytes': 'maxLineBytes', '--max-list-items': 'maxListItems', '--max-depth': 'maxDepth' } as const)[process.argv[i] as string]
+    const v = Number(process.argv[i + 1])
+    if (!key || !Number.isSafeInteger(v) || v <= 0) {
+        process.stderr.write('usage: driver.ts [--max-line-bytes N] [--max-list-items N] [--max-depth N]\n')
+        process.exit(2)
+    }
+    limits[key] = v
+}
+const overLimit = (m: string): never => {
+    throw new DriverError('LIMIT_EXCEEDED', m)
+}
+function checkList(n: number, name: string) {
+    if (n > limits.maxListItems) overLimit(`${name} holds more than ${limits.maxListItems} items`)
+}
+// A value as an error message shows it: at most 64 bytes, then '…'.
+function shown(v: string, max = 64): string {
+    const b = Buffer.from(v, 'utf8')
+    if (b.length <= max) return v
+    let n = max
+    for (let k = 0; k < 3 && n > 0 && (b[n] & 0xc0) === 0x80; k++) n--
+    return b.subarray(0, n).toString('utf8') + '\u2026'
+}
+// Every array and object of the request holds at most maxListItems entries.
+function checkRequestLists(root: any) {
+    const todo: [any, string][] = [[root, 'request']]
+    while (todo.length > 0) {
+        const [v, name] = todo.pop()!
+        if (typeof v !== 'object' || v === null) continue
+        if (Array.isArray(v)) {
+            checkList(v.length, name)
+            for (const x of v) if (typeof x === 'object' && x !== null) todo.push([x, name])
+        } else {
+            const keys = Object.keys(v)
+            checkList(keys.length, name)
+            for (const k of keys) if (typeof v[k] === 'object' && v[k] !== null) todo.push([v[k], shown(k)])
+        }
+    }
+}
+// The deepest nesting of arrays and objects in a JSON text (strings skipped).
+function jsonDepth(text: string): number {
+    let depth = 0
+    let max = 0
+    let inString = false
+    for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i)
+        if (inString) {
+            if (c === 0x5c) i++
+            else if (c === 0x22) inString = false
+        } else if (c === 0x22) inString = true
+        else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth)
+        else if (c === 0x5d || c === 0x7d) depth--
+    }
+    return max
+}
+
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/
 function fromB64(s: unknown, name: string): Uint8Array {
     if (typeof s !== 'string' || !B64.test(s)) bad(`${name} is not base64`)
@@ -46,34 +104,77 @@ function fromHex(s: unknown, name: string): Uint8Array {
     return new Uint8Array(Buffer.from((s as string).replace(/^0x/, ''), 'hex'))
 }
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+// Free-text arguments may hold NUL; every other string argument is an id, a
+// key, an encoding or a path, where it is refused.
+const MAY_HOLD_NUL = new Set(['payload', 'key_phrase'])
+function noNul(s: string, name: string) {
+    if (s.includes('\0')) bad(`${name} holds a NUL byte`)
+}
 function str(req: any, name: string): string {
     if (typeof req[name] !== 'string') bad(`missing argument ${name}`)
+    if (!MAY_HOLD_NUL.has(name)) noNul(req[name], name)
     return req[name]
 }
 function list(req: any, name: string): any[] {
     if (!Array.isArray(req[name])) bad(`${name} must be a list`)
+    checkList(req[name].length, name)
     return req[name]
+}
+function strList(req: any, name: string): string[] {
+    const l = list(req, name)
+    for (const x of l) {
+        if (typeof x !== 'string') bad(`${name} must hold strings`)
+        noNul(x, name)
+    }
+    return l
+}
+// The SDK's isValidStreamId (protocol.md 1.3): lower-case hex, a known prefix,
+// the kind's identity length or 62 digits padded with zeros.
+const IDENTITY_LENGTH: Record<string, number> = { a8: 40, ad: 40, a5: 40, a1: 40, '10': 40, '20': 62, ff: 62, '88': 62, '77': 62, dd: 16 }
+function streamIdProblem(s: string): string | undefined {
+    if (s.length === 0) return 'is empty'
+    if (!/^[0-9a-f]*$/.test(s)) return 'is not lower-case hex (no 0x prefix, no upper case)'
+    const expected = IDENTITY_LENGTH[s.slice(0, 2)]
+    if (expected === undefined) return 'has no known stream prefix'
+    const identity = s.slice(2)
+    if (identity.length === expected) return undefined
+    if (identity.length !== 62) return 'has the wrong length for its kind'
+    if (!/^0*$/.test(identity.slice(expected))) return 'is not padded with zeros after its identity'
+    return undefined
 }
 function streamArg(req: any): string {
     const s = str(req, 'stream_id')
-    if (s.length === 0) bad('stream_id is empty')
-    fromHex(s, 'stream_id')
+    const why = streamIdProblem(s)
+    if (why) bad(`stream id "${shown(s)}" ${why}`)
+    return s
+}
+// A user id: an address, 0x (optional, as the SDK's getAddress takes it) and 40 hex digits.
+function userArg(req: any, name: string): string {
+    const s = str(req, name)
+    if (!/^(0x)?[0-9a-fA-F]{40}$/.test(s)) bad(`user id "${shown(s)}" is not an address (0x and 40 hex digits)`)
     return s
 }
 function algorithmArg(req: any): GroupEncryptionAlgorithmId {
     const a = str(req, 'algorithm')
     if (a !== GroupEncryptionAlgorithmId.GroupEncryption && a !== GroupEncryptionAlgorithmId.HybridGroupEncryption) {
-        bad(`unknown algorithm ${a}`)
+        bad(`unknown algorithm ${shown(a)}`)
     }
     return a as GroupEncryptionAlgorithmId
 }
 function pbArg<T>(schema: any, req: any, name: string): T {
     const bytes = fromB64(str(req, name), name)
+    let m: any
     try {
-        return fromBinary(schema, bytes) as T
+        m = fromBinary(schema, bytes)
     } catch {
         return bad(`${name} is not a valid protobuf`)
     }
+    // Its repeated and map fields (session ids, ciphertexts) hold at most maxListItems.
+    for (const [k, v] of Object.entries(m)) {
+        if (Array.isArray(v)) checkList(v.length, `${name}.${k}`)
+        else if (typeof v === 'object' && v !== null && !(v instanceof Uint8Array) && !('$typeName' in v)) checkList(Object.keys(v).length, `${name}.${k}`)
+    }
+    return m as T
 }
 function devicesArg(req: any): { deviceKey: string; fallbackKey: string }[] {
     return list(req, 'devices').map((d: any) => {
@@ -218,10 +319,12 @@ class Driver {
     }
 
     async init(req: any) {
-        const userId = str(req, 'user_id')
+        const userId = userArg(req, 'user_id')
         // Given to the client as is: it ignores an empty key and keeps its
         // default, DEFAULT_KEY (docs/driver.md), which is the key the snapshot
         // is checked against.
+        if (req.pickle_key != null && typeof req.pickle_key !== 'string') bad('pickle_key must be a string')
+        if (typeof req.pickle_key === 'string') noNul(req.pickle_key, 'pickle_key')
         const given: string | undefined = typeof req.pickle_key === 'string' ? req.pickle_key : undefined
         const pickleKey = given || 'DEFAULT_KEY'
         let exported = req.exported_device_pb != null ? pbArg<any>(ExportedDeviceSchema, req, 'exported_device_pb') : undefined
@@ -229,6 +332,7 @@ class Driver {
         if (req.store === 'memory') {
             snapshot = undefined
         } else if (typeof req.store === 'object' && req.store !== null && typeof req.store.sqlite === 'string') {
+            noNul(req.store.sqlite, 'store.sqlite')
             const keyHash = createHash('sha256').update(pickleKey).digest('hex')
             const mode = req.store.mode ?? 'either'
             if (mode !== 'create' && mode !== 'open' && mode !== 'either') bad('store mode must be "create", "open" or "either"')
@@ -292,7 +396,13 @@ class Driver {
                 bad('a new grpaes session needs miniblock_num and miniblock_hash_hex')
             }
             if (!/^-?\d+$/.test(String(req.miniblock_num))) bad('miniblock_num must be a decimal string')
-            this.miniblock = { miniblockNum: BigInt(req.miniblock_num), miniblockHash: fromHex(req.miniblock_hash_hex, 'miniblock_hash_hex') }
+            const miniblockNum = BigInt(req.miniblock_num)
+            // protocol.md 6.2: 0 to 2^63-1 (an int64 on the wire), and a 32-byte hash.
+            if (miniblockNum > 0x7fffffffffffffffn) bad('miniblock_num is out of range')
+            if (miniblockNum < 0n) bad('miniblock number is negative')
+            const miniblockHash = fromHex(str(req, 'miniblock_hash_hex'), 'miniblock_hash_hex')
+            if (miniblockHash.length !== 32) bad(`miniblock hash is ${miniblockHash.length} bytes, not 32`)
+            this.miniblock = { miniblockNum, miniblockHash }
             await this.c.ensureOutboundSession(streamId, algorithm, { shareShareSessionTimeoutMs: 0 } as any)
         }
         const data = version === 1
@@ -313,9 +423,10 @@ class Driver {
     async exportSessions(req: any) {
         const streamId: string | undefined = req.stream_id ?? undefined
         let sessions: GroupEncryptionSession[] = []
+        if (streamId !== undefined) streamArg(req)
         if (req.session_ids != null) {
             if (!streamId) bad('session_ids needs stream_id')
-            for (const id of list(req, 'session_ids')) {
+            for (const id of strList(req, 'session_ids')) {
                 const s = await this.c.exportGroupSession(streamId!, id)
                 if (s) sessions.push(s)
             }
@@ -341,9 +452,9 @@ class Driver {
         const algorithm = algorithmArg(req)
         const devices = devicesArg(req)
         const sessions: GroupEncryptionSession[] = []
-        for (const id of list(req, 'session_ids')) {
+        for (const id of strList(req, 'session_ids')) {
             const s = await this.c.exportGroupSession(streamId, id)
-            if (!s || s.algorithm !== algorithm) throw new DriverError('SESSION_NOT_FOUND', `no ${algorithm} session ${id}`)
+            if (!s || s.algorithm !== algorithm) throw new DriverError('SESSION_NOT_FOUND', `no ${algorithm} session ${shown(String(id))}`)
             sessions.push(s)
         }
         let message
@@ -375,6 +486,7 @@ class Driver {
         const streamId = streamArg(req)
         const missing = list(req, 'missing_session_ids') as string[]
         if (missing.some((x) => typeof x !== 'string')) bad('missing_session_ids must hold strings')
+        missing.forEach((x) => noNul(x, 'missing_session_ids'))
         const pending = req.pending_pb != null ? [pbArg<MemberPayload_KeySolicitation>(MemberPayload_KeySolicitationSchema, req, 'pending_pb')] : []
         const held = (await this.c.getGroupSessionIds(streamId)).length
         const d = decideSolicitation(missing, held, pending)
@@ -386,7 +498,7 @@ class Driver {
 
     async answer(req: any) {
         const streamId = streamArg(req)
-        const fromUserId = str(req, 'from_user_id')
+        const fromUserId = userArg(req, 'from_user_id')
         const sol = pbArg<MemberPayload_KeySolicitation>(MemberPayload_KeySolicitationSchema, req, 'key_solicitation_pb')
         if (typeof req.requester_entitled !== 'boolean') bad('requester_entitled must be a boolean')
         const none = { key_fulfillment_pb: null, group_encryption_sessions_pb: [] }
@@ -424,37 +536,95 @@ console.debug = console.log
 
 const driver = new Driver()
 const reply = (obj: any) => process.stdout.write(JSON.stringify(obj) + '\n')
-const rl = createInterface({ input: process.stdin, terminal: false })
-let queue = Promise.resolve()
-rl.on('line', (line) => {
-    queue = queue.then(async () => {
-        if (line.trim() === '') return
-        let req: any
-        try {
-            req = JSON.parse(line)
-        } catch {
-            req = undefined
-        }
-        if (typeof req !== 'object' || req === null || Array.isArray(req)) {
-            reply({ id: null, ok: false, error: { code: 'INVALID_ARGUMENT', message: 'the line is not a JSON object' } })
-            return
-        }
-        const id = Number.isInteger(req.id) ? req.id : null
-        try {
-            if (typeof req.cmd !== 'string') bad('missing cmd')
-            if (req.cmd === 'quit') {
-                await driver.save()
-                reply({ id, ok: true })
-                process.exit(0)
-            }
-            const result = await driver.handle(req.cmd, req)
+const MAX_MESSAGE_BYTES = 512
+const errorReply = (id: number | null, code: string, message: string) =>
+    reply({ id, ok: false, error: { code, message: shown(message, MAX_MESSAGE_BYTES) } })
+
+async function handleLine(line: string, tooLong: boolean) {
+    if (tooLong) {
+        errorReply(null, 'LIMIT_EXCEEDED', `the line is longer than ${limits.maxLineBytes} bytes (--max-line-bytes)`)
+        return
+    }
+    if (line.trim() === '') return
+    if (line.includes('\0')) {
+        errorReply(null, 'INVALID_ARGUMENT', 'the line holds a NUL byte')
+        return
+    }
+    if (jsonDepth(line) > limits.maxDepth) {
+        errorReply(null, 'LIMIT_EXCEEDED', `the request nests deeper than ${limits.maxDepth} levels`)
+        return
+    }
+    let req: any
+    try {
+        req = JSON.parse(line)
+    } catch {
+        req = undefined
+    }
+    if (typeof req !== 'object' || req === null || Array.isArray(req)) {
+        errorReply(null, 'INVALID_ARGUMENT', 'the line is not a JSON object')
+        return
+    }
+    // A list over the limit is refused as towns-e2ee driver refuses it, while
+    // parsing, so with no id.
+    try {
+        checkRequestLists(req)
+    } catch (e: any) {
+        errorReply(null, codeOf(e, driver.context), String(e?.message ?? e))
+        return
+    }
+    const id = Number.isInteger(req.id) ? req.id : null
+    try {
+        if (typeof req.cmd !== 'string') bad('missing cmd')
+        if (req.cmd === 'quit') {
             await driver.save()
-            reply({ id, ok: true, ...result })
-        } catch (e: any) {
-            reply({ id, ok: false, error: { code: codeOf(e, driver.context), message: String(e?.message ?? e) } })
+            reply({ id, ok: true })
+            process.exit(0)
         }
-    })
+        const result = await driver.handle(req.cmd, req)
+        await driver.save()
+        reply({ id, ok: true, ...result })
+    } catch (e: any) {
+        errorReply(id, codeOf(e, driver.context), String(e?.message ?? e))
+    }
+}
+
+// Lines of stdin, keeping at most maxLineBytes of each: the rest of a longer
+// line is dropped as it arrives, never buffered.
+let queue = Promise.resolve()
+let pieces: Buffer[] = []
+let held = 0
+let tooLong = false
+function endLine() {
+    const line = Buffer.concat(pieces).toString('utf8')
+    const over = tooLong
+    pieces = []
+    held = 0
+    tooLong = false
+    queue = queue.then(() => handleLine(line, over))
+}
+function take(piece: Buffer) {
+    if (tooLong || piece.length === 0) return
+    if (held + piece.length > limits.maxLineBytes) {
+        tooLong = true
+        pieces = []
+        held = 0
+        return
+    }
+    pieces.push(piece)
+    held += piece.length
+}
+process.stdin.on('data', (chunk: Buffer) => {
+    let start = 0
+    for (;;) {
+        const nl = chunk.indexOf(0x0a, start)
+        if (nl < 0) break
+        take(chunk.subarray(start, nl))
+        endLine()
+        start = nl + 1
+    }
+    take(Buffer.from(chunk.subarray(start)))
 })
-rl.on('close', () => {
+process.stdin.on('end', () => {
+    if (held > 0 || tooLong) endLine()
     queue.then(() => driver.save()).then(() => process.exit(0))
 })

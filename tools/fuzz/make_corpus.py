@@ -95,17 +95,17 @@ b64 = lambda h: base64.b64encode(bytes.fromhex(h)).decode()
 mg = load("megolm.json")["testGroups"][0]
 lines = [
     '{"id":2,"cmd":"device"}',
-    '{"id":3,"cmd":"encrypt","stream_id":"20ff","algorithm":"r.group-encryption.v1.aes-sha2","plaintext_b64":"aGk="}',
-    '{"id":4,"cmd":"encrypt","stream_id":"20ff","algorithm":"grpaes","plaintext_b64":"aGk=","miniblock_num":"3","miniblock_hash_hex":"00"}',
+    '{"id":3,"cmd":"encrypt","stream_id":"20ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff","algorithm":"r.group-encryption.v1.aes-sha2","plaintext_b64":"aGk="}',
+    '{"id":4,"cmd":"encrypt","stream_id":"20ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff","algorithm":"grpaes","plaintext_b64":"aGk=","miniblock_num":"3","miniblock_hash_hex":"0000000000000000000000000000000000000000000000000000000000000000"}',
     '{"id":5,"cmd":"decrypt","stream_id":"%s","encrypted_data_pb":"%s"}' % (mg["streamId"], b64(mg["tests"][0]["encryptedData"])),
     '{"id":6,"cmd":"import_sessions","sessions":[{"streamId":"%s","sessionId":"%s","sessionKey":"%s","algorithm":"r.group-encryption.v1.aes-sha2"}]}' % (mg["streamId"], mg["sessionId"], mg["sessionKey"]),
-    '{"id":7,"cmd":"solicit","stream_id":"20ff","missing_session_ids":["a","b"]}',
+    '{"id":7,"cmd":"solicit","stream_id":"20ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff","missing_session_ids":["a","b"]}',
     '{"id":8,"cmd":"export_sessions"}',
     '{"id":9,"cmd":"export_device"}',
     '{"id":10,"cmd":"encrypt_to_devices","payload":"x","devices":[{"device_key":"k","fallback_key":"f"}]}',
     '{"id":11,"cmd":"decrypt_from_device","ciphertext":"AwoA","sender_key":"k"}',
-    '{"id":12,"cmd":"session_ids","stream_id":"20ff"}',
-    '{"id":13,"cmd":"answer_solicitation","stream_id":"20ff","from_user_id":"ab","key_solicitation_pb":"CgFhEgFiGAEiAWM=","requester_entitled":true}',
+    '{"id":12,"cmd":"session_ids","stream_id":"20ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"}',
+    '{"id":13,"cmd":"answer_solicitation","stream_id":"20ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff","from_user_id":"0xabababababababababababababababababababab","key_solicitation_pb":"CgFhEgFiGAEiAWM=","requester_entitled":true}',
     '{"id":14,"cmd":"receive_sessions","group_encryption_sessions_pb":"CgIg/xIBaxoBYQ=="}',
     '{"id":16,"cmd":"derived_encrypt","key_phrase":"0xab","plaintext_b64":"aGk="}',
     '{"id":17,"cmd":"derived_decrypt","key_phrase":"0x1234567890abcdef1234567890abcdef12345678","encrypted_data_pb":"%s"}' % b64(load("derived.json")["testGroups"][2]["tests"][0]["encryptedData"]),
@@ -138,6 +138,30 @@ for s in [b"\x00", b"\x01",
           b"\x01" + edit(17000, 0x02) + edit(21000, 0x80),
           b"\x00" + edit(0xFFFFFFFF, 0x20)]:
     add("store_bytes", s)
+
+# The input limits (docs/driver.md "Limits"), at the fuzz target's small limits
+# (fuzz_driver_line.cpp: 16384 bytes a line, 256 items a list, depth 16): just
+# under and just over each, then a normal request that must still be answered.
+stream = "20" + "ff" * 31
+after = '\n{"id":99,"cmd":"device"}'
+add("driver_line", '{"id":30,"cmd":"device","x":"' + "a" * 16384 + '"}' + after)
+add("driver_line", '{"id":31,"cmd":"nope","x":"' + "a" * (16384 - 29) + '"}' + after)
+ids = json.dumps(["x"] * 257)
+add("driver_line", '{"id":32,"cmd":"share","stream_id":"%s","algorithm":"grpaes","session_ids":%s,"devices":[]}' % (stream, ids) + after)
+add("driver_line", '{"id":33,"cmd":"solicit","stream_id":"%s","missing_session_ids":%s}' % (stream, json.dumps(["x"] * 256)) + after)
+add("driver_line", '{"id":34,"cmd":"device","x":' + "[" * 16 + "]" * 16 + "}" + after)
+add("driver_line", '{"id":35,"cmd":"device","x":' + "[" * 15 + "]" * 15 + "}" + after)
+add("driver_line", '{"id":36,"cmd":"encrypt","stream_id":"%s","algorithm":"%s","plaintext_b64":"aGk="}' % (stream, "z" * 5000) + after)
+# Canonical inputs: NUL bytes, non-canonical stream ids, miniblocks out of range.
+add("driver_line", '{"id":37,"cmd":"device"\0}' + after)  # a raw NUL byte
+add("driver_line", '{"id":38,"cmd":"session_ids","stream_id":"%s\\u0000"}' % stream + after)
+for bad in ["0x", "0x" + stream, stream.upper(), "ab", "10" + "ab" * 20, "10" + "ab" * 20 + "0" * 22, "10" + "ab" * 20 + "1" * 22]:
+    add("driver_line", '{"id":39,"cmd":"session_ids","stream_id":"%s"}' % bad)
+for num in ['18446744073709551615', '"18446744073709551615"', '"-1"', '"9223372036854775807"', '-9223372036854775808']:
+    add("driver_line", '{"id":40,"cmd":"encrypt","stream_id":"%s","algorithm":"grpaes","plaintext_b64":"aGk=","miniblock_num":%s,"miniblock_hash_hex":"%s"}' % (stream, num, "00" * 32))
+for h in ["", "00", "00" * 33]:
+    add("driver_line", '{"id":41,"cmd":"encrypt","stream_id":"%s","algorithm":"grpaes","plaintext_b64":"aGk=","miniblock_num":"1","miniblock_hash_hex":"%s"}' % (stream, h))
+add("driver_line", '{"id":42,"cmd":"init","user_id":"alice","store":"memory"}' + after)
 
 for target, files in sorted(seeds.items()):
     d = os.path.join(out, target)

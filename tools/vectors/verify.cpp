@@ -17,6 +17,7 @@
 #include "towns/proto/payloads.pb.h"
 #include "towns/proto/protocol.pb.h"
 #include "towns/protocol/derived.h"
+#include "towns/protocol/inputs.h"
 #include "towns/protocol/media.h"
 #include "towns/protocol/session_sharing.h"
 #include "towns/store/memory_crypto_store.h"
@@ -238,7 +239,10 @@ void check(const std::string& type, const json& g, const json& t) {
   } else if (type == "decideAnswer") {
     std::map<std::string, GroupEncryptionAlgorithm> known;
     for (const auto& [id, alg] : t.at("known").items()) {
-      known.emplace(id, *parse_group_encryption_algorithm(alg.get<std::string>()));
+      auto name = alg.get<std::string>();
+      auto parsed = name.empty() ? std::nullopt : parse_group_encryption_algorithm(name);
+      if (!parsed) fail("known session " + shorten_for_message(id) + " has an unknown algorithm \"" + shorten_for_message(name) + "\"");
+      known.emplace(id, *parsed);
     }
     auto d = decide_solicitation_answer(known, g.at("ownDeviceKey").get<std::string>(), solicitation_of(t.at("solicitation")),
                                         t.at("requesterEntitled").get<bool>());
@@ -312,13 +316,93 @@ void check(const std::string& type, const json& g, const json& t) {
   }
 }
 
+// A test's tcId as text, "?" when it has none.
+std::string tc_id(const json& t) {
+  if (t.is_object() && t.contains("tcId") && t["tcId"].is_number_integer()) return std::to_string(t["tcId"].get<int64_t>());
+  return "?";
+}
+
+// Runs the tests of one parsed file into r. A malformed test fails alone; a
+// malformed group or file is one failure, and the run goes on.
+void verify_file(const std::string& name, const json& doc, VerifyResult& r) {
+  auto malformed = [&](const std::string& where, const std::string& why) {
+    ++r.failed;
+    r.failures.push_back(name + where + ": malformed: " + why);
+  };
+  if (!doc.is_object() || !doc.contains("testGroups") || !doc["testGroups"].is_array()) {
+    malformed("", "no testGroups list");
+    return;
+  }
+  size_t counted = 0;
+  size_t group_index = 0;
+  for (const auto& g : doc["testGroups"]) {
+    ++group_index;
+    if (!g.is_object() || !g.contains("type") || !g["type"].is_string() || !g.contains("tests") || !g["tests"].is_array()) {
+      malformed(" group " + std::to_string(group_index), "a group needs a type (text) and a tests list");
+      continue;
+    }
+    auto type = g["type"].get<std::string>();
+    for (const auto& t : g["tests"]) {
+      ++counted;
+      std::string got;  // "" when the check passed as valid, else the error code
+      std::string why;
+      bool valid = false;
+      std::string expected_error;
+      try {
+        if (!t.is_object()) fail("a test must be an object");
+        const auto& result = t.at("result");
+        if (!result.is_string() || (result != "valid" && result != "invalid")) fail("result must be \"valid\" or \"invalid\"");
+        valid = result == "valid";
+        expected_error = t.value("error", std::string());
+        check(type, g, t);
+      } catch (const Error& e) {
+        got = std::string(e.code_name());
+        why = e.what();
+      } catch (const Failure& f) {
+        got = "MISMATCH";
+        why = f.why;
+      } catch (const std::exception& e) {
+        // A field missing or of the wrong type (nlohmann::json), or anything
+        // else the case made the library throw: this case fails, with why.
+        got = "EXCEPTION";
+        why = e.what();
+      }
+      bool ok = valid ? got.empty() : (!got.empty() && got == expected_error);
+      if (ok) {
+        ++r.passed;
+      } else {
+        ++r.failed;
+        std::string comment = t.is_object() && t.contains("comment") && t["comment"].is_string() ? t["comment"].get<std::string>() : "";
+        r.failures.push_back(name + " tcId " + tc_id(t) + " (" + type + ", " + shorten_for_message(comment) +
+                             "): expected " + (valid ? "valid" : expected_error.empty() ? "?" : expected_error) +
+                             ", got " + (got.empty() ? "valid" : got + " (" + shorten_for_message(why, 200) + ")"));
+      }
+    }
+  }
+  if (!doc.contains("numberOfTests") || !doc["numberOfTests"].is_number_unsigned() ||
+      doc["numberOfTests"].get<size_t>() != counted) {
+    ++r.failed;
+    r.failures.push_back(name + ": numberOfTests does not match the tests");
+  }
+}
+
 }  // namespace
 
 VerifyResult verify(const std::string& dir) {
   VerifyResult r;
   std::vector<std::filesystem::path> files;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().extension() == ".json") files.push_back(e.path());
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec);
+  if (ec) {
+    r.failed = 1;
+    r.failures.push_back(dir + ": cannot list: " + ec.message());
+    return r;
+  }
+  for (const auto& e : it) {
+    // Regular files only (a symlink counts as what it points to): a FIFO or a
+    // device named *.json would block the read or never end.
+    std::error_code kind;
+    if (e.path().extension() == ".json" && e.is_regular_file(kind) && !kind) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
   if (files.empty()) {
@@ -327,49 +411,20 @@ VerifyResult verify(const std::string& dir) {
     return r;
   }
   for (const auto& path : files) {
-    std::ifstream in(path);
-    auto doc = json::parse(in, nullptr, false);
     auto name = path.filename().string();
+    std::ifstream in(path);
+    if (!in) {
+      ++r.failed;
+      r.failures.push_back(name + ": cannot be read");
+      continue;
+    }
+    auto doc = json::parse(in, nullptr, false);
     if (doc.is_discarded()) {
       ++r.failed;
       r.failures.push_back(name + ": not JSON");
       continue;
     }
-    size_t counted = 0;
-    for (const auto& g : doc.at("testGroups")) {
-      auto type = g.at("type").get<std::string>();
-      for (const auto& t : g.at("tests")) {
-        ++counted;
-        bool valid = t.at("result") == "valid";
-        std::string got;  // "" when the check passed as valid, else the error code
-        std::string why;
-        try {
-          check(type, g, t);
-        } catch (const Error& e) {
-          got = std::string(e.code_name());
-          why = e.what();
-        } catch (const Failure& f) {
-          got = "MISMATCH";
-          why = f.why;
-        } catch (const std::exception& e) {
-          got = "EXCEPTION";
-          why = e.what();
-        }
-        bool ok = valid ? got.empty() : got == t.value("error", std::string());
-        if (ok) {
-          ++r.passed;
-        } else {
-          ++r.failed;
-          r.failures.push_back(name + " tcId " + std::to_string(t.at("tcId").get<int>()) + " (" + type + ", " +
-                               t.value("comment", "") + "): expected " + (valid ? "valid" : t.value("error", "?")) +
-                               ", got " + (got.empty() ? "valid" : got + " (" + why + ")"));
-        }
-      }
-    }
-    if (counted != doc.at("numberOfTests").get<size_t>()) {
-      ++r.failed;
-      r.failures.push_back(name + ": numberOfTests does not match the tests");
-    }
+    verify_file(name, doc, r);
   }
   return r;
 }
