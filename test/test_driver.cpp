@@ -219,14 +219,9 @@ const json kDevice = {{"id", 99}, {"cmd", "device"}};
 // The reply's error code, or "" for ok.
 std::string code_of(const json& reply) { return reply["ok"] == true ? "" : reply["error"]["code"].get<std::string>(); }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 }  // namespace
 
 TEST_CASE("driver limits: an over-long line is dropped unread and answered LIMIT_EXCEEDED") {
-  auto t0 = std::chrono::steady_clock::now();
   // 20 MiB of a JSON string, then a normal request.
   std::string huge = R"({"id":5,"cmd":"device","x":")" + std::string(20u << 20, 'a') + "\"}\n";
   auto replies = run(kInit + huge + kDevice.dump() + "\n");
@@ -236,7 +231,6 @@ TEST_CASE("driver limits: an over-long line is dropped unread and answered LIMIT
   CHECK(replies[1]["error"]["message"].get<std::string>().find("16777216 bytes") != std::string::npos);
   CHECK(replies[2]["id"] == 99);
   CHECK(code_of(replies[2]).empty());
-  CHECK(seconds_since(t0) < 5);
 
   // The limit is the line's length without its newline, and configurable.
   towns::tools::DriverLimits small;
@@ -251,7 +245,6 @@ TEST_CASE("driver limits: an over-long line is dropped unread and answered LIMIT
 }
 
 TEST_CASE("driver limits: too many list items are refused before any work") {
-  auto t0 = std::chrono::steady_clock::now();
   json ids = json::array();
   for (int i = 0; i < 10001; ++i) ids.push_back("x");
   json share = {{"id", 2}, {"cmd", "share"}, {"stream_id", kStreamId}, {"algorithm", "grpaes"},
@@ -279,7 +272,6 @@ TEST_CASE("driver limits: too many list items are refused before any work") {
   CHECK(replies[2]["error"]["message"].get<std::string>().find("session_ids holds more than 10000 items") != std::string::npos);
   CHECK(replies[5]["error"]["message"].get<std::string>().find("group_encryption_sessions_pb.session_ids") != std::string::npos);
   CHECK(code_of(replies[6]).empty());
-  CHECK(seconds_since(t0) < 5);
 
   // At the limit a list is read as usual.
   ids.erase(ids.begin());
@@ -289,7 +281,6 @@ TEST_CASE("driver limits: too many list items are refused before any work") {
 }
 
 TEST_CASE("driver limits: deep nesting is refused while parsing") {
-  auto t0 = std::chrono::steady_clock::now();
   std::string deep = R"({"id":7,"cmd":"device","x":)" + std::string(500000, '[') + std::string(500000, ']') + "}";
   std::string just_fits = R"({"id":8,"cmd":"nope","x":)" + std::string(31, '[') + std::string(31, ']') + "}";
   std::string one_more = R"({"id":9,"cmd":"nope","x":)" + std::string(32, '[') + std::string(32, ']') + "}";
@@ -299,7 +290,6 @@ TEST_CASE("driver limits: deep nesting is refused while parsing") {
   CHECK(code_of(replies[2]) == "UNKNOWN_COMMAND");  // 32 levels, the request object included
   CHECK(code_of(replies[3]) == "LIMIT_EXCEEDED");
   CHECK(code_of(replies[4]).empty());
-  CHECK(seconds_since(t0) < 5);
 }
 
 TEST_CASE("driver limits: error messages show at most a short prefix of a value") {
