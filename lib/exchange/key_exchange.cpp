@@ -164,6 +164,12 @@ void KeyExchange::enqueue_key_solicitation(std::string_view stream_id, std::stri
            x.solicitation.device_key() == solicitation.device_key();
   });
   if (solicitation.session_ids_size() == 0 && !solicitation.is_new_device()) return;
+  push_solicitation(stream_id, from_user_id, solicitation, ephemeral, event_hash);
+}
+
+void KeyExchange::push_solicitation(std::string_view stream_id, std::string_view from_user_id,
+                                    const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
+                                    std::string_view event_hash) {
   KeySolicitationItem item;
   item.stream_id = std::string(stream_id);
   item.from_user_id = std::string(from_user_id);
@@ -183,13 +189,7 @@ void KeyExchange::enqueue_init_key_solicitations(std::string_view stream_id,
   for (const auto& s : stored) {
     // The SDK skips one without ids here even when it is a new device's.
     if (s.solicitation.device_key() == device_.device_key || s.solicitation.session_ids_size() == 0) continue;
-    KeySolicitationItem item;
-    item.stream_id = std::string(stream_id);
-    item.from_user_id = s.user_id;
-    item.solicitation = s.solicitation;
-    item.respond_after_ms = clock_.now_ms() + respond_delay_ms(stream_id, s.user_id, false);
-    if (s.user_id == user_id_) item.respond_after_ms = clock_.now_ms();  // our own user's: at once
-    solicitations_.push_back(std::move(item));
+    push_solicitation(stream_id, s.user_id, s.solicitation, false, {});
   }
 }
 

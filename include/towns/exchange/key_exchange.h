@@ -283,6 +283,10 @@ class TOWNS_API KeyExchange {
     int64_t convert_at_ms = 0;
   };
 
+  // Queues an answer with its delay (our own user's stored ones at once).
+  void push_solicitation(std::string_view stream_id, std::string_view from_user_id,
+                         const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
+                         std::string_view event_hash);
   void process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& sessions,
                                   const ReceiveResult& result);
   void process_encrypted(const EncryptedEvent& event);
