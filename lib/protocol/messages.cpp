@@ -1,0 +1,177 @@
+// The public wire messages' codecs (messages.h), over lib/wire.
+#include "towns/protocol/messages.h"
+
+#include <string>
+
+#include "wire/wire.h"
+
+namespace towns {
+
+namespace {
+
+using wire::Malformed;
+using wire::Reader;
+using wire::WireType;
+using Out = std::vector<uint8_t>;
+
+Bytes copy(std::span<const uint8_t> b) { return Bytes(b.begin(), b.end()); }
+
+// Reads every field of a message: known ones (number and wire type) go to
+// on_field, which returns false for those it does not know; the rest are skipped.
+template <typename OnField>
+void read_fields(std::span<const uint8_t> bytes, const char* message, OnField&& on_field) {
+  try {
+    Reader r(bytes);
+    while (!r.done()) {
+      uint32_t field;
+      WireType type;
+      r.next(field, type);
+      if (!on_field(r, field, type)) r.skip(field, type);
+    }
+  } catch (const Malformed& m) {
+    throw Error(ErrorCode::INVALID_ARGUMENT, std::string("not a ") + message + ": " + m.what);
+  }
+}
+
+}  // namespace
+
+Bytes EncryptedData::encode() const {
+  Out out;
+  wire::Writer w(out);
+  w.bytes_if_set(1, ciphertext);
+  w.bytes_if_set(2, algorithm);
+  w.bytes_if_set(3, sender_key);
+  w.bytes_if_set(4, session_id);
+  if (checksum) w.bytes(5, *checksum);
+  if (ref_event_id) w.bytes(6, *ref_event_id);
+  w.bytes_if_set(8, std::span<const uint8_t>(ciphertext_bytes));
+  w.bytes_if_set(9, std::span<const uint8_t>(iv_bytes));
+  w.bytes_if_set(10, std::span<const uint8_t>(session_id_bytes));
+  // An enum is an int32: a negative value is sign-extended to 64 bits.
+  w.varint_if_set(11, static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(version))));
+  if (device_key) w.bytes(12, *device_key);
+  return out;
+}
+
+EncryptedData EncryptedData::decode(std::span<const uint8_t> bytes) {
+  EncryptedData m;
+  read_fields(bytes, "EncryptedData", [&](Reader& r, uint32_t field, WireType type) {
+    if (type == wire::kVarint && field == 11) {
+      m.version = static_cast<EncryptedDataVersion>(static_cast<int32_t>(static_cast<uint32_t>(r.varint())));
+      return true;
+    }
+    if (type != wire::kLengthDelimited) return false;
+    switch (field) {
+      case 1: m.ciphertext = r.utf8(); return true;
+      case 2: m.algorithm = r.utf8(); return true;
+      case 3: m.sender_key = r.utf8(); return true;
+      case 4: m.session_id = r.utf8(); return true;
+      case 5: m.checksum = std::string(r.utf8()); return true;
+      case 6: m.ref_event_id = std::string(r.utf8()); return true;
+      case 8: m.ciphertext_bytes = copy(r.bytes()); return true;
+      case 9: m.iv_bytes = copy(r.bytes()); return true;
+      case 10: m.session_id_bytes = copy(r.bytes()); return true;
+      case 12: m.device_key = std::string(r.utf8()); return true;
+      default: return false;
+    }
+  });
+  return m;
+}
+
+Bytes KeySolicitation::encode() const {
+  Out out;
+  wire::Writer w(out);
+  w.bytes_if_set(1, device_key);
+  w.bytes_if_set(2, fallback_key);
+  w.varint_if_set(3, is_new_device ? 1 : 0);
+  for (const auto& id : session_ids) w.bytes(4, id);
+  return out;
+}
+
+KeySolicitation KeySolicitation::decode(std::span<const uint8_t> bytes) {
+  KeySolicitation m;
+  read_fields(bytes, "KeySolicitation", [&](Reader& r, uint32_t field, WireType type) {
+    if (type == wire::kVarint && field == 3) {
+      m.is_new_device = r.varint() != 0;
+      return true;
+    }
+    if (type != wire::kLengthDelimited) return false;
+    switch (field) {
+      case 1: m.device_key = r.utf8(); return true;
+      case 2: m.fallback_key = r.utf8(); return true;
+      case 4: m.session_ids.emplace_back(r.utf8()); return true;
+      default: return false;
+    }
+  });
+  return m;
+}
+
+Bytes KeyFulfillment::encode() const {
+  Out out;
+  wire::Writer w(out);
+  w.bytes_if_set(1, std::span<const uint8_t>(user_address));
+  w.bytes_if_set(2, device_key);
+  for (const auto& id : session_ids) w.bytes(3, id);
+  return out;
+}
+
+KeyFulfillment KeyFulfillment::decode(std::span<const uint8_t> bytes) {
+  KeyFulfillment m;
+  read_fields(bytes, "KeyFulfillment", [&](Reader& r, uint32_t field, WireType type) {
+    if (type != wire::kLengthDelimited) return false;
+    switch (field) {
+      case 1: m.user_address = copy(r.bytes()); return true;
+      case 2: m.device_key = r.utf8(); return true;
+      case 3: m.session_ids.emplace_back(r.utf8()); return true;
+      default: return false;
+    }
+  });
+  return m;
+}
+
+Bytes GroupEncryptionSessions::encode() const {
+  Out out;
+  wire::Writer w(out);
+  w.bytes_if_set(1, std::span<const uint8_t>(stream_id));
+  w.bytes_if_set(2, sender_key);
+  for (const auto& id : session_ids) w.bytes(3, id);
+  // Map entries as protobuf writes them deterministically: sorted by key, key
+  // and value both written.
+  for (const auto& [device, ciphertext] : ciphertexts) {
+    w.message(4, [&](wire::Writer<Out>& e) {
+      e.bytes(1, device);
+      e.bytes(2, ciphertext);
+    });
+  }
+  w.bytes_if_set(5, algorithm);
+  return out;
+}
+
+GroupEncryptionSessions GroupEncryptionSessions::decode(std::span<const uint8_t> bytes) {
+  GroupEncryptionSessions m;
+  read_fields(bytes, "GroupEncryptionSessions", [&](Reader& r, uint32_t field, WireType type) {
+    if (type != wire::kLengthDelimited) return false;
+    switch (field) {
+      case 1: m.stream_id = copy(r.bytes()); return true;
+      case 2: m.sender_key = r.utf8(); return true;
+      case 3: m.session_ids.emplace_back(r.utf8()); return true;
+      case 4: {
+        // A map entry: a missing key or value is "", a later entry for the same
+        // key replaces the earlier one.
+        std::string key, value;
+        read_fields(r.bytes(), "GroupEncryptionSessions", [&](Reader& e, uint32_t f, WireType t) {
+          if (t != wire::kLengthDelimited || (f != 1 && f != 2)) return false;
+          (f == 1 ? key : value) = e.utf8();
+          return true;
+        });
+        m.ciphertexts[key] = std::move(value);
+        return true;
+      }
+      case 5: m.algorithm = r.utf8(); return true;
+      default: return false;
+    }
+  });
+  return m;
+}
+
+}  // namespace towns
