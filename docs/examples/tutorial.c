@@ -50,41 +50,42 @@ static device *other(void *me) { return (device *)me == &devices[0] ? &devices[1
 
 /* ---- The host: what an engine sends is relayed at once to the other device. */
 static towns_status send_solicitation(void *me, const char *stream, const uint8_t *s, size_t len, int ephemeral) {
+  device *from = me, *to = other(me);
   towns_buffer stored = {0};
   towns_status status;
-  printf("  %s -> channel: KeySolicitation, %s, %zu bytes\n", ((device *)me)->name, ephemeral ? "ephemeral" : "stored",
-         len);
-  if (ephemeral) return towns_key_exchange_enqueue_key_solicitation(other(me)->engine, stream, ((device *)me)->user_id,
-                                                                     s, len, 1, NULL);
-  status = towns_stream_solicitations_apply_solicitation(channel_solicitations, ((device *)me)->user_id, s, len, &stored);
+  printf("  %s -> channel: KeySolicitation, %s, %zu bytes\n", from->name, ephemeral ? "ephemeral" : "stored", len);
+  if (ephemeral) return towns_key_exchange_enqueue_key_solicitation(to->engine, stream, from->user_id, s, len, 1, NULL);
+  /* A stored solicitation becomes part of the channel's state first. */
+  status = towns_stream_solicitations_apply_solicitation(channel_solicitations, from->user_id, s, len, &stored);
   if (status == TOWNS_OK)
-    status = towns_key_exchange_enqueue_key_solicitation(other(me)->engine, stream, ((device *)me)->user_id,
-                                                         stored.data, stored.len, 0, NULL);
+    status = towns_key_exchange_enqueue_key_solicitation(to->engine, stream, from->user_id, stored.data, stored.len,
+                                                         0, NULL);
   towns_buffer_free(&stored);
   return status;
 }
 static towns_status send_fulfillment(void *me, const char *stream, const uint8_t *f, size_t len, int ephemeral,
                                      int *accepted) {
+  device *from = me, *to = other(me);
   towns_string user = {0};
   towns_buffer updated = {0};
   int found = 0;
   towns_status status;
-  printf("  %s -> channel: KeyFulfillment, %s, %zu bytes\n", ((device *)me)->name, ephemeral ? "ephemeral" : "stored",
-         len);
-  *accepted = 1;
-  if (ephemeral) return towns_key_exchange_on_ephemeral_key_fulfillment(other(me)->engine, stream, f, len);
+  printf("  %s -> channel: KeyFulfillment, %s, %zu bytes\n", from->name, ephemeral ? "ephemeral" : "stored", len);
+  *accepted = 1; /* a real node refuses a second fulfillment of the same request */
+  if (ephemeral) return towns_key_exchange_on_ephemeral_key_fulfillment(to->engine, stream, f, len);
   status = towns_stream_solicitations_apply_fulfillment(channel_solicitations, f, len, &found, &user, &updated);
   if (status == TOWNS_OK && found)
-    status = towns_key_exchange_enqueue_key_solicitation(other(me)->engine, stream, user.data, updated.data,
-                                                         updated.len, 0, NULL);
+    status = towns_key_exchange_enqueue_key_solicitation(to->engine, stream, user.data, updated.data, updated.len, 0,
+                                                         NULL);
   towns_string_free(&user);
   towns_buffer_free(&updated);
   return status;
 }
 static towns_status send_sessions(void *me, const char *to_user, const uint8_t *m, size_t len) {
-  printf("  %s -> %s's inbox: GroupEncryptionSessions, %zu bytes\n", ((device *)me)->name, other(me)->name, len);
-  if (strcmp(to_user, other(me)->user_id) != 0) return TOWNS_OK;
-  return towns_key_exchange_enqueue_new_group_sessions(other(me)->engine, m, len);
+  device *from = me, *to = other(me);
+  if (strcmp(to_user, to->user_id) != 0) return TOWNS_OK;
+  printf("  %s -> %s's inbox: GroupEncryptionSessions, %zu bytes\n", from->name, to->name, len);
+  return towns_key_exchange_enqueue_new_group_sessions(to->engine, m, len);
 }
 static towns_status user_devices(void *me, const char *user_id, towns_reply *reply) {
   char json[256];
@@ -134,9 +135,10 @@ static void on_decrypted(void *me, const char *stream, const char *event_id, con
 }
 static void on_decryption_error(void *me, const char *stream, const char *event_id, towns_status status,
                                 const char *message, int missing_session) {
+  device *d = me;
   (void)stream;
   (void)message;
-  printf("  %s cannot decrypt %s: %s%s\n", ((device *)me)->name, event_id, towns_status_name(status),
+  printf("  %s cannot decrypt %s: %s%s\n", d->name, event_id, towns_status_name(status),
          missing_session ? " (it waits for the key)" : "");
 }
 
