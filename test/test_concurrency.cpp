@@ -54,7 +54,7 @@
 
 using namespace towns;
 using Clock = std::chrono::steady_clock;
-using Sessions = river::UserInboxPayload::GroupEncryptionSessions;
+using Sessions = GroupEncryptionSessions;
 
 namespace {
 
@@ -142,8 +142,8 @@ Rng rng_for(uint64_t seed, uint64_t thread, uint64_t purpose) {
 
 // ---- Helpers on events
 
-std::string session_of(const river::EncryptedData& e, GroupEncryptionAlgorithm alg) {
-  return alg == kMegolm ? e.session_id() : crypto::hex_encode(crypto::as_bytes(e.session_id_bytes()));
+std::string session_of(const EncryptedData& e, GroupEncryptionAlgorithm alg) {
+  return alg == kMegolm ? e.session_id : crypto::hex_encode(e.session_id_bytes);
 }
 
 // The message index written in a megolm message: version byte 3, then field 1
@@ -231,7 +231,7 @@ struct Produced {
   int producer = 0;
   std::string stream;
   GroupEncryptionAlgorithm algorithm = kMegolm;
-  river::EncryptedData event;
+  EncryptedData event;
   std::string plaintext;
   std::optional<uint32_t> index;
 };
@@ -446,11 +446,11 @@ std::string error_text(const Error& e) { return std::string(e.code_name()) + " (
 // An event this device just made: its fields, its session, its message index
 // (parsed and as the device itself decrypts it), never reused.
 bool record_own_event(Ctx& c, const std::string& stream, GroupEncryptionAlgorithm alg, bool v1,
-                      const std::string& plaintext, const river::EncryptedData& e) {
-  if (e.algorithm() != algorithm_id(alg)) return c.fail("event algorithm is " + e.algorithm());
-  if (e.sender_key() != c.self.device.device_key) return c.fail("event sender key is not the device's");
-  if (e.version() != (v1 ? river::ENCRYPTED_DATA_VERSION_1 : river::ENCRYPTED_DATA_VERSION_0)) {
-    return c.fail("event version is " + std::to_string(e.version()));
+                      const std::string& plaintext, const EncryptedData& e) {
+  if (e.algorithm != algorithm_id(alg)) return c.fail("event algorithm is " + e.algorithm);
+  if (e.sender_key != c.self.device.device_key) return c.fail("event sender key is not the device's");
+  if (e.version != (v1 ? EncryptedDataVersion::kVersion1 : EncryptedDataVersion::kVersion0)) {
+    return c.fail("event version is " + std::to_string(static_cast<int>(e.version)));
   }
   auto session = session_of(e, alg);
   if (session.empty()) return c.fail("event without session id");
@@ -460,7 +460,7 @@ bool record_own_event(Ctx& c, const std::string& stream, GroupEncryptionAlgorith
     if (!c.w.note_megolm_outbound(c.self, stream, session, previous)) {
       return c.fail("stream " + stream + " encrypted with megolm session " + session + " after " + previous);
     }
-    parsed = megolm_index_of(e.ciphertext());
+    parsed = megolm_index_of(e.ciphertext);
     if (!parsed) return c.fail("megolm ciphertext does not parse");
     // The index was reserved in the store before it was used (so a reload
     // never reuses it).
@@ -504,8 +504,8 @@ bool allowed_decrypt_error(Ctx& c, const Produced& ev, bool must_decrypt, const 
 }
 
 bool check_received(Ctx& c, const Sessions& m, const ReceiveResult& r) {
-  auto stream = crypto::hex_encode(crypto::as_bytes(m.stream_id()));
-  auto alg = *parse_group_encryption_algorithm(m.algorithm());
+  auto stream = crypto::hex_encode(m.stream_id);
+  auto alg = *parse_group_encryption_algorithm(m.algorithm);
   if (r.stream_id != stream) return c.fail("received for stream " + r.stream_id + ", sent for " + stream);
   if (r.algorithm != alg) return c.fail("received with another algorithm");
   if (r.status != ReceiveStatus::kImported && r.status != ReceiveStatus::kNothingMissing) {
@@ -513,7 +513,7 @@ bool check_received(Ctx& c, const Sessions& m, const ReceiveResult& r) {
   }
   if ((r.status == ReceiveStatus::kImported) == r.imported.empty()) return c.fail("status and imported disagree");
   if (!r.failed.empty()) return c.fail("a shared session failed to import: " + r.failed[0]);
-  std::set<std::string> listed(m.session_ids().begin(), m.session_ids().end());
+  std::set<std::string> listed(m.session_ids.begin(), m.session_ids.end());
   for (const auto& id : r.imported) {
     if (!listed.count(id)) return c.fail("imported an unlisted session " + id);
   }
@@ -594,7 +594,7 @@ bool decrypt_one(Ctx& c) {
 bool decrypt_batch(Ctx& c) {
   auto batch = c.w.random_stream_events(c.rng, 1 + c.rng.below(8));
   if (batch.empty()) return false;
-  std::vector<river::EncryptedData> events;
+  std::vector<EncryptedData> events;
   std::vector<bool> must;
   for (const auto& ev : batch) {
     events.push_back(ev.event);
@@ -768,11 +768,11 @@ bool share(Ctx& c) {
                                                 {c.other.device, c.self.device});
     const auto& m = plan.message;
     if (!plan.skipped_devices.empty()) return c.fail("device skipped: " + plan.skipped_devices[0]);
-    if (m.ciphertexts().size() != 1 || !m.ciphertexts().count(c.other.device.device_key)) {
+    if (m.ciphertexts.size() != 1 || !m.ciphertexts.count(c.other.device.device_key)) {
       return c.fail("sharing message not for exactly the other device");
     }
-    if (m.session_ids_size() != static_cast<int>(sh.sessions.size()) || m.algorithm() != algorithm_id(sh.algorithm) ||
-        m.sender_key() != c.self.device.device_key) {
+    if (m.session_ids.size() != sh.sessions.size() || m.algorithm != algorithm_id(sh.algorithm) ||
+        m.sender_key != c.self.device.device_key) {
       return c.fail("sharing message does not describe its sessions");
     }
     std::lock_guard l(c.other.mu);
@@ -803,7 +803,7 @@ bool receive_batch(Ctx& c) {
   size_t not_ours = messages.size();
   if (!messages.empty() && c.rng.chance(30)) {  // one for nobody here
     messages.push_back(messages[0]);
-    messages.back().mutable_ciphertexts()->clear();
+    messages.back().ciphertexts.clear();
   }
   if (messages.empty()) return false;
   auto results = receive_group_encryption_sessions_batch(*c.self.crypto, messages);
@@ -865,18 +865,18 @@ bool export_device(Ctx& c) {
     auto it = std::next(exported_outbound.begin(), static_cast<long>(c.rng.below(exported_outbound.size())));
     auto payload = c.rng.bytes(1, 64);
     auto e = clone.encrypt_group_event(it->first, payload, kMegolm);
-    if (e.session_id() != it->second) return c.fail("the clone encrypts with another session");
+    if (e.session_id != it->second) return c.fail("the clone encrypts with another session");
     auto d = clone.decrypt_group_event(it->first, e);
-    auto index = megolm_index_of(e.ciphertext());
+    auto index = megolm_index_of(e.ciphertext);
     if (plain_text(d.plaintext) != std::string(payload.begin(), payload.end()) || !index || d.message_index != index) {
       return c.fail("the clone's event does not decrypt to itself");
     }
     if (auto r = reserved.find(it->first);
-        r != reserved.end() && r->second.session_id == e.session_id() && *index < r->second.reserved_until) {
+        r != reserved.end() && r->second.session_id == e.session_id && *index < r->second.reserved_until) {
       return c.fail("the exported device uses index " + std::to_string(*index) + ", reserved by the exporting device");
     }
-    if (auto at = c.w.emitted_at(e.session_id(), *index); at && *at < mark) {
-      return c.fail("the exported device reuses index " + std::to_string(*index) + " of session " + e.session_id()),
+    if (auto at = c.w.emitted_at(e.session_id, *index); at && *at < mark) {
+      return c.fail("the exported device reuses index " + std::to_string(*index) + " of session " + e.session_id),
              true;
     }
   }
@@ -1094,7 +1094,7 @@ TEST_CASE("torture: two devices from many threads: no deadlock, no index reuse, 
   enter(main_slot, "final: decrypt_group_events per stream", "-");
   for (const auto& [key, indices] : by_consumer_stream) {
     Peer& q = w.peers[key.first];
-    std::vector<river::EncryptedData> events;
+    std::vector<EncryptedData> events;
     for (size_t i : indices) events.push_back(w.events[i].event);
     auto results = q.crypto->decrypt_group_events(key.second, events);
     for (size_t j = 0; j < indices.size() && j < results.size(); ++j) {

@@ -45,7 +45,7 @@ TEST_CASE("killed while encrypting: no (session, index) is ever emitted twice") 
             auto e = c.encrypt_group_event(kStream, test::bytes("round " + std::to_string(round) + " #" + std::to_string(i)),
                                            GroupEncryptionAlgorithm::kGroupEncryption);
             // Handed out only once encrypt returned: the ratchet is on disk.
-            test::write_line(fd, crypto::base64_encode(crypto::as_bytes(e.SerializeAsString()), crypto::Base64Padding::kPadded));
+            test::write_line(fd, crypto::base64_encode(e.encode(), crypto::Base64Padding::kPadded));
           }
         },
         1 + random_below(when, 40));
@@ -60,11 +60,10 @@ TEST_CASE("killed while encrypting: no (session, index) is ever emitted twice") 
   std::set<std::pair<std::string, uint32_t>> seen;
   for (const auto& line : emitted) {
     auto bytes = crypto::base64_decode(line, crypto::Base64Padding::kPadded);
-    river::EncryptedData e;
-    REQUIRE(e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+    auto e = EncryptedData::decode(bytes);
     auto d = c.decrypt_group_event(kStream, e);
     REQUIRE(d.message_index.has_value());
-    CHECK(seen.insert({e.session_id(), *d.message_index}).second);
+    CHECK(seen.insert({e.session_id, *d.message_index}).second);
   }
   CHECK(seen.size() == emitted.size());
 }

@@ -191,11 +191,11 @@ TEST_CASE("bad actors: stolen device key, forged sessions, garbage ciphertexts")
   // Mallory (a member without entitlement) asks for keys in carol's name.
   auto& carol = w.device(3, "carol");
   w.net.set_online(carol, false);
-  river::MemberPayload::KeySolicitation stolen;
-  stolen.set_device_key(carol.device().device_key);
-  stolen.set_fallback_key(carol.device().fallback_key);
-  stolen.set_is_new_device(true);
-  stolen.add_session_ids(alice.crypto().get_group_session_ids(kChannel).at(0));
+  KeySolicitation stolen;
+  stolen.device_key = carol.device().device_key;
+  stolen.fallback_key = carol.device().fallback_key;
+  stolen.is_new_device = true;
+  stolen.session_ids.push_back(alice.crypto().get_group_session_ids(kChannel).at(0));
   // (As a member, mallory got alice's new session when it was made: the SDK
   // shares new sessions by membership, with no on-chain check.)
   auto mallory_inbox = w.net.inbox_size(user(6));
@@ -205,37 +205,37 @@ TEST_CASE("bad actors: stolen device key, forged sessions, garbage ciphertexts")
   CHECK(w.net.inbox_size(user(6)) == mallory_inbox);
 
   // A forged GroupEncryptionSessions to bob: garbage for his device.
-  river::UserInboxPayload::GroupEncryptionSessions forged;
-  forged.set_stream_id(std::string(32, '\x20'));
-  forged.set_sender_key(mallory.device().device_key);
-  forged.add_session_ids("not-a-session");
-  (*forged.mutable_ciphertexts())[bob.device().device_key] = "AwoAgarbage";
+  GroupEncryptionSessions forged;
+  forged.stream_id = Bytes(32, 0x20);
+  forged.sender_key = mallory.device().device_key;
+  forged.session_ids.push_back("not-a-session");
+  forged.ciphertexts[bob.device().device_key] = "AwoAgarbage";
   w.net.send_to_inbox(user(6), user(2), forged);
   // A well-formed olm message whose keys do not match the session ids it claims.
   auto real = mallory.crypto().encrypt_with_device_keys("{\"keys\":[\"AAAA\"]}", {bob.device()});
-  river::UserInboxPayload::GroupEncryptionSessions mismatched;
+  GroupEncryptionSessions mismatched;
   auto stream_bytes = crypto::hex_decode(kChannel);
-  mismatched.set_stream_id(std::string(stream_bytes.begin(), stream_bytes.end()));
-  mismatched.set_sender_key(mallory.device().device_key);
-  mismatched.add_session_ids("claimed-session");
-  (*mismatched.mutable_ciphertexts())[bob.device().device_key] = real.at(bob.device().device_key);
+  mismatched.stream_id = stream_bytes;
+  mismatched.sender_key = mallory.device().device_key;
+  mismatched.session_ids.push_back("claimed-session");
+  mismatched.ciphertexts[bob.device().device_key] = real.at(bob.device().device_key);
   w.net.send_to_inbox(user(6), user(2), mismatched);
   // Garbage events on the stream.
-  river::EncryptedData junk;
-  junk.set_algorithm(std::string(kGroupEncryptionAlgorithmId));
-  junk.set_sender_key("x");
-  junk.set_session_id(alice.crypto().get_group_session_ids(kChannel).at(0));
-  junk.set_ciphertext("!!!!");
+  EncryptedData junk;
+  junk.algorithm = std::string(kGroupEncryptionAlgorithmId);
+  junk.sender_key = "x";
+  junk.session_id = alice.crypto().get_group_session_ids(kChannel).at(0);
+  junk.ciphertext = "!!!!";
   w.net.post_raw_event(kChannel, user(6), junk, false);
-  river::EncryptedData junk2;
-  junk2.set_algorithm("grpaes");
-  junk2.set_sender_key("x");
-  junk2.set_session_id_bytes(std::string(32, 'z'));
-  junk2.set_iv_bytes("short");
-  junk2.set_ciphertext_bytes(std::string(40, 'q'));
+  EncryptedData junk2;
+  junk2.algorithm = "grpaes";
+  junk2.sender_key = "x";
+  junk2.session_id_bytes = Bytes(32, 'z');
+  junk2.iv_bytes = Bytes{'s', 'h', 'o', 'r', 't'};
+  junk2.ciphertext_bytes = Bytes(40, 'q');
   w.net.post_raw_event(kChannel, user(6), junk2, false);
-  river::EncryptedData junk3;
-  junk3.set_algorithm("rot13");
+  EncryptedData junk3;
+  junk3.algorithm = "rot13";
   w.net.post_raw_event(kChannel, user(6), junk3, false);
   w.net.run();
 

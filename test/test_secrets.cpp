@@ -85,10 +85,10 @@ TEST_CASE("error messages never carry secrets") {
     scan.expect_error([&] { import_one(b, kStream, k.session_id, longer, k.algorithm); });
   }
   auto tampered = e;
-  tampered.set_ciphertext(tampered.ciphertext().substr(0, 40));
+  tampered.ciphertext = tampered.ciphertext.substr(0, 40);
   scan.expect_error([&] { a.decrypt_group_event(kStream, tampered); });
   auto version = h;
-  version.set_version(static_cast<river::EncryptedDataVersion>(9));
+  version.version = static_cast<EncryptedDataVersion>(9);
   scan.expect_error([&] { a.decrypt_group_event(kStream, version); });
 
   // Hybrid keys: a mismatched import names no key bytes.
@@ -116,7 +116,7 @@ TEST_CASE("error messages never carry secrets") {
   auto keys = a.export_room_keys();
   auto plan = build_group_encryption_sessions(a, kStream, GroupEncryptionAlgorithm::kGroupEncryption,
                                               {keys[0]}, {receiver.get_user_device()});
-  plan.message.add_session_ids("extra");
+  plan.message.session_ids.push_back("extra");
   scan.expect_error([&] { receive_group_encryption_sessions(receiver, plan.message); });
   scan.check();
 }

@@ -14,8 +14,8 @@ using namespace towns;
 
 namespace {
 
-using Solicitation = river::MemberPayload::KeySolicitation;
-using Fulfillment = river::MemberPayload::KeyFulfillment;
+using Solicitation = KeySolicitation;
+using Fulfillment = KeyFulfillment;
 
 // 20-byte user addresses as the stream records member ids (hex, 0x-prefixed).
 const std::string kAlice = "0xa11ce00000000000000000000000000000000001";
@@ -25,36 +25,33 @@ const std::string kCarol = "0xca201000000000000000000000000000000000c3";
 Solicitation sol(const std::string& device, std::vector<std::string> ids, bool new_device = false,
                  const std::string& fallback = "fb") {
   Solicitation s;
-  s.set_device_key(device);
-  s.set_fallback_key(fallback + "-" + device);
-  s.set_is_new_device(new_device);
-  for (const auto& id : ids) s.add_session_ids(id);
+  s.device_key = device;
+  s.fallback_key = fallback + "-" + device;
+  s.is_new_device = new_device;
+  for (const auto& id : ids) s.session_ids.push_back(id);
   return s;
 }
 
-std::string address_bytes(std::string_view hex) {
-  auto b = crypto::hex_decode(hex);
-  return {b.begin(), b.end()};
-}
+Bytes address_bytes(std::string_view hex) { return crypto::hex_decode(hex); }
 
 Fulfillment ful(const std::string& user_hex, const std::string& device, std::vector<std::string> ids) {
   Fulfillment f;
-  f.set_user_address(address_bytes(user_hex));
-  f.set_device_key(device);
-  for (const auto& id : ids) f.add_session_ids(id);
+  f.user_address = address_bytes(user_hex);
+  f.device_key = device;
+  for (const auto& id : ids) f.session_ids.push_back(id);
   return f;
 }
 
-std::vector<std::string> ids(const Solicitation& s) { return {s.session_ids().begin(), s.session_ids().end()}; }
+std::vector<std::string> ids(const Solicitation& s) { return {s.session_ids.begin(), s.session_ids.end()}; }
 
 // all() as "user/device:id,id" strings, to compare order and content at once.
 std::vector<std::string> dump(const StreamSolicitations& st) {
   std::vector<std::string> out;
   for (const auto& e : st.all()) {
-    std::string line = e.user_id + "/" + e.solicitation.device_key() + (e.solicitation.is_new_device() ? "!" : "") + ":";
-    for (int i = 0; i < e.solicitation.session_ids_size(); ++i) {
+    std::string line = e.user_id + "/" + e.solicitation.device_key + (e.solicitation.is_new_device ? "!" : "") + ":";
+    for (size_t i = 0; i < e.solicitation.session_ids.size(); ++i) {
       if (i) line += ",";
-      line += e.solicitation.session_ids(i);
+      line += e.solicitation.session_ids[i];
     }
     out.push_back(line);
   }
@@ -66,13 +63,13 @@ std::vector<std::string> dump(const StreamSolicitations& st) {
 TEST_CASE("apply_solicitation stores the ids sorted and returns what it stored") {
   StreamSolicitations st;
   auto stored = st.apply_solicitation(kAlice, sol("d1", {"c", "a", "b"}, true));
-  CHECK(stored.device_key() == "d1");
-  CHECK(stored.fallback_key() == "fb-d1");
-  CHECK(stored.is_new_device());
+  CHECK(stored.device_key == "d1");
+  CHECK(stored.fallback_key == "fb-d1");
+  CHECK(stored.is_new_device);
   CHECK(ids(stored) == std::vector<std::string>{"a", "b", "c"});
   REQUIRE(st.all().size() == 1);
   CHECK(st.all()[0].user_id == kAlice);
-  CHECK(st.all()[0].solicitation.SerializeAsString() == stored.SerializeAsString());
+  CHECK(st.all()[0].solicitation == stored);
 }
 
 TEST_CASE("apply_solicitation keeps duplicate ids (sorted, not deduplicated)") {
@@ -93,7 +90,7 @@ TEST_CASE("apply_solicitation replaces per device key, and the replacement goes 
 
   // An empty one is stored too: it clears what was asked.
   auto empty = st.apply_solicitation(kAlice, sol("d2", {}));
-  CHECK(empty.session_ids_size() == 0);
+  CHECK(empty.session_ids.size() == 0);
   CHECK(dump(st) == std::vector<std::string>{kAlice + "/d1!:y,z", kAlice + "/d2:"});
 }
 
@@ -120,9 +117,9 @@ TEST_CASE("apply_fulfillment removes the fulfilled ids and clears the new-device
   auto r = st.apply_fulfillment(ful(kAlice, "d1", {"b", "x"}));
   REQUIRE(r);
   CHECK(r->user_id == kAlice);
-  CHECK(r->solicitation.device_key() == "d1");
-  CHECK(r->solicitation.fallback_key() == "fb-d1");
-  CHECK_FALSE(r->solicitation.is_new_device());
+  CHECK(r->solicitation.device_key == "d1");
+  CHECK(r->solicitation.fallback_key == "fb-d1");
+  CHECK_FALSE(r->solicitation.is_new_device);
   CHECK(ids(r->solicitation) == std::vector<std::string>{"a", "c"});
   // The stored one is the returned one.
   CHECK(dump(st) == std::vector<std::string>{kAlice + "/d1:a,c"});
@@ -133,7 +130,7 @@ TEST_CASE("apply_fulfillment of every id leaves an empty solicitation stored") {
   st.apply_solicitation(kAlice, sol("d1", {"a", "b"}));
   auto r = st.apply_fulfillment(ful(kAlice, "d1", {"a", "b"}));
   REQUIRE(r);
-  CHECK(r->solicitation.session_ids_size() == 0);
+  CHECK(r->solicitation.session_ids.size() == 0);
   CHECK(dump(st) == std::vector<std::string>{kAlice + "/d1:"});
 }
 
@@ -142,7 +139,7 @@ TEST_CASE("apply_fulfillment of no listed id still clears the new-device flag") 
   st.apply_solicitation(kAlice, sol("d1", {"a"}, true));
   auto r = st.apply_fulfillment(ful(kAlice, "d1", {"q"}));
   REQUIRE(r);
-  CHECK_FALSE(r->solicitation.is_new_device());
+  CHECK_FALSE(r->solicitation.is_new_device);
   CHECK(ids(r->solicitation) == std::vector<std::string>{"a"});
 }
 
@@ -174,7 +171,7 @@ TEST_CASE("apply_fulfillment matches by user and device key, else nullopt and no
   CHECK_FALSE(st.apply_fulfillment(ful(kCarol, "d1", {"a"})));
   // An address that is not 20 bytes of anyone's.
   Fulfillment short_address = ful(kAlice, "d1", {"a"});
-  short_address.set_user_address(short_address.user_address().substr(0, 19));
+  short_address.user_address.resize(19);
   CHECK_FALSE(st.apply_fulfillment(short_address));
   CHECK(dump(st) == before);
 

@@ -67,7 +67,7 @@ TEMPLATE_TEST_CASE("a stored outbound megolm session that does not unpickle is S
     INFO("garbage " << garbage);
     TestType f;
     auto store = f.make();
-    river::EncryptedData before;
+    EncryptedData before;
     {
       GroupEncryptionCrypto sender(nullptr, *store);
       sender.init();
@@ -102,9 +102,9 @@ TEMPLATE_TEST_CASE("a stored outbound megolm session that does not unpickle is S
     // next message makes and shares a new session.
     store->delete_outbound_session(kStream);
     auto fresh = again.encrypt_group_event(kStream, test::bytes("new session"), kMegolm);
-    CHECK(fresh.session_id() != row.session_id);
+    CHECK(fresh.session_id != row.session_id);
     REQUIRE(client.shared.size() == 1);
-    CHECK(client.shared[0].session.session_id == fresh.session_id());
+    CHECK(client.shared[0].session.session_id == fresh.session_id);
   }
 }
 
@@ -118,14 +118,14 @@ TEMPLATE_TEST_CASE("an import over a held megolm session that does not unpickle 
   sender.init();
   auto event = sender.encrypt_group_event(kStream, test::bytes("held"), kMegolm);
   auto other = sender.encrypt_group_event(kOtherStream, test::bytes("other"), kMegolm);
-  auto key = *sender.export_group_session(kStream, event.session_id());
-  auto other_key = *sender.export_group_session(kOtherStream, other.session_id());
+  auto key = *sender.export_group_session(kStream, event.session_id);
+  auto other_key = *sender.export_group_session(kOtherStream, other.session_id);
   {
     GroupEncryptionCrypto receiver(nullptr, *store);
     receiver.init();
     REQUIRE(receiver.import_session_keys(kStream, {key}).imported.size() == 1);
   }
-  auto row = *store->get_inbound_session(kStream, event.session_id());
+  auto row = *store->get_inbound_session(kStream, event.session_id);
   row.pickle = damaged(row.pickle, false);
   StoreChanges changes;
   changes.inbound_sessions.push_back(row);
@@ -140,16 +140,16 @@ TEMPLATE_TEST_CASE("an import over a held megolm session that does not unpickle 
   REQUIRE(results[0].error.has_value());
   CHECK(results[0].error->code() == ErrorCode::STORE_CORRUPT);
   REQUIRE(results[1].value == std::optional<ImportOutcome>(ImportOutcome::kImported));
-  CHECK(store->get_inbound_session(kStream, event.session_id())->pickle == row.pickle);
+  CHECK(store->get_inbound_session(kStream, event.session_id)->pickle == row.pickle);
   // The facade counts it as failed; reading the row is STORE_CORRUPT everywhere.
   auto counted = receiver.import_room_keys({key});
   CHECK(counted.failed == std::vector<std::string>{key.session_id});
   CHECK(counted.imported.empty());
   REQUIRE_ERROR(receiver.decrypt_group_event(kStream, event), STORE_CORRUPT);
-  REQUIRE_ERROR(receiver.export_group_session(kStream, event.session_id()), STORE_CORRUPT);
+  REQUIRE_ERROR(receiver.export_group_session(kStream, event.session_id), STORE_CORRUPT);
   REQUIRE_ERROR(receiver.export_room_keys(), STORE_CORRUPT);
   CHECK(receiver.decrypt_group_event(kOtherStream, other).plaintext.view() == "other");
-  CHECK(store->get_inbound_session(kStream, event.session_id())->pickle == row.pickle);
+  CHECK(store->get_inbound_session(kStream, event.session_id)->pickle == row.pickle);
 }
 
 TEMPLATE_TEST_CASE("a reservation beyond what the session could have reached is STORE_CORRUPT, not a long loop",
@@ -224,7 +224,7 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 // What a device made: its key and events it can decrypt, by stream.
 struct Made {
   std::string device_key;
-  std::vector<std::pair<std::string, river::EncryptedData>> events;
+  std::vector<std::pair<std::string, EncryptedData>> events;
   std::map<std::string, std::vector<std::string>> session_ids;  // by stream, both algorithms
 };
 
@@ -248,7 +248,7 @@ Made make_device(const std::string& path, const std::string& seed) {
                               {.miniblock_info = MiniblockInfo{stream == kStream ? 3 : 9, std::vector<uint8_t>(32, 7)}});
     made.events.emplace_back(stream, c.encrypt_group_event(stream, test::bytes("grpaes " + stream), kHybrid));
     auto foreign = other.encrypt_group_event(stream, test::bytes("other " + stream), kMegolm);
-    REQUIRE(c.import_session_keys(stream, {*other.export_group_session(stream, foreign.session_id())}).imported.size() ==
+    REQUIRE(c.import_session_keys(stream, {*other.export_group_session(stream, foreign.session_id)}).imported.size() ==
             1);
     made.events.emplace_back(stream, foreign);
   }

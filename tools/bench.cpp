@@ -96,13 +96,13 @@ json megolm_decrypt(size_t n) {
   TempDir dir;
   SqliteDevice sender(dir.file("s.db")), receiver(dir.file("r.db"));
   auto payload = kib();
-  std::vector<river::EncryptedData> events;
+  std::vector<EncryptedData> events;
   for (size_t i = 0; i < n; ++i) events.push_back(sender.crypto->encrypt_group_event(stream_id(1), payload, kMegolm));
   receiver.crypto->import_session_keys(stream_id(1), sender.crypto->export_room_keys());
   double ours = rate(n, [&](size_t i) { receiver.crypto->decrypt_group_event(stream_id(1), events[i]); });
   auto in = olm::InboundGroupSession::import_session(
-      crypto::SecretView(sender.crypto->export_group_session(stream_id(1), events[0].session_id())->session_key));
-  double raw = rate(n, [&](size_t i) { in.decrypt(events[i].ciphertext()); });
+      crypto::SecretView(sender.crypto->export_group_session(stream_id(1), events[0].session_id)->session_key));
+  double raw = rate(n, [&](size_t i) { in.decrypt(events[i].ciphertext); });
   return result("megolm_decrypt_1k", ours, raw);
 }
 
@@ -111,7 +111,7 @@ json grpaes(size_t n, bool decrypt) {
   SqliteDevice d(dir.file("h.db"));
   auto payload = kib();
   d.crypto->ensure_outbound_session(stream_id(1), kHybrid, {.miniblock_info = MiniblockInfo{1, std::vector<uint8_t>(32, 1)}});
-  std::vector<river::EncryptedData> events;
+  std::vector<EncryptedData> events;
   double ours = 0;
   if (!decrypt) {
     ours = rate(n, [&](size_t) { d.crypto->encrypt_group_event(stream_id(1), payload, kHybrid); });
@@ -161,7 +161,7 @@ json share(size_t devices, size_t rounds) {
 json receive(size_t n) {
   TempDir dir;
   SqliteDevice sender(dir.file("s.db")), receiver(dir.file("r.db"));
-  std::vector<river::UserInboxPayload::GroupEncryptionSessions> messages;
+  std::vector<GroupEncryptionSessions> messages;
   auto target = receiver.crypto->get_user_device();
   for (size_t i = 0; i < n; ++i) {
     auto id = sender.crypto->ensure_outbound_session(stream_id(static_cast<int>(i)), kMegolm);
@@ -190,11 +190,11 @@ json answer(size_t sessions, size_t rounds) {
     d.crypto->import_session_keys(stream_id(1), {*other.export_group_session(stream_id(1), id)});
   }
   auto requester = make_devices(1)[0];
-  river::MemberPayload::KeySolicitation sol;
-  sol.set_device_key(requester.device_key);
-  sol.set_fallback_key(requester.fallback_key);
-  sol.set_is_new_device(true);
-  sol.add_session_ids("anything");
+  KeySolicitation sol;
+  sol.device_key = requester.device_key;
+  sol.fallback_key = requester.fallback_key;
+  sol.is_new_device = true;
+  sol.session_ids = {"anything"};
   double ours = rate(rounds, [&](size_t) {
     auto plan = plan_solicitation_answer(*d.crypto, stream_id(1), "ab", sol, [] { return true; });
     build_solicitation_shares(*d.crypto, stream_id(1), requester, plan->sessions);
@@ -205,7 +205,7 @@ json answer(size_t sessions, size_t rounds) {
 json backlog(size_t events_n, size_t sessions_n) {
   TempDir dir;
   auto path = dir.file("backlog.db");
-  std::vector<river::EncryptedData> events;
+  std::vector<EncryptedData> events;
   std::vector<GroupEncryptionSession> keys;
   {
     MemoryCryptoStore ss;
@@ -214,13 +214,13 @@ json backlog(size_t events_n, size_t sessions_n) {
       sender.init();
       ss.delete_outbound_session(stream_id(1));
       for (size_t i = 0; i < events_n / sessions_n; ++i) events.push_back(sender.encrypt_group_event(stream_id(1), kib(), kMegolm));
-      keys.push_back(*sender.export_group_session(stream_id(1), events.back().session_id()));
+      keys.push_back(*sender.export_group_session(stream_id(1), events.back().session_id));
     }
     SqliteDevice r(path);
     r.crypto->import_session_keys(stream_id(1), keys);
   }
   // Interleave the sessions, as a stream's history would.
-  std::vector<river::EncryptedData> ordered;
+  std::vector<EncryptedData> ordered;
   size_t per = events_n / sessions_n;
   for (size_t i = 0; i < per; ++i) {
     for (size_t s = 0; s < sessions_n; ++s) ordered.push_back(events[s * per + i]);

@@ -29,6 +29,7 @@
 #include "towns/proto/payloads.pb.h"
 #include "towns/store/memory_crypto_store.h"
 #include "towns/store/sqlite_crypto_store.h"
+#include "wire_convert.h"
 
 namespace towns::tools {
 namespace {
@@ -142,7 +143,11 @@ void wipe_exported_device(river::ExportedDevice& m) {
 
 std::string to_b64(std::span<const uint8_t> b) { return crypto::base64_encode(b, Base64Padding::kPadded); }
 std::string to_b64(const std::string& s) { return to_b64(crypto::as_bytes(s)); }
-std::string pb_b64(const google::protobuf::MessageLite& m) { return to_b64(m.SerializeAsString()); }
+// A wire message's bytes in base64.
+template <typename Message>
+std::string pb_b64(const Message& m) {
+  return to_b64(m.encode());
+}
 
 // The repeated fields of a protobuf argument (session ids, ciphertexts) hold at
 // most max_list_items each.
@@ -155,13 +160,15 @@ void check_pb_lists(const google::protobuf::Message& m, const char* name) {
   }
 }
 
-template <typename M>
-M parse_pb(const json& req, const char* name) {
+// A wire message argument: parsed and checked with the generated class (its
+// errors are the driver's), then handed on as the library's plain message.
+template <typename River>
+auto parse_pb(const json& req, const char* name) {
   auto bytes = b64(str(req, name), name);
-  M m;
+  River m;
   if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) bad(std::string(name) + " is not a valid protobuf");
   check_pb_lists(m, name);
-  return m;
+  return wire_convert::to_plain(m);
 }
 
 // A stream id in the protocol's form (protocol.md 1.3): lower-case hex, a known
@@ -370,15 +377,15 @@ class Driver {
       if (plaintext.empty()) throw Error(ErrorCode::EMPTY_PAYLOAD, "data to encrypt cannot be empty");
       crypto_->ensure_outbound_session(stream, algorithm, {.miniblock_info = info});
     }
-    river::EncryptedData data;
+    EncryptedData data;
     if (version == 1) {
       data = crypto_->encrypt_group_event(stream, plaintext, algorithm);
     } else {
       data = crypto_->encrypt_group_event_deprecated_v0(stream, crypto::as_text(plaintext), algorithm);
     }
     std::string session_id = algorithm == GroupEncryptionAlgorithm::kGroupEncryption
-                                 ? data.session_id()
-                                 : crypto::hex_encode(crypto::as_bytes(data.session_id_bytes()));
+                                 ? data.session_id
+                                 : crypto::hex_encode(data.session_id_bytes);
     return {{"encrypted_data_pb", pb_b64(data)}, {"session_id", session_id}, {"created_session", created}};
   }
 
@@ -481,7 +488,7 @@ class Driver {
   json solicit(const json& req) {
     auto stream = stream_arg(req);
     auto missing = string_list(req, "missing_session_ids");
-    std::vector<river::MemberPayload::KeySolicitation> pending;
+    std::vector<KeySolicitation> pending;
     if (req.contains("pending_pb") && !req["pending_pb"].is_null()) {
       pending.push_back(parse_pb<river::MemberPayload::KeySolicitation>(req, "pending_pb"));
     }
@@ -499,7 +506,7 @@ class Driver {
     auto answer = plan_solicitation_answer(*crypto_, stream, from, sol, [&] { return entitled; });
     json shares = json::array();
     if (!answer) return {{"key_fulfillment_pb", nullptr}, {"group_encryption_sessions_pb", shares}};
-    UserDevice target{sol.device_key(), sol.fallback_key()};
+    UserDevice target{sol.device_key, sol.fallback_key};
     for (const auto& m : build_solicitation_shares(*crypto_, stream, target, answer->sessions)) shares.push_back(pb_b64(m));
     return {{"key_fulfillment_pb", pb_b64(answer->fulfillment)}, {"group_encryption_sessions_pb", shares}};
   }

@@ -10,7 +10,6 @@
 #include "towns/crypto/random.h"
 #include "towns/error.h"
 #include "towns/exchange/key_exchange.h"
-#include "towns/proto/payloads.pb.h"
 #include "towns/store/memory_crypto_store.h"
 
 namespace towns::tools {
@@ -34,13 +33,11 @@ M jpb(const json& j, const char* name) {
   } catch (const Error&) {
     bad(std::string(name) + " is not base64");
   }
-  M m;
-  if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) bad(std::string(name) + " is not a valid protobuf");
-  return m;
-}
-
-std::vector<std::string> ids_of(const google::protobuf::RepeatedPtrField<std::string>& ids) {
-  return {ids.begin(), ids.end()};
+  try {
+    return M::decode(bytes);
+  } catch (const Error&) {
+    bad(std::string(name) + " is not a valid protobuf");
+  }
 }
 
 enum class StreamKind { kChannel, kSpace, kDm, kGdm };
@@ -138,7 +135,7 @@ struct EngineWorld::Impl final : KeyExchangeHost {
 
   // The node, for a solicitation from anyone (our engine included).
   void post_solicitation(const std::string& stream_id, const std::string& from,
-                         const river::MemberPayload::KeySolicitation& sol, bool ephemeral) {
+                         const KeySolicitation& sol, bool ephemeral) {
     auto& s = stream(stream_id);
     if (ephemeral) {
       engine->enqueue_key_solicitation(stream_id, from, sol, true);  // the engine skips its own device
@@ -150,11 +147,11 @@ struct EngineWorld::Impl final : KeyExchangeHost {
   }
 
   bool post_fulfillment(const std::string& stream_id, const std::string& from,
-                        const river::MemberPayload::KeyFulfillment& f, bool ephemeral) {
+                        const KeyFulfillment& f, bool ephemeral) {
     auto& s = stream(stream_id);
-    auto ids = ids_of(f.session_ids());
+    auto ids = f.session_ids;
     std::sort(ids.begin(), ids.end());
-    std::string key = std::string(ephemeral ? "e" : "s") + "|" + f.device_key();
+    std::string key = std::string(ephemeral ? "e" : "s") + "|" + f.device_key;
     for (const auto& id : ids) key += "|" + id;
     if (!s.fulfilled.insert(key).second) return false;
     (void)from;
@@ -169,38 +166,38 @@ struct EngineWorld::Impl final : KeyExchangeHost {
   }
 
   // ---- KeyExchangeHost
-  void send_key_solicitation(std::string_view stream_id, const river::MemberPayload::KeySolicitation& sol,
+  void send_key_solicitation(std::string_view stream_id, const KeySolicitation& sol,
                              bool ephemeral) override {
     record({{"kind", "solicitation"},
             {"stream_id", stream_id},
-            {"device_key", sol.device_key()},
-            {"is_new_device", sol.is_new_device()},
-            {"session_ids", ids_of(sol.session_ids())},
+            {"device_key", sol.device_key},
+            {"is_new_device", sol.is_new_device},
+            {"session_ids", sol.session_ids},
             {"ephemeral", ephemeral}});
     post_solicitation(std::string(stream_id), user_id, sol, ephemeral);
   }
-  bool send_key_fulfillment(std::string_view stream_id, const river::MemberPayload::KeyFulfillment& f,
+  bool send_key_fulfillment(std::string_view stream_id, const KeyFulfillment& f,
                             bool ephemeral) override {
     bool accepted = post_fulfillment(std::string(stream_id), user_id, f, ephemeral);
     record({{"kind", "fulfillment"},
             {"stream_id", stream_id},
-            {"user_id", "0x" + crypto::hex_encode(crypto::as_bytes(f.user_address()))},
-            {"device_key", f.device_key()},
-            {"session_ids", ids_of(f.session_ids())},
+            {"user_id", "0x" + crypto::hex_encode(f.user_address)},
+            {"device_key", f.device_key},
+            {"session_ids", f.session_ids},
             {"ephemeral", ephemeral},
             {"accepted", accepted}});
     return accepted;
   }
   void send_group_encryption_sessions(std::string_view to_user_id,
-                                      const river::UserInboxPayload::GroupEncryptionSessions& m) override {
+                                      const GroupEncryptionSessions& m) override {
     std::vector<std::string> keys;
-    for (const auto& [k, v] : m.ciphertexts()) keys.push_back(k);
+    for (const auto& [k, v] : m.ciphertexts) keys.push_back(k);
     std::sort(keys.begin(), keys.end());
     record({{"kind", "share"},
-            {"stream_id", crypto::hex_encode(crypto::as_bytes(m.stream_id()))},
+            {"stream_id", crypto::hex_encode(m.stream_id)},
             {"to_user_id", to_user_id},
-            {"algorithm", m.algorithm()},
-            {"session_ids", ids_of(m.session_ids())},
+            {"algorithm", m.algorithm},
+            {"session_ids", m.session_ids},
             {"device_keys", keys}});
   }
   std::vector<UserDevice> user_devices(std::string_view user) override {
@@ -323,16 +320,16 @@ void EngineWorld::input(const json& req) {
     w.apply_membership(jstr(ev, "stream_id"), jstr(ev, "user_id"), jstr(ev, "membership"), true);
   } else if (type == "encrypted") {
     w.engine->enqueue_encrypted_content(
-        {jstr(ev, "stream_id"), jstr(ev, "event_id"), jpb<river::EncryptedData>(ev, "encrypted_data_pb")});
+        {jstr(ev, "stream_id"), jstr(ev, "event_id"), jpb<EncryptedData>(ev, "encrypted_data_pb")});
   } else if (type == "new_sessions") {
     w.engine->enqueue_new_group_sessions(
-        jpb<river::UserInboxPayload::GroupEncryptionSessions>(ev, "group_encryption_sessions_pb"));
+        jpb<GroupEncryptionSessions>(ev, "group_encryption_sessions_pb"));
   } else if (type == "solicitation") {
     w.post_solicitation(jstr(ev, "stream_id"), jstr(ev, "user_id"),
-                        jpb<river::MemberPayload::KeySolicitation>(ev, "key_solicitation_pb"), ev.value("ephemeral", false));
+                        jpb<KeySolicitation>(ev, "key_solicitation_pb"), ev.value("ephemeral", false));
   } else if (type == "fulfillment") {
     w.post_fulfillment(jstr(ev, "stream_id"), jstr(ev, "user_id"),
-                       jpb<river::MemberPayload::KeyFulfillment>(ev, "key_fulfillment_pb"), ev.value("ephemeral", false));
+                       jpb<KeyFulfillment>(ev, "key_fulfillment_pb"), ev.value("ephemeral", false));
   } else if (type == "snapshot") {
     // The stream read again from a snapshot: its stored solicitations, member by
     // member in join order.

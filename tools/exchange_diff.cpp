@@ -29,7 +29,7 @@
 #include "towns/error.h"
 #include "towns/protocol/group_encryption_crypto.h"
 #include "towns/protocol/session_sharing.h"
-#include "towns/proto/payloads.pb.h"
+#include "towns/protocol/messages.h"
 #include "towns/store/memory_crypto_store.h"
 
 extern char** environ;
@@ -49,7 +49,7 @@ constexpr int64_t kLateMs = 200;
 constexpr int64_t kQuietMs = 250;
 
 std::string b64(const std::string& bytes) { return crypto::base64_encode(crypto::as_bytes(bytes), crypto::Base64Padding::kPadded); }
-std::string hex(const std::string& bytes) { return crypto::hex_encode(crypto::as_bytes(bytes)); }
+std::string b64(const Bytes& bytes) { return crypto::base64_encode(bytes, crypto::Base64Padding::kPadded); }
 
 // ---------------------------------------------------------------- timelines
 
@@ -161,8 +161,9 @@ class Timeline {
     for (int i = 0; i < std::max(1, events); ++i) {
       std::string text = "message " + std::to_string(i);
       auto data = sender.encrypt_group_event(stream, crypto::as_bytes(text), alg);
-      s.events.push_back(data.SerializeAsString());
-      if (s.id.empty()) s.id = data.session_id().empty() ? hex(data.session_id_bytes()) : data.session_id();
+      auto bytes = data.encode();
+      s.events.emplace_back(bytes.begin(), bytes.end());
+      if (s.id.empty()) s.id = data.session_id.empty() ? crypto::hex_encode(data.session_id_bytes) : data.session_id;
     }
     auto exported = sender.export_group_session(stream, s.id);
     if (!exported) throw Error(ErrorCode::INTERNAL, "session did not export");
@@ -210,39 +211,39 @@ class Timeline {
       to.push_back(dev(from_user == 2 ? 1 : 2, 0));
     }
     auto plan = build_group_encryption_sessions(*from.crypto, first.stream, *parse_group_encryption_algorithm(first.algorithm), keys, to);
-    if (algorithm_field) plan.message.set_algorithm(*algorithm_field);
+    if (algorithm_field) plan.message.algorithm = *algorithm_field;
     json keys_json = json::array();
     for (const auto& k : keys) keys_json.push_back(std::string(k.session_key.view()));
     step(at, {{"type", "new_sessions"},
               {"from_user_id", uid(from_user)},
-              {"group_encryption_sessions_pb", b64(plan.message.SerializeAsString())},
+              {"group_encryption_sessions_pb", b64(plan.message.encode())},
               {"session_keys_json", json{{"keys", keys_json}}.dump()}});
   }
   void solicit(int64_t at, const std::string& stream, int user, int device, const std::vector<std::string>& ids,
                bool new_device = false, bool ephemeral = false, std::optional<UserDevice> as_device = std::nullopt) {
-    river::MemberPayload::KeySolicitation s;
+    KeySolicitation s;
     auto d = as_device.value_or(dev(user, device));
-    s.set_device_key(d.device_key);
-    s.set_fallback_key(d.fallback_key);
-    s.set_is_new_device(new_device);
-    for (const auto& id : ids) s.add_session_ids(id);
+    s.device_key = d.device_key;
+    s.fallback_key = d.fallback_key;
+    s.is_new_device = new_device;
+    s.session_ids = ids;
     step(at, {{"type", "solicitation"},
               {"stream_id", stream},
               {"user_id", uid(user)},
-              {"key_solicitation_pb", b64(s.SerializeAsString())},
+              {"key_solicitation_pb", b64(s.encode())},
               {"ephemeral", ephemeral}});
   }
   void fulfill(int64_t at, const std::string& stream, int by_user, int for_user, const std::string& device_key,
                const std::vector<std::string>& ids, bool ephemeral = false) {
-    river::MemberPayload::KeyFulfillment f;
+    KeyFulfillment f;
     auto address = crypto::hex_decode(uid(for_user));
-    f.set_user_address(std::string(address.begin(), address.end()));
-    f.set_device_key(device_key);
-    for (const auto& id : ids) f.add_session_ids(id);
+    f.user_address = Bytes(address.begin(), address.end());
+    f.device_key = device_key;
+    f.session_ids = ids;
     step(at, {{"type", "fulfillment"},
               {"stream_id", stream},
               {"user_id", uid(by_user)},
-              {"key_fulfillment_pb", b64(f.SerializeAsString())},
+              {"key_fulfillment_pb", b64(f.encode())},
               {"ephemeral", ephemeral}});
   }
   void membership(int64_t at, const std::string& stream, int user, const std::string& op) {

@@ -25,12 +25,12 @@ class SystemClock final : public Clock {
 
 // The user address of a user id ("0x" optional and 40 hex digits); std::nullopt
 // when it is not one: the SDK's userIdToAddress throws and nothing is sent.
-std::optional<std::string> user_address_bytes(std::string_view user_id) {
+std::optional<Bytes> user_address_bytes(std::string_view user_id) {
   if (!is_valid_user_id(user_id)) return std::nullopt;
   try {
     auto b = crypto::hex_decode(user_id);
     if (b.empty()) return std::nullopt;
-    return std::string(b.begin(), b.end());
+    return Bytes(b.begin(), b.end());
   } catch (const Error&) {
     return std::nullopt;
   }
@@ -40,13 +40,11 @@ bool contains(const std::vector<std::string>& list, std::string_view x) {
   return std::find(list.begin(), list.end(), x) != list.end();
 }
 
-std::vector<std::string> sorted_ids(const google::protobuf::RepeatedPtrField<std::string>& ids) {
-  std::vector<std::string> out(ids.begin(), ids.end());
-  std::sort(out.begin(), out.end());
-  return out;
+// The size of a message on the wire (the stats count protobuf bytes).
+template <typename Message>
+size_t message_size(const Message& m) {
+  return m.encode().size();
 }
-
-size_t message_size(const google::protobuf::MessageLite& m) { return m.ByteSizeLong(); }
 
 }  // namespace
 
@@ -72,46 +70,43 @@ void StreamSessionSharer::encrypt_and_share_group_sessions_to_stream(
     auto devices = host_.user_devices(member);
     if (devices.empty()) continue;
     auto plan = build_group_encryption_sessions(*crypto_, stream_id, algorithm, sessions, devices);
-    if (plan.message.ciphertexts().empty()) continue;
+    if (plan.message.ciphertexts.empty()) continue;
     host_.send_group_encryption_sessions(member, plan.message);
   }
 }
 
 // ---- StreamSolicitations
 
-river::MemberPayload::KeySolicitation StreamSolicitations::apply_solicitation(
-    std::string_view user_id, const river::MemberPayload::KeySolicitation& s) {
+KeySolicitation StreamSolicitations::apply_solicitation(
+    std::string_view user_id, const KeySolicitation& s) {
   auto member = std::find_if(members_.begin(), members_.end(), [&](const auto& m) { return m.first == user_id; });
   if (member == members_.end()) {
-    members_.emplace_back(std::string(user_id), std::vector<river::MemberPayload::KeySolicitation>{});
+    members_.emplace_back(std::string(user_id), std::vector<KeySolicitation>{});
     member = members_.end() - 1;
   }
   auto& list = member->second;
-  std::erase_if(list, [&](const auto& x) { return x.device_key() == s.device_key(); });
-  river::MemberPayload::KeySolicitation stored;
-  stored.set_device_key(s.device_key());
-  stored.set_fallback_key(s.fallback_key());
-  stored.set_is_new_device(s.is_new_device());
-  for (const auto& id : sorted_ids(s.session_ids())) stored.add_session_ids(id);
+  std::erase_if(list, [&](const auto& x) { return x.device_key == s.device_key; });
+  KeySolicitation stored = s;
+  std::sort(stored.session_ids.begin(), stored.session_ids.end());
   list.push_back(stored);
   return stored;
 }
 
-std::optional<StreamSolicitation> StreamSolicitations::apply_fulfillment(const river::MemberPayload::KeyFulfillment& f) {
+std::optional<StreamSolicitation> StreamSolicitations::apply_fulfillment(const KeyFulfillment& f) {
   for (auto& [member, list] : members_) {
     // Member ids compare as addresses: "0x" optional, any case.
     auto bytes = user_address_bytes(member);
-    if (!bytes || *bytes != f.user_address()) continue;
+    if (!bytes || *bytes != f.user_address) continue;
     for (auto& s : list) {
-      if (s.device_key() != f.device_key()) continue;
+      if (s.device_key != f.device_key) continue;
       // The SDK's removeCommon over the sorted lists.
-      std::set<std::string> done(f.session_ids().begin(), f.session_ids().end());
-      river::MemberPayload::KeySolicitation updated;
-      updated.set_device_key(s.device_key());
-      updated.set_fallback_key(s.fallback_key());
-      updated.set_is_new_device(false);
-      for (const auto& id : s.session_ids()) {
-        if (done.count(id) == 0) updated.add_session_ids(id);
+      std::set<std::string> done(f.session_ids.begin(), f.session_ids.end());
+      KeySolicitation updated;
+      updated.device_key = s.device_key;
+      updated.fallback_key = s.fallback_key;
+      updated.is_new_device = false;
+      for (const auto& id : s.session_ids) {
+        if (done.count(id) == 0) updated.session_ids.push_back(id);
       }
       s = updated;
       return StreamSolicitation{member, updated};
@@ -147,28 +142,28 @@ KeyExchange::KeyExchange(GroupEncryptionCrypto& crypto, KeyExchangeHost& host, s
 
 void KeyExchange::enqueue_encrypted_content(EncryptedEvent event) { encrypted_.push_back(std::move(event)); }
 
-void KeyExchange::enqueue_new_group_sessions(river::UserInboxPayload::GroupEncryptionSessions sessions) {
+void KeyExchange::enqueue_new_group_sessions(GroupEncryptionSessions sessions) {
   new_sessions_.push_back(std::move(sessions));
 }
 
 void KeyExchange::enqueue_key_solicitation(std::string_view stream_id, std::string_view from_user_id,
-                                           const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
+                                           const KeySolicitation& solicitation, bool ephemeral,
                                            std::string_view event_hash) {
-  if (solicitation.device_key() == device_.device_key) return;
+  if (solicitation.device_key == device_.device_key) return;
   // The SDK keeps three queues (ephemeral ones; our own user's stored ones;
   // others' stored ones, per stream) and replaces by stream and device key
   // within the queue the new one goes to.
   bool own = from_user_id == user_id_;
   std::erase_if(solicitations_, [&](const KeySolicitationItem& x) {
     return x.stream_id == stream_id && x.ephemeral == ephemeral && (ephemeral || (x.from_user_id == user_id_) == own) &&
-           x.solicitation.device_key() == solicitation.device_key();
+           x.solicitation.device_key == solicitation.device_key;
   });
-  if (solicitation.session_ids_size() == 0 && !solicitation.is_new_device()) return;
+  if (solicitation.session_ids.empty() && !solicitation.is_new_device) return;
   push_solicitation(stream_id, from_user_id, solicitation, ephemeral, event_hash);
 }
 
 void KeyExchange::push_solicitation(std::string_view stream_id, std::string_view from_user_id,
-                                    const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
+                                    const KeySolicitation& solicitation, bool ephemeral,
                                     std::string_view event_hash) {
   KeySolicitationItem item;
   item.stream_id = std::string(stream_id);
@@ -188,15 +183,15 @@ void KeyExchange::enqueue_init_key_solicitations(std::string_view stream_id,
   std::erase_if(solicitations_, [&](const KeySolicitationItem& x) { return x.stream_id == stream_id && !x.ephemeral; });
   for (const auto& s : stored) {
     // The SDK skips one without ids here even when it is a new device's.
-    if (s.solicitation.device_key() == device_.device_key || s.solicitation.session_ids_size() == 0) continue;
+    if (s.solicitation.device_key == device_.device_key || s.solicitation.session_ids.empty()) continue;
     push_solicitation(stream_id, s.user_id, s.solicitation, false, {});
   }
 }
 
 void KeyExchange::on_ephemeral_key_fulfillment(std::string_view stream_id,
-                                               const river::MemberPayload::KeyFulfillment& f) {
-  std::set<std::string> fulfilled(f.session_ids().begin(), f.session_ids().end());
-  if (f.device_key() == device_.device_key) {
+                                               const KeyFulfillment& f) {
+  std::set<std::string> fulfilled(f.session_ids.begin(), f.session_ids.end());
+  if (f.device_key == device_.device_key) {
     auto it = own_ephemeral_.find(std::string(stream_id));
     if (it != own_ephemeral_.end()) {
       for (auto& s : it->second) {
@@ -209,13 +204,13 @@ void KeyExchange::on_ephemeral_key_fulfillment(std::string_view stream_id,
   // Pending ephemeral answers to that device, on every stream (the SDK does
   // not look at the stream here); their time to answer stays.
   for (auto& item : solicitations_) {
-    if (!item.ephemeral || item.solicitation.device_key() != f.device_key()) continue;
-    auto* ids = item.solicitation.mutable_session_ids();
+    if (!item.ephemeral || item.solicitation.device_key != f.device_key) continue;
+    auto* ids = &item.solicitation.session_ids;
     ids->erase(std::remove_if(ids->begin(), ids->end(), [&](const std::string& id) { return fulfilled.count(id) > 0; }),
                ids->end());
   }
   std::erase_if(solicitations_, [&](const KeySolicitationItem& x) {
-    return x.ephemeral && x.solicitation.device_key() == f.device_key() && x.solicitation.session_ids_size() == 0;
+    return x.ephemeral && x.solicitation.device_key == f.device_key && x.solicitation.session_ids.empty();
   });
 }
 
@@ -243,8 +238,8 @@ int64_t KeyExchange::respond_delay_ms(std::string_view stream_id, std::string_vi
 bool KeyExchange::tick() {
   if (!new_sessions_.empty()) {
     // The whole inbox backlog with one durable write.
-    std::vector<river::UserInboxPayload::GroupEncryptionSessions> batch(std::make_move_iterator(new_sessions_.begin()),
-                                                                        std::make_move_iterator(new_sessions_.end()));
+    std::vector<GroupEncryptionSessions> batch(std::make_move_iterator(new_sessions_.begin()),
+                                               std::make_move_iterator(new_sessions_.end()));
     new_sessions_.clear();
     auto results = receive_group_encryption_sessions_batch(crypto_, batch);
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -331,7 +326,7 @@ size_t KeyExchange::waiting_events() const {
   return n;
 }
 
-void KeyExchange::process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& message,
+void KeyExchange::process_new_group_sessions(const GroupEncryptionSessions& message,
                                              const ReceiveResult& result) {
   stats_.sessions_imported += result.imported.size();
   // Not for this device or of an unknown algorithm: the SDK stops there.
@@ -340,7 +335,7 @@ void KeyExchange::process_new_group_sessions(const river::UserInboxPayload::Grou
   if (stream_failures == failures_.end()) return;
   // Retry the events waiting on any listed session, held now or not (the SDK
   // retries them all; one still missing fails again and is asked for again).
-  for (const auto& id : message.session_ids()) {
+  for (const auto& id : message.session_ids) {
     auto waiting = stream_failures->second.find(id);
     if (waiting == stream_failures->second.end()) continue;
     for (auto& e : waiting->second) encrypted_.push_back(std::move(e));
@@ -360,9 +355,8 @@ void KeyExchange::process_encrypted(const EncryptedEvent& event) {
       host_.on_decryption_error(event, e, false);
       return;
     }
-    std::string session_id = !event.data.session_id().empty()
-                                 ? event.data.session_id()
-                                 : crypto::hex_encode(crypto::as_bytes(event.data.session_id_bytes()));
+    std::string session_id = !event.data.session_id.empty() ? event.data.session_id
+                                                            : crypto::hex_encode(event.data.session_id_bytes);
     if (session_id.empty()) {  // nothing to ask for (the SDK logs and drops it too)
       ++stats_.decryption_errors;
       host_.on_decryption_error(event, e, false);
@@ -388,19 +382,19 @@ void KeyExchange::process_missing_keys(const std::string& stream_id) {
   // Pending: our own user's stored solicitations on the stream, then our
   // ephemeral ones (the SDK's getKeySolicitations); the first with our device
   // key decides.
-  std::vector<river::MemberPayload::KeySolicitation> pending;
+  std::vector<KeySolicitation> pending;
   for (auto& posted : host_.key_solicitations(stream_id)) {
-    if (posted.user_id == user_id_ && posted.solicitation.device_key() == device_.device_key) {
+    if (posted.user_id == user_id_ && posted.solicitation.device_key == device_.device_key) {
       pending.push_back(std::move(posted.solicitation));
     }
   }
   auto own = own_ephemeral_.find(stream_id);
   if (own != own_ephemeral_.end()) {
     for (const auto& e : own->second) {
-      river::MemberPayload::KeySolicitation s;
-      s.set_device_key(device_.device_key);
-      s.set_is_new_device(e.is_new_device);
-      for (const auto& id : e.missing) s.add_session_ids(id);
+      KeySolicitation s;
+      s.device_key = device_.device_key;
+      s.is_new_device = e.is_new_device;
+      s.session_ids.assign(e.missing.begin(), e.missing.end());
       pending.push_back(std::move(s));
     }
   }
@@ -408,10 +402,10 @@ void KeyExchange::process_missing_keys(const std::string& stream_id) {
   if (solicitation) send_solicitation(stream_id, *solicitation, options_.ephemeral_solicitations);
 }
 
-void KeyExchange::send_solicitation(const std::string& stream_id, const river::MemberPayload::KeySolicitation& s,
+void KeyExchange::send_solicitation(const std::string& stream_id, const KeySolicitation& s,
                                     bool ephemeral) {
   if (ephemeral) {
-    own_ephemeral_[stream_id].push_back({s.is_new_device(), std::set<std::string>(s.session_ids().begin(), s.session_ids().end()),
+    own_ephemeral_[stream_id].push_back({s.is_new_device, std::set<std::string>(s.session_ids.begin(), s.session_ids.end()),
                                          clock_.now_ms() + options_.ephemeral_timeout_ms});
   }
   ++stats_.solicitations_sent;
@@ -432,16 +426,16 @@ void KeyExchange::convert_ephemeral(const std::string& stream_id) {
   // As the SDK: every id its ephemeral records still miss (ephemeral
   // fulfillments trimmed them), sorted, with no cap and no recheck of what has
   // arrived since.
-  river::MemberPayload::KeySolicitation s;
-  s.set_device_key(device_.device_key);
-  s.set_fallback_key(device_.fallback_key);
-  s.set_is_new_device(is_new_device);
-  for (const auto& id : all) s.add_session_ids(id);
+  KeySolicitation s;
+  s.device_key = device_.device_key;
+  s.fallback_key = device_.fallback_key;
+  s.is_new_device = is_new_device;
+  s.session_ids.assign(all.begin(), all.end());
   send_solicitation(stream_id, s, false);
 }
 
 void KeyExchange::process_key_solicitation(const KeySolicitationItem& item) {
-  if (item.solicitation.session_ids_size() == 0) return;
+  if (item.solicitation.session_ids.empty()) return;
   if (!host_.is_valid_event(item)) return;
   auto answer = plan_solicitation_answer(crypto_, item.stream_id, item.from_user_id, item.solicitation, [&] {
     return contains(host_.users_entitled_to_key_exchange(item.stream_id), item.from_user_id) &&
@@ -453,7 +447,7 @@ void KeyExchange::process_key_solicitation(const KeySolicitationItem& item) {
     ++stats_.fulfillments_refused;
   } else {
     ++stats_.fulfillments_sent;
-    UserDevice target{item.solicitation.device_key(), item.solicitation.fallback_key()};
+    UserDevice target{item.solicitation.device_key, item.solicitation.fallback_key};
     for (const auto& share : build_solicitation_shares(crypto_, item.stream_id, target, answer->sessions)) {
       ++stats_.shares_sent;
       stats_.bytes_sent += message_size(share);
@@ -466,7 +460,7 @@ void KeyExchange::process_key_solicitation(const KeySolicitationItem& item) {
 
 std::optional<SolicitationDecision> decide_key_solicitation(
     std::vector<std::string> missing, size_t held_session_count,
-    const std::vector<river::MemberPayload::KeySolicitation>& pending_own) {
+    const std::vector<KeySolicitation>& pending_own) {
   std::sort(missing.begin(), missing.end());
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
   if (missing.size() > kMaxSolicitationIds) missing.resize(kMaxSolicitationIds);
@@ -474,35 +468,34 @@ std::optional<SolicitationDecision> decide_key_solicitation(
   if (!pending_own.empty()) {
     // The SDK compares as given (stored ones are kept sorted).
     const auto& p = pending_own.front();
-    std::vector<std::string> ids(p.session_ids().begin(), p.session_ids().end());
-    if (p.is_new_device() || ids == missing) return std::nullopt;
+    if (p.is_new_device || p.session_ids == missing) return std::nullopt;
   }
   return SolicitationDecision{held_session_count == 0, std::move(missing)};
 }
 
-std::optional<river::MemberPayload::KeySolicitation> build_key_solicitation(
+std::optional<KeySolicitation> build_key_solicitation(
     GroupEncryptionCrypto& crypto, std::string_view stream_id, std::vector<std::string> missing,
-    const std::vector<river::MemberPayload::KeySolicitation>& pending_own) {
+    const std::vector<KeySolicitation>& pending_own) {
   auto decision = decide_key_solicitation(std::move(missing), crypto.get_group_session_ids(stream_id).size(), pending_own);
   if (!decision) return std::nullopt;
   auto device = crypto.get_user_device();
-  river::MemberPayload::KeySolicitation s;
-  s.set_device_key(device.device_key);
-  s.set_fallback_key(device.fallback_key);
-  s.set_is_new_device(decision->is_new_device);
-  for (const auto& id : decision->session_ids) s.add_session_ids(id);
+  KeySolicitation s;
+  s.device_key = device.device_key;
+  s.fallback_key = device.fallback_key;
+  s.is_new_device = decision->is_new_device;
+  s.session_ids = decision->session_ids;
   return s;
 }
 
 std::optional<AnswerDecision> decide_solicitation_answer(const std::map<std::string, GroupEncryptionAlgorithm>& known,
                                                          std::string_view own_device_key,
-                                                         const river::MemberPayload::KeySolicitation& sol,
+                                                         const KeySolicitation& sol,
                                                          bool requester_entitled) {
-  if (sol.device_key() == own_device_key || sol.session_ids_size() == 0) return std::nullopt;
-  std::set<std::string> requested(sol.session_ids().begin(), sol.session_ids().end());
+  if (sol.device_key == own_device_key || sol.session_ids.empty()) return std::nullopt;
+  std::set<std::string> requested(sol.session_ids.begin(), sol.session_ids.end());
   std::vector<std::string> reply;  // std::map: sorted
   for (const auto& [id, algorithm] : known) {
-    if (sol.is_new_device() || requested.count(id) > 0) reply.push_back(id);
+    if (sol.is_new_device || requested.count(id) > 0) reply.push_back(id);
   }
   if (reply.empty() || !requester_entitled) return std::nullopt;
   AnswerDecision d;
@@ -530,10 +523,10 @@ std::optional<AnswerDecision> decide_solicitation_answer(const std::map<std::str
 
 std::optional<SolicitationAnswer> plan_solicitation_answer(GroupEncryptionCrypto& crypto, std::string_view stream_id,
                                                            std::string_view from_user_id,
-                                                           const river::MemberPayload::KeySolicitation& sol,
+                                                           const KeySolicitation& sol,
                                                            const std::function<bool()>& is_entitled) {
   auto own = crypto.get_user_device().device_key;
-  if (sol.device_key() == own || sol.session_ids_size() == 0) return std::nullopt;
+  if (sol.device_key == own || sol.session_ids.empty()) return std::nullopt;
   auto address = user_address_bytes(from_user_id);
   if (!address) return std::nullopt;  // the SDK throws on a user id that is not an address
   std::map<std::string, GroupEncryptionAlgorithm> known;
@@ -562,16 +555,16 @@ std::optional<SolicitationAnswer> plan_solicitation_answer(GroupEncryptionCrypto
   for (const auto& s : answer.sessions) exported.emplace(s.session_id, *parse_group_encryption_algorithm(s.algorithm));
   auto decision = decide_solicitation_answer(exported, own, sol, true);
   auto& f = answer.fulfillment;
-  f.set_user_address(*address);
-  f.set_device_key(sol.device_key());
-  for (const auto& id : decision->fulfilled_session_ids) f.add_session_ids(id);
+  f.user_address = *address;
+  f.device_key = sol.device_key;
+  f.session_ids = decision->fulfilled_session_ids;
   return answer;
 }
 
-std::vector<river::UserInboxPayload::GroupEncryptionSessions> build_solicitation_shares(
+std::vector<GroupEncryptionSessions> build_solicitation_shares(
     GroupEncryptionCrypto& crypto, std::string_view stream_id, const UserDevice& requester,
     const std::vector<GroupEncryptionSession>& sessions) {
-  std::vector<river::UserInboxPayload::GroupEncryptionSessions> out;
+  std::vector<GroupEncryptionSessions> out;
   std::vector<GroupEncryptionAlgorithm> order;  // as each first appears (the SDK groups by first appearance)
   for (const auto& s : sessions) {
     auto a = parse_group_encryption_algorithm(s.algorithm);
@@ -587,7 +580,7 @@ std::vector<river::UserInboxPayload::GroupEncryptionSessions> build_solicitation
       std::vector<GroupEncryptionSession> chunk(of_algorithm.begin() + static_cast<ptrdiff_t>(start),
                                                 of_algorithm.begin() + static_cast<ptrdiff_t>(end));
       auto plan = build_group_encryption_sessions(crypto, stream_id, algorithm, chunk, {requester});
-      if (!plan.message.ciphertexts().empty()) out.push_back(std::move(plan.message));
+      if (!plan.message.ciphertexts.empty()) out.push_back(std::move(plan.message));
     }
   }
   return out;

@@ -7,16 +7,16 @@
 namespace towns {
 namespace {
 
-std::span<const uint8_t> bytes_of(const std::string& s) { return crypto::as_bytes(s); }
+Bytes to_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
 }  // namespace
 
 DecryptedPayload payload_for_version(int version, crypto::SecretBytes plaintext, std::optional<uint32_t> index,
                                      bool base64_payload) {
   switch (version) {
-    case river::ENCRYPTED_DATA_VERSION_0:
+    case static_cast<int>(EncryptedDataVersion::kVersion0):
       return {std::move(plaintext), index};
-    case river::ENCRYPTED_DATA_VERSION_1:
+    case static_cast<int>(EncryptedDataVersion::kVersion1):
       if (!base64_payload) return {std::move(plaintext), index};
       try {
         return {crypto::base64_decode_secret(plaintext.view(), crypto::Base64Padding::kOptional), index};
@@ -50,61 +50,61 @@ void GroupEncryption::share_session(std::string_view stream_id, std::string_view
                                                       priority_user_ids);
 }
 
-river::EncryptedData GroupEncryption::encrypt(std::string_view stream_id, std::span<const uint8_t> payload) {
+EncryptedData GroupEncryption::encrypt(std::string_view stream_id, std::span<const uint8_t> payload) {
   auto text = crypto::base64_encode(payload, crypto::Base64Padding::kPadded);
   check_payload_length(text, "encryptGroupMessage");  // before a session is created: a refusal changes nothing
   ensure_outbound_session(stream_id);
   auto result = device_.outbound().encrypt(text, stream_id);
-  river::EncryptedData out;
-  out.set_algorithm(std::string(kGroupEncryptionAlgorithmId));
-  out.set_sender_key(device_.account().device_key());
-  out.set_ciphertext(result.ciphertext);
-  out.set_session_id(result.session_id);
-  out.set_version(river::ENCRYPTED_DATA_VERSION_1);
+  EncryptedData out;
+  out.algorithm = std::string(kGroupEncryptionAlgorithmId);
+  out.sender_key = device_.account().device_key();
+  out.ciphertext = std::move(result.ciphertext);
+  out.session_id = std::move(result.session_id);
+  out.version = EncryptedDataVersion::kVersion1;
   return out;
 }
 
-river::EncryptedData GroupEncryption::encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload) {
+EncryptedData GroupEncryption::encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload) {
   check_payload_length(payload, "encryptGroupMessage");
   ensure_outbound_session(stream_id);
   auto result = device_.outbound().encrypt(payload, stream_id);
-  river::EncryptedData out;
-  out.set_algorithm(std::string(kGroupEncryptionAlgorithmId));
-  out.set_sender_key(device_.account().device_key());
-  out.set_ciphertext(result.ciphertext);
-  out.set_session_id(result.session_id);
-  out.set_version(river::ENCRYPTED_DATA_VERSION_0);
+  EncryptedData out;
+  out.algorithm = std::string(kGroupEncryptionAlgorithmId);
+  out.sender_key = device_.account().device_key();
+  out.ciphertext = std::move(result.ciphertext);
+  out.session_id = std::move(result.session_id);
+  out.version = EncryptedDataVersion::kVersion0;
   return out;
 }
 
 // ---- GroupDecryption
 
-void GroupDecryption::check_fields(const river::EncryptedData& content) {
-  if (content.sender_key().empty() || content.session_id().empty() || content.ciphertext().empty()) {
+void GroupDecryption::check_fields(const EncryptedData& content) {
+  if (content.sender_key.empty() || content.session_id.empty() || content.ciphertext.empty()) {
     throw Error(ErrorCode::GROUP_DECRYPTION_MISSING_FIELDS, "Missing fields in input");
   }
 }
 
-DecryptedPayload GroupDecryption::decrypt(std::string_view stream_id, const river::EncryptedData& content) {
+DecryptedPayload GroupDecryption::decrypt(std::string_view stream_id, const EncryptedData& content) {
   check_fields(content);
-  auto result = device_.inbound().decrypt(stream_id, content.session_id(), content.ciphertext());
-  return payload_for_version(content.version(), std::move(result.plaintext), result.message_index, true);
+  auto result = device_.inbound().decrypt(stream_id, content.session_id, content.ciphertext);
+  return payload_for_version(static_cast<int>(content.version), std::move(result.plaintext), result.message_index, true);
 }
 
 std::vector<GroupDecryption::EventResult> GroupDecryption::decrypt_batch(
-    std::string_view stream_id, const std::vector<river::EncryptedData>& events, unsigned threads) {
+    std::string_view stream_id, const std::vector<EncryptedData>& events, unsigned threads) {
   std::vector<EventResult> out(events.size());
   std::vector<std::pair<std::string, std::string>> batch;
   std::vector<size_t> at;
   for (size_t i = 0; i < events.size(); ++i) {
-    if (events[i].algorithm() != kGroupEncryptionAlgorithmId) continue;
+    if (events[i].algorithm != kGroupEncryptionAlgorithmId) continue;
     try {
       check_fields(events[i]);
     } catch (const Error& e) {
       out[i].error = e;
       continue;
     }
-    batch.emplace_back(events[i].session_id(), events[i].ciphertext());
+    batch.emplace_back(events[i].session_id, events[i].ciphertext);
     at.push_back(i);
   }
   auto results = device_.inbound().decrypt_batch(stream_id, batch, threads);
@@ -115,7 +115,7 @@ std::vector<GroupDecryption::EventResult> GroupDecryption::decrypt_batch(
       continue;
     }
     try {
-      r.value = payload_for_version(events[at[k]].version(), std::move(results[k].value->plaintext),
+      r.value = payload_for_version(static_cast<int>(events[at[k]].version), std::move(results[k].value->plaintext),
                                     results[k].value->message_index, true);
     } catch (const Error& e) {
       r.error = e;
@@ -177,47 +177,47 @@ bool HybridGroupEncryption::has_outbound_session(std::string_view stream_id) {
   return device_.hybrid().latest(stream_id).has_value();
 }
 
-river::EncryptedData HybridGroupEncryption::seal(std::string_view stream_id, std::span<const uint8_t> payload,
-                                                 int version) {
+EncryptedData HybridGroupEncryption::seal(std::string_view stream_id, std::span<const uint8_t> payload,
+                                          EncryptedDataVersion version) {
   // An empty payload would be recognisable from the ciphertext length alone.
   if (payload.empty()) throw Error(ErrorCode::EMPTY_PAYLOAD, "data to encrypt cannot be empty");
   auto key = ensure_key(stream_id, {});
   auto sealed = device_.hybrid().encrypt(key, payload);
-  river::EncryptedData out;
-  out.set_algorithm(std::string(kHybridGroupEncryptionAlgorithmId));
-  out.set_sender_key(device_.account().device_key());
-  out.set_session_id_bytes(key.session_id);
-  out.set_ciphertext_bytes(std::move(sealed.ciphertext));
-  out.set_iv_bytes(std::move(sealed.iv));
-  out.set_version(static_cast<river::EncryptedDataVersion>(version));
+  EncryptedData out;
+  out.algorithm = std::string(kHybridGroupEncryptionAlgorithmId);
+  out.sender_key = device_.account().device_key();
+  out.session_id_bytes = to_bytes(key.session_id);
+  out.ciphertext_bytes = to_bytes(sealed.ciphertext);
+  out.iv_bytes = to_bytes(sealed.iv);
+  out.version = version;
   return out;
 }
 
-river::EncryptedData HybridGroupEncryption::encrypt(std::string_view stream_id, std::span<const uint8_t> payload) {
-  return seal(stream_id, payload, river::ENCRYPTED_DATA_VERSION_1);
+EncryptedData HybridGroupEncryption::encrypt(std::string_view stream_id, std::span<const uint8_t> payload) {
+  return seal(stream_id, payload, EncryptedDataVersion::kVersion1);
 }
 
-river::EncryptedData HybridGroupEncryption::encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload) {
-  return seal(stream_id, crypto::as_bytes(payload), river::ENCRYPTED_DATA_VERSION_0);
+EncryptedData HybridGroupEncryption::encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload) {
+  return seal(stream_id, crypto::as_bytes(payload), EncryptedDataVersion::kVersion0);
 }
 
 // ---- HybridGroupDecryption
 
-DecryptedPayload HybridGroupDecryption::decrypt(std::string_view stream_id, const river::EncryptedData& content) {
+DecryptedPayload HybridGroupDecryption::decrypt(std::string_view stream_id, const EncryptedData& content) {
   // As the client reads it: its check (`!content.ivBytes` and so on) can only
   // catch the sender key, because decoded bytes fields are always present
   // (empty arrays are truthy). Empty bytes fields fall through to the session
   // lookup (SESSION_NOT_FOUND) and the IV and length checks (DECRYPTION_FAILED).
-  if (content.sender_key().empty()) {
+  if (content.sender_key.empty()) {
     throw Error(ErrorCode::HYBRID_GROUP_DECRYPTION_MISSING_FIELDS, "Missing fields in input");
   }
-  auto session_id = crypto::hex_encode(bytes_of(content.session_id_bytes()));
+  auto session_id = crypto::hex_encode(content.session_id_bytes);
   auto key = device_.hybrid().get(stream_id, session_id);
   if (!key) {
     throw Error(ErrorCode::SESSION_NOT_FOUND, "hybrid group session not found for stream " + std::string(stream_id));
   }
-  auto plaintext = HybridSessions::decrypt(*key, bytes_of(content.iv_bytes()), bytes_of(content.ciphertext_bytes()));
-  return payload_for_version(content.version(), std::move(plaintext), std::nullopt, false);
+  auto plaintext = HybridSessions::decrypt(*key, content.iv_bytes, content.ciphertext_bytes);
+  return payload_for_version(static_cast<int>(content.version), std::move(plaintext), std::nullopt, false);
 }
 
 void HybridGroupDecryption::import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session) {

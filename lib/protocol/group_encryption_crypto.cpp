@@ -70,7 +70,7 @@ bool GroupEncryptionCrypto::has_hybrid_session(std::string_view stream_id) {
   return hybrid_encryption_.has_outbound_session(stream_id);
 }
 
-river::EncryptedData GroupEncryptionCrypto::encrypt_group_event(std::string_view stream_id,
+EncryptedData GroupEncryptionCrypto::encrypt_group_event(std::string_view stream_id,
                                                                 std::span<const uint8_t> payload,
                                                                 GroupEncryptionAlgorithm algorithm) {
   check_stream_id(stream_id);
@@ -78,7 +78,7 @@ river::EncryptedData GroupEncryptionCrypto::encrypt_group_event(std::string_view
                                                                  : hybrid_encryption_.encrypt(stream_id, payload);
 }
 
-river::EncryptedData GroupEncryptionCrypto::encrypt_group_event_deprecated_v0(std::string_view stream_id,
+EncryptedData GroupEncryptionCrypto::encrypt_group_event_deprecated_v0(std::string_view stream_id,
                                                                               std::string_view payload,
                                                                               GroupEncryptionAlgorithm algorithm) {
   check_stream_id(stream_id);
@@ -88,22 +88,22 @@ river::EncryptedData GroupEncryptionCrypto::encrypt_group_event_deprecated_v0(st
 }
 
 DecryptedPayload GroupEncryptionCrypto::decrypt_group_event(std::string_view stream_id,
-                                                            const river::EncryptedData& content) {
+                                                            const EncryptedData& content) {
   check_stream_id(stream_id);
-  auto algorithm = parse_group_encryption_algorithm(content.algorithm());
+  auto algorithm = parse_group_encryption_algorithm(content.algorithm);
   if (!algorithm) throw Error(ErrorCode::GROUP_DECRYPTION_UNKNOWN_ALGORITHM, "unknown algorithm");
   return *algorithm == GroupEncryptionAlgorithm::kGroupEncryption ? megolm_decryption_.decrypt(stream_id, content)
                                                                   : hybrid_decryption_.decrypt(stream_id, content);
 }
 
 std::vector<GroupEncryptionCrypto::EventResult> GroupEncryptionCrypto::decrypt_group_events(
-    std::string_view stream_id, const std::vector<river::EncryptedData>& events) {
+    std::string_view stream_id, const std::vector<EncryptedData>& events) {
   // Megolm events side by side; the rest one by one (none of them is in the
   // megolm replay record, so the order between the two does not matter).
   check_stream_id(stream_id);
   auto results = megolm_decryption_.decrypt_batch(stream_id, events, parallelism());
   for (size_t i = 0; i < events.size(); ++i) {
-    if (events[i].algorithm() == kGroupEncryptionAlgorithmId) continue;
+    if (events[i].algorithm == kGroupEncryptionAlgorithmId) continue;
     try {
       results[i].value = decrypt_group_event(stream_id, events[i]);
     } catch (const Error& e) {

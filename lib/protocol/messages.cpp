@@ -18,15 +18,17 @@ Bytes copy(std::span<const uint8_t> b) { return Bytes(b.begin(), b.end()); }
 
 // Reads every field of a message: known ones (number and wire type) go to
 // on_field, which returns false for those it does not know; the rest are skipped.
+// depth: how many messages this one is nested in (protobuf counts a nested
+// message against the same limit as groups).
 template <typename OnField>
-void read_fields(std::span<const uint8_t> bytes, const char* message, OnField&& on_field) {
+void read_fields(std::span<const uint8_t> bytes, const char* message, OnField&& on_field, int depth = 0) {
   try {
     Reader r(bytes);
     while (!r.done()) {
       uint32_t field;
       WireType type;
       r.next(field, type);
-      if (!on_field(r, field, type)) r.skip(field, type);
+      if (!on_field(r, field, type)) r.skip(field, type, depth);
     }
   } catch (const Malformed& m) {
     throw Error(ErrorCode::INVALID_ARGUMENT, std::string("not a ") + message + ": " + m.what);
@@ -163,7 +165,7 @@ GroupEncryptionSessions GroupEncryptionSessions::decode(std::span<const uint8_t>
           if (t != wire::kLengthDelimited || (f != 1 && f != 2)) return false;
           (f == 1 ? key : value) = e.utf8();
           return true;
-        });
+        }, 1);
         m.ciphertexts[key] = std::move(value);
         return true;
       }

@@ -93,12 +93,12 @@ SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::st
   SharePlan plan;
   auto& m = plan.message;
   auto own = crypto.get_user_device().device_key;
-  m.set_stream_id(std::string(stream_bytes.begin(), stream_bytes.end()));
-  m.set_sender_key(own);
-  m.set_algorithm(std::string(algorithm_id(algorithm)));
+  m.stream_id = Bytes(stream_bytes.begin(), stream_bytes.end());
+  m.sender_key = own;
+  m.algorithm = std::string(algorithm_id(algorithm));
   std::vector<crypto::SecretBytes> keys;
   for (const auto& s : sessions) {
-    m.add_session_ids(s.session_id);
+    m.session_ids.push_back(s.session_id);
     keys.push_back(s.session_key);
   }
   auto cleartext = session_keys_json(keys);
@@ -109,7 +109,7 @@ SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::st
   auto results = crypto.encrypt_to_devices(cleartext.view(), targets);
   for (size_t i = 0; i < targets.size(); ++i) {
     if (results[i].value) {
-      (*m.mutable_ciphertexts())[targets[i].device_key] = std::move(results[i].value->body);
+      m.ciphertexts[targets[i].device_key] = std::move(results[i].value->body);
     } else if (results[i].error && is_olm_error(results[i].error->code())) {
       plan.skipped_devices.push_back(targets[i].device_key);
     } else if (results[i].error) {
@@ -129,42 +129,42 @@ struct Prepared {
   std::vector<SessionImport> imports;
 };
 
-Prepared prepare_receive(GroupEncryptionCrypto& crypto, const river::UserInboxPayload::GroupEncryptionSessions& message,
+Prepared prepare_receive(GroupEncryptionCrypto& crypto, const GroupEncryptionSessions& message,
                          const std::string& own_device_key, std::set<std::string>& pending) {
   Prepared p;
   auto& result = p.result;
-  result.stream_id = crypto::hex_encode(crypto::as_bytes(message.stream_id()));
-  auto it = message.ciphertexts().find(own_device_key);
-  if (it == message.ciphertexts().end()) {
+  result.stream_id = crypto::hex_encode(message.stream_id);
+  auto it = message.ciphertexts.find(own_device_key);
+  if (it == message.ciphertexts.end()) {
     result.status = ReceiveStatus::kNotForThisDevice;
     return p;
   }
-  auto algorithm = parse_group_encryption_algorithm(message.algorithm(), GroupEncryptionAlgorithm::kGroupEncryption);
+  auto algorithm = parse_group_encryption_algorithm(message.algorithm, GroupEncryptionAlgorithm::kGroupEncryption);
   if (!algorithm) {
     result.status = ReceiveStatus::kUnknownAlgorithm;
     return p;
   }
   result.algorithm = *algorithm;
-  std::vector<int> missing;
-  for (int i = 0; i < message.session_ids_size(); ++i) {
-    const auto& id = message.session_ids(i);
+  std::vector<size_t> missing;
+  for (size_t i = 0; i < message.session_ids.size(); ++i) {
+    const auto& id = message.session_ids[i];
     if (pending.count(result.stream_id + "|" + id) > 0) continue;
     if (!crypto.has_session_key(result.stream_id, id, *algorithm)) missing.push_back(i);
   }
   if (missing.empty()) return p;
 
-  auto cleartext = crypto.decrypt_with_device_key(it->second, message.sender_key());
+  auto cleartext = crypto.decrypt_with_device_key(it->second, message.sender_key);
   std::vector<crypto::SecretBytes> keys;
   try {
     keys = parse_session_keys_json(cleartext.view());
   } catch (const Error&) {
     throw Error(ErrorCode::IMPORT_FAILED, "the shared cleartext is not SessionKeys JSON");
   }
-  if (keys.size() != static_cast<size_t>(message.session_ids_size())) {
+  if (keys.size() != message.session_ids.size()) {
     throw Error(ErrorCode::IMPORT_FAILED, "the number of session keys differs from the number of session ids");
   }
-  for (int i : missing) {
-    p.imports.push_back({result.stream_id, message.session_ids(i), std::move(keys[static_cast<size_t>(i)]), *algorithm});
+  for (size_t i : missing) {
+    p.imports.push_back({result.stream_id, message.session_ids[i], std::move(keys[i]), *algorithm});
   }
   return p;
 }
@@ -172,14 +172,14 @@ Prepared prepare_receive(GroupEncryptionCrypto& crypto, const river::UserInboxPa
 }  // namespace
 
 ReceiveResult receive_group_encryption_sessions(GroupEncryptionCrypto& crypto,
-                                                const river::UserInboxPayload::GroupEncryptionSessions& message) {
+                                                const GroupEncryptionSessions& message) {
   auto out = receive_group_encryption_sessions_batch(crypto, {message});
   if (out[0].error) throw *out[0].error;
   return std::move(*out[0].value);
 }
 
 std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
-    GroupEncryptionCrypto& crypto, const std::vector<river::UserInboxPayload::GroupEncryptionSessions>& messages) {
+    GroupEncryptionCrypto& crypto, const std::vector<GroupEncryptionSessions>& messages) {
   std::vector<BatchReceiveResult> out(messages.size());
   auto own = crypto.get_user_device().device_key;
   std::set<std::string> pending;  // "stream|session" imported by an earlier message

@@ -15,19 +15,38 @@ uint64_t Reader::varint() {
 }
 
 void Reader::next(uint32_t& field, WireType& type) {
-  uint64_t tag = varint();
-  if (tag > UINT32_MAX) throw Malformed{"a tag is over 32 bits"};
-  field = static_cast<uint32_t>(tag >> 3);
-  uint32_t t = static_cast<uint32_t>(tag & 7);
+  // protobuf reads a tag as a varint of at most 5 bytes and keeps its low 32
+  // bits (a fifth byte over 0x0f is not refused: its high bits are dropped).
+  uint32_t tag = 0;
+  for (int i = 0;; ++i) {
+    if (i == 5) throw Malformed{"a tag is longer than 5 bytes"};
+    if (p_ == end_) throw Malformed{"a tag runs past the end"};
+    uint8_t b = *p_++;
+    tag |= static_cast<uint32_t>(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) break;
+  }
+  field = tag >> 3;
+  uint32_t t = tag & 7;
   if (field == 0) throw Malformed{"a field number is 0"};
   if (t > kFixed32) throw Malformed{"a wire type is 6 or 7"};
   type = static_cast<WireType>(t);
 }
 
 std::span<const uint8_t> Reader::bytes() {
-  uint64_t n = varint();
-  // protobuf reads lengths as int32: a length over INT32_MAX is malformed.
-  if (n > INT32_MAX) throw Malformed{"a length is negative"};
+  // protobuf reads a length as a varint of at most 5 bytes below 2^31: the
+  // fifth byte, if any, must be under 8.
+  uint64_t n = 0;
+  for (int i = 0;; ++i) {
+    if (p_ == end_) throw Malformed{"a length runs past the end"};
+    uint8_t b = *p_++;
+    if (i == 4) {
+      if (b >= 8) throw Malformed{"a length is 2^31 or more, or longer than 5 bytes"};
+      n |= uint64_t{b} << 28;
+      break;
+    }
+    n |= uint64_t{static_cast<uint8_t>(b & 0x7f)} << (7 * i);
+    if ((b & 0x80) == 0) break;
+  }
   if (n > static_cast<uint64_t>(end_ - p_)) throw Malformed{"a length runs past the end"};
   std::span<const uint8_t> out(p_, static_cast<size_t>(n));
   p_ += n;

@@ -3,11 +3,12 @@
 // beside another protobuf"); test/test_wire.cpp checks every message against
 // protobuf's own generated code, both ways, on fixed and random inputs.
 //
-// Reading follows protobuf's parser: a field number 0, a wire type 6 or 7, a
-// varint over 10 bytes, a length past the end, an end-group tag without its
-// start, or a group left open is malformed; unknown fields (any number, or a
-// known number with another wire type) are skipped; groups nest at most
-// kMaxGroupDepth deep.
+// Reading follows protobuf's parser (3.21): a field number 0, a wire type 6 or
+// 7, a varint over 10 bytes, a tag over 5 bytes (a 5-byte tag keeps its low 32
+// bits), a length over 5 bytes or of 2^31 or more, a length past the end, an
+// end-group tag without its start, or a group left open is malformed; unknown
+// fields (any number, or a known number with another wire type) are skipped;
+// groups and nested messages together nest at most kMaxGroupDepth deep.
 #pragma once
 
 #include <cstdint>

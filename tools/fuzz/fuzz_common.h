@@ -10,12 +10,25 @@
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
 #include "towns/protocol/group_encryption_crypto.h"
+#include "towns/protocol/messages.h"
 #include "towns/proto/payloads.pb.h"
 #include "towns/store/memory_crypto_store.h"
 
 namespace fuzz {
 
 inline const std::string kStream = "20" + std::string(62, 'f');
+
+// Untrusted bytes as one of the library's wire messages: false when they are
+// not one (the codec refuses them), as a protobuf parser would.
+template <typename Message>
+bool decode(Message& out, const uint8_t* data, size_t size) {
+  try {
+    out = Message::decode({data, size});
+    return true;
+  } catch (const towns::Error&) {
+    return false;
+  }
+}
 
 struct Fixture {
   towns::crypto::SeededRandom rng{towns::crypto::as_bytes("fuzz fixture")};

@@ -34,7 +34,7 @@ struct Golden {
   std::string path;
   std::string bytes;
   std::string device_key;
-  std::vector<std::pair<std::string, river::EncryptedData>> events;
+  std::vector<std::pair<std::string, towns::EncryptedData>> events;
   std::map<std::string, std::vector<std::string>> ids;
 
   Golden() {
@@ -64,7 +64,7 @@ struct Golden {
         text = "other " + stream;
         auto foreign = other.encrypt_group_event(stream, towns::crypto::as_bytes(text),
                                                  GroupEncryptionAlgorithm::kGroupEncryption);
-        c.import_session_keys(stream, {*other.export_group_session(stream, foreign.session_id())});
+        c.import_session_keys(stream, {*other.export_group_session(stream, foreign.session_id)});
         events.emplace_back(stream, foreign);
       }
       for (const auto& [stream, event] : events) (void)c.decrypt_group_event(stream, event);

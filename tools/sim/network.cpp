@@ -12,10 +12,10 @@ namespace {
 
 std::string short_id(const std::string& s) { return s.size() > 8 ? s.substr(0, 8) : s; }
 
-std::string fulfillment_key(const river::MemberPayload::KeyFulfillment& f) {
-  std::vector<std::string> ids(f.session_ids().begin(), f.session_ids().end());
+std::string fulfillment_key(const KeyFulfillment& f) {
+  std::vector<std::string> ids = f.session_ids;
   std::sort(ids.begin(), ids.end());
-  std::string key = f.device_key();
+  std::string key = f.device_key;
   for (const auto& id : ids) key += "|" + id;
   return key;
 }
@@ -41,16 +41,16 @@ SimDevice::SimDevice(Network& net, std::string user_id, std::string name, std::u
 
 SimDevice::~SimDevice() = default;
 
-void SimDevice::send_key_solicitation(std::string_view stream_id, const river::MemberPayload::KeySolicitation& s,
+void SimDevice::send_key_solicitation(std::string_view stream_id, const KeySolicitation& s,
                                       bool ephemeral) {
   net_.post_solicitation(user_id_, std::string(stream_id), s, ephemeral, name_);
 }
-bool SimDevice::send_key_fulfillment(std::string_view stream_id, const river::MemberPayload::KeyFulfillment& f,
+bool SimDevice::send_key_fulfillment(std::string_view stream_id, const KeyFulfillment& f,
                                      bool ephemeral) {
   return net_.post_fulfillment(user_id_, std::string(stream_id), f, ephemeral, name_);
 }
 void SimDevice::send_group_encryption_sessions(std::string_view to_user_id,
-                                               const river::UserInboxPayload::GroupEncryptionSessions& s) {
+                                               const GroupEncryptionSessions& s) {
   net_.send_to_inbox(user_id_, std::string(to_user_id), s, name_);
 }
 std::vector<UserDevice> SimDevice::user_devices(std::string_view user_id) {
@@ -167,12 +167,12 @@ const StreamEvent& Network::post_message(SimDevice& sender, const std::string& s
 }
 
 void Network::post_raw_event(const std::string& stream_id, const std::string& sender_user_id,
-                             river::EncryptedData data, bool honest) {
+                             EncryptedData data, bool honest) {
   auto& s = stream(stream_id);
   s.events.push_back({"ev-" + std::to_string(++next_event_), sender_user_id, std::move(data), honest});
   if (s.events.size() % 5 == 0) ++s.miniblock_num;
   ++traffic_.messages;
-  traffic_.bytes += s.events.back().data.ByteSizeLong();
+  traffic_.bytes += s.events.back().data.encode().size();
   for (auto& d : devices_) {
     if (!d->online_ || s.members.count(d->user_id_) == 0) continue;
     catch_up(*d);
@@ -180,7 +180,7 @@ void Network::post_raw_event(const std::string& stream_id, const std::string& se
 }
 
 void Network::post_solicitation(const std::string& from_user_id, const std::string& stream_id,
-                                const river::MemberPayload::KeySolicitation& sol, bool ephemeral,
+                                const KeySolicitation& sol, bool ephemeral,
                                 const std::string& by) {
   auto& s = stream(stream_id);
   if (s.members.count(from_user_id) == 0) {
@@ -188,13 +188,13 @@ void Network::post_solicitation(const std::string& from_user_id, const std::stri
     return;
   }
   ++(ephemeral ? traffic_.ephemeral_solicitations : traffic_.solicitations);
-  traffic_.bytes += sol.ByteSizeLong();
+  traffic_.bytes += sol.encode().size();
   if (on_log) {
     std::string who = by.empty() ? "user " + user_label(from_user_id) : by;
-    std::string target = name_of(sol.device_key());
-    log(who + " solicits " + std::to_string(sol.session_ids_size()) + " session(s)" +
+    std::string target = name_of(sol.device_key);
+    log(who + " solicits " + std::to_string(sol.session_ids.size()) + " session(s)" +
         (target == who ? "" : " for " + target) + " on stream " +
-        short_id(stream_id) + (sol.is_new_device() ? ", as a new device" : "") +
+        short_id(stream_id) + (sol.is_new_device ? ", as a new device" : "") +
         (ephemeral ? " (ephemeral)" : " (stream event)"));
   }
   // A stored one goes through the stream's state, which hands out what it stored.
@@ -206,20 +206,20 @@ void Network::post_solicitation(const std::string& from_user_id, const std::stri
 }
 
 bool Network::post_fulfillment(const std::string& from_user_id, const std::string& stream_id,
-                               const river::MemberPayload::KeyFulfillment& f, bool ephemeral, const std::string& by) {
+                               const KeyFulfillment& f, bool ephemeral, const std::string& by) {
   std::string who = by.empty() ? "user " + user_label(from_user_id) : by;
   auto& s = stream(stream_id);
   auto key = fulfillment_key(f);
   if (s.members.count(from_user_id) == 0 || !s.fulfilled.insert(key).second) {
     ++traffic_.fulfillments_refused;
-    if (on_log) log("node refuses a duplicate fulfillment by " + who + " for " + name_of(f.device_key()));
+    if (on_log) log("node refuses a duplicate fulfillment by " + who + " for " + name_of(f.device_key));
     return false;
   }
   ++traffic_.fulfillments_accepted;
-  traffic_.bytes += f.ByteSizeLong();
+  traffic_.bytes += f.encode().size();
   if (on_log) {
-    log(who + " answers first: fulfills " + std::to_string(f.session_ids_size()) + " session(s) for " +
-        name_of(f.device_key()) + (ephemeral ? " (ephemeral)" : ""));
+    log(who + " answers first: fulfills " + std::to_string(f.session_ids.size()) + " session(s) for " +
+        name_of(f.device_key) + (ephemeral ? " (ephemeral)" : ""));
   }
   // A stored one rewrites the requester's solicitation in the stream's state,
   // which every member device's engine is told about (the SDK's
@@ -238,16 +238,16 @@ bool Network::post_fulfillment(const std::string& from_user_id, const std::strin
 }
 
 void Network::send_to_inbox(const std::string& from_user_id, const std::string& to_user_id,
-                            const river::UserInboxPayload::GroupEncryptionSessions& msg, const std::string& by) {
+                            const GroupEncryptionSessions& msg, const std::string& by) {
   inboxes_[to_user_id].push_back(msg);
   ++traffic_.shares;
-  traffic_.bytes += msg.ByteSizeLong();
+  traffic_.bytes += msg.encode().size();
   if (on_log) {
     std::string targets;
-    for (const auto& [key, body] : msg.ciphertexts()) targets += (targets.empty() ? "" : ", ") + name_of(key);
+    for (const auto& [key, body] : msg.ciphertexts) targets += (targets.empty() ? "" : ", ") + name_of(key);
     std::string who = by.empty() ? "user " + user_label(from_user_id) : by;
-    log(who + " shares " + std::to_string(msg.session_ids_size()) + " " +
-        (msg.algorithm().empty() ? std::string(kGroupEncryptionAlgorithmId) : msg.algorithm()) +
+    log(who + " shares " + std::to_string(msg.session_ids.size()) + " " +
+        (msg.algorithm.empty() ? std::string(kGroupEncryptionAlgorithmId) : msg.algorithm) +
         " session(s) with " + targets);
   }
   for (auto& d : devices_) {

@@ -66,12 +66,12 @@ class SimDevice final : public KeyExchangeHost {
   bool has_decrypted(const std::string& event_id) const { return decrypted_.count(event_id) > 0; }
 
   // KeyExchangeHost
-  void send_key_solicitation(std::string_view stream_id, const river::MemberPayload::KeySolicitation& s,
+  void send_key_solicitation(std::string_view stream_id, const KeySolicitation& s,
                              bool ephemeral) override;
-  bool send_key_fulfillment(std::string_view stream_id, const river::MemberPayload::KeyFulfillment& f,
+  bool send_key_fulfillment(std::string_view stream_id, const KeyFulfillment& f,
                             bool ephemeral) override;
   void send_group_encryption_sessions(std::string_view to_user_id,
-                                      const river::UserInboxPayload::GroupEncryptionSessions& s) override;
+                                      const GroupEncryptionSessions& s) override;
   std::vector<UserDevice> user_devices(std::string_view user_id) override;
   std::vector<std::string> stream_members(std::string_view stream_id) override;
   bool is_user_entitled(std::string_view stream_id, std::string_view user_id) override;
@@ -98,7 +98,7 @@ class SimDevice final : public KeyExchangeHost {
 struct StreamEvent {
   std::string event_id;
   std::string sender_user_id;
-  river::EncryptedData data;
+  EncryptedData data;
   bool honest = true;  // false for garbage posted by a test
 };
 
@@ -133,7 +133,7 @@ class Network {
   const StreamEvent& post_message(SimDevice& sender, const std::string& stream_id, const std::string& plaintext,
                                   GroupEncryptionAlgorithm algorithm);
   // Posts raw bytes as an event (for garbage ciphertexts).
-  void post_raw_event(const std::string& stream_id, const std::string& sender_user_id, river::EncryptedData data,
+  void post_raw_event(const std::string& stream_id, const std::string& sender_user_id, EncryptedData data,
                       bool honest = true);
   Verdict verify() const;
   size_t inbox_size(const std::string& user_id) const;
@@ -160,11 +160,11 @@ class Network {
   // ---- what devices (or a bad actor) post
   // `by` names the sending device in the log (a device name, or empty).
   void post_solicitation(const std::string& from_user_id, const std::string& stream_id,
-                         const river::MemberPayload::KeySolicitation& s, bool ephemeral, const std::string& by = {});
+                         const KeySolicitation& s, bool ephemeral, const std::string& by = {});
   bool post_fulfillment(const std::string& from_user_id, const std::string& stream_id,
-                        const river::MemberPayload::KeyFulfillment& f, bool ephemeral, const std::string& by = {});
+                        const KeyFulfillment& f, bool ephemeral, const std::string& by = {});
   void send_to_inbox(const std::string& from_user_id, const std::string& to_user_id,
-                     const river::UserInboxPayload::GroupEncryptionSessions& s, const std::string& by = {});
+                     const GroupEncryptionSessions& s, const std::string& by = {});
   // A display name for a user in the log.
   void set_user_name(const std::string& user_id, const std::string& name) { user_names_[user_id] = name; }
   std::string user_label(const std::string& user_id) const;
@@ -191,7 +191,7 @@ class Network {
   KeyExchangeOptions options_;
   std::vector<std::unique_ptr<SimDevice>> devices_;
   std::map<std::string, Stream> streams_;
-  std::map<std::string, std::vector<river::UserInboxPayload::GroupEncryptionSessions>> inboxes_;
+  std::map<std::string, std::vector<GroupEncryptionSessions>> inboxes_;
   Traffic traffic_;
   uint64_t next_event_ = 0;
   std::map<std::string, std::string> user_names_;

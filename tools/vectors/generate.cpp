@@ -23,6 +23,7 @@
 #include "towns/store/memory_crypto_store.h"
 #include "towns/version.h"
 #include "exchange_diff.h"
+#include "wire_convert.h"
 #include "vectors.h"
 
 namespace towns::vectors {
@@ -404,9 +405,9 @@ void hybrid(const std::string& dir, const std::string& seed_hex, crypto::RandomS
 
   auto& dec = f.group("hybridDecrypt", {{"streamId", stream_id}, {"sessionId", session_id}, {"sessionKey", session_key_hex}});
   auto payload = rng.bytes(48);
-  auto v1 = d.crypto.encrypt_group_event(stream_id, payload.span(), GroupEncryptionAlgorithm::kHybridGroupEncryption);
+  auto v1 = wire_convert::to_river(d.crypto.encrypt_group_event(stream_id, payload.span(), GroupEncryptionAlgorithm::kHybridGroupEncryption));
   f.add(dec, "version 1: bytes", {{"encryptedData", pb_hex(v1)}, {"plaintext", hex(payload.span())}});
-  auto v0 = d.crypto.encrypt_group_event_deprecated_v0(stream_id, "version 0 text ✓", GroupEncryptionAlgorithm::kHybridGroupEncryption);
+  auto v0 = wire_convert::to_river(d.crypto.encrypt_group_event_deprecated_v0(stream_id, "version 0 text ✓", GroupEncryptionAlgorithm::kHybridGroupEncryption));
   f.add(dec, "version 0: the UTF-8 of a string",
         {{"encryptedData", pb_hex(v0)}, {"plaintext", hex(std::string("version 0 text ✓"))}});
   auto tag = v1;
@@ -458,9 +459,9 @@ void megolm(const std::string& dir, const std::string& seed_hex, crypto::RandomS
   for (int i = 0; i < 6; ++i) {
     texts.push_back("megolm message " + std::to_string(i));
     if (i == 4) {
-      events.push_back(d.crypto.encrypt_group_event_deprecated_v0(stream_id, texts.back(), GroupEncryptionAlgorithm::kGroupEncryption));
+      events.push_back(wire_convert::to_river(d.crypto.encrypt_group_event_deprecated_v0(stream_id, texts.back(), GroupEncryptionAlgorithm::kGroupEncryption)));
     } else {
-      events.push_back(d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(texts.back()), GroupEncryptionAlgorithm::kGroupEncryption));
+      events.push_back(wire_convert::to_river(d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(texts.back()), GroupEncryptionAlgorithm::kGroupEncryption)));
     }
   }
   // The device exports only at the first known index; libolm exports at any.
@@ -592,7 +593,7 @@ void sharing(const std::string& dir, const std::string& seed_hex, crypto::Random
     return out;
   };
   auto to = [&](GroupEncryptionAlgorithm a, const std::vector<GroupEncryptionSession>& ss, const std::vector<UserDevice>& devices) {
-    return build_group_encryption_sessions(sender.crypto, stream_id, a, ss, devices).message;
+    return wire_convert::to_river(build_group_encryption_sessions(sender.crypto, stream_id, a, ss, devices).message);
   };
   auto both = std::vector<UserDevice>{receiver.crypto.get_user_device(), bystander.crypto.get_user_device()};
   f.add(g, "a megolm session", {{"groupEncryptionSessions", pb_hex(to(GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, both))}, {"imported", expect_json(megolm_sessions)}});
@@ -634,7 +635,7 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
                      std::vector<river::MemberPayload::KeySolicitation> pending) {
     json pj = json::array();
     for (const auto& p : pending) pj.push_back(sol_json(p));
-    auto d = decide_key_solicitation(missing, held, pending);
+    auto d = decide_key_solicitation(missing, held, wire_convert::to_plain(pending));
     json out = d ? json{{"isNewDevice", d->is_new_device}, {"sessionIds", d->session_ids}} : json(nullptr);
     f.add(gs, comment, {{"missingSessionIds", missing}, {"heldSessionCount", held}, {"pending", pj}, {"solicitation", out}});
   };
@@ -673,7 +674,7 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
                      const std::map<std::string, GroupEncryptionAlgorithm>& k) {
     json kj = json::object();
     for (const auto& [x, v] : k) kj[x] = std::string(algorithm_id(v));
-    auto d = decide_solicitation_answer(k, own, s, entitled);
+    auto d = decide_solicitation_answer(k, own, wire_convert::to_plain(s), entitled);
     json out = nullptr;
     if (d) {
       json shares = json::array();
@@ -735,11 +736,11 @@ void exported_devices(const std::string& dir, const std::string& seed_hex, crypt
   std::vector<std::pair<river::EncryptedData, std::string>> events;
   for (int i = 0; i < 3; ++i) {
     std::string text = "before export " + std::to_string(i);
-    events.push_back({d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(text), GroupEncryptionAlgorithm::kGroupEncryption), text});
+    events.push_back({wire_convert::to_river(d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(text), GroupEncryptionAlgorithm::kGroupEncryption)), text});
   }
   auto mhash = rng.bytes(32);
   d.crypto.ensure_outbound_session(stream_id, GroupEncryptionAlgorithm::kHybridGroupEncryption, {.miniblock_info = MiniblockInfo{5, {mhash.data(), mhash.data() + 32}}});
-  events.push_back({d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(std::string("grpaes before export")), GroupEncryptionAlgorithm::kHybridGroupEncryption), "grpaes before export"});
+  events.push_back({wire_convert::to_river(d.crypto.encrypt_group_event(stream_id, crypto::as_bytes(std::string("grpaes before export")), GroupEncryptionAlgorithm::kHybridGroupEncryption)), "grpaes before export"});
   auto exported = exported_device(d);
   auto& g = f.group("importDevice");
   json evs = json::array();

@@ -22,8 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "towns/protocol/group_encryption_crypto.h"
 #include "towns/error.h"
+#include "towns/protocol/group_encryption_crypto.h"
+#include "towns/protocol/messages.h"
 #include "towns/protocol/session_sharing.h"
 
 namespace towns {
@@ -51,7 +52,7 @@ struct SolicitationDecision {
 };
 TOWNS_API std::optional<SolicitationDecision> decide_key_solicitation(
     std::vector<std::string> missing_session_ids, size_t held_session_count,
-    const std::vector<river::MemberPayload::KeySolicitation>& pending_own);
+    const std::vector<KeySolicitation>& pending_own);
 
 // Answering, on ids alone: known maps each session id we hold for the stream to
 // its algorithm. std::nullopt when we stop (the solicitation is our own device's
@@ -66,43 +67,43 @@ struct AnswerDecision {
 };
 TOWNS_API std::optional<AnswerDecision> decide_solicitation_answer(
     const std::map<std::string, GroupEncryptionAlgorithm>& known, std::string_view own_device_key,
-    const river::MemberPayload::KeySolicitation& solicitation, bool requester_entitled);
+    const KeySolicitation& solicitation, bool requester_entitled);
 
 // Requesting: decide_key_solicitation over the device's sessions of the
 // stream, as a KeySolicitation of our device.
-TOWNS_API std::optional<river::MemberPayload::KeySolicitation> build_key_solicitation(
+TOWNS_API std::optional<KeySolicitation> build_key_solicitation(
     GroupEncryptionCrypto& crypto, std::string_view stream_id, std::vector<std::string> missing_session_ids,
-    const std::vector<river::MemberPayload::KeySolicitation>& pending_own);
+    const std::vector<KeySolicitation>& pending_own);
 
 // Answering, up to the fulfillment: std::nullopt when we stop (our own device,
 // no session ids, nothing of ours to reply with, requester not entitled, nothing
 // exported). is_entitled is asked only once there is something to reply with.
 struct SolicitationAnswer {
-  river::MemberPayload::KeyFulfillment fulfillment;
+  KeyFulfillment fulfillment;
   std::vector<GroupEncryptionSession> sessions;  // to share once the fulfillment is accepted
 };
 TOWNS_API std::optional<SolicitationAnswer> plan_solicitation_answer(
     GroupEncryptionCrypto& crypto, std::string_view stream_id, std::string_view from_user_id,
-    const river::MemberPayload::KeySolicitation& solicitation, const std::function<bool()>& is_entitled);
+    const KeySolicitation& solicitation, const std::function<bool()>& is_entitled);
 
 // The shares for an accepted fulfillment: GroupEncryptionSessions of one
 // algorithm each, algorithms in the order they first appear among the
 // sessions, at most 100 sessions each, encrypted to the requesting device. Empty when olm refuses the requester's keys.
-TOWNS_API std::vector<river::UserInboxPayload::GroupEncryptionSessions> build_solicitation_shares(
+TOWNS_API std::vector<GroupEncryptionSessions> build_solicitation_shares(
     GroupEncryptionCrypto& crypto, std::string_view stream_id, const UserDevice& requester,
     const std::vector<GroupEncryptionSession>& sessions);
 
 struct EncryptedEvent {
   std::string stream_id;
   std::string event_id;
-  river::EncryptedData data;
+  EncryptedData data;
 };
 
 // A solicitation seen on a stream, waiting for its response time.
 struct KeySolicitationItem {
   std::string stream_id;
   std::string from_user_id;  // hex address
-  river::MemberPayload::KeySolicitation solicitation;
+  KeySolicitation solicitation;
   std::string event_hash;  // lets the host check the event (signature) later
   int64_t respond_after_ms = 0;
   bool ephemeral = false;
@@ -110,7 +111,7 @@ struct KeySolicitationItem {
 
 struct StreamSolicitation {
   std::string user_id;
-  river::MemberPayload::KeySolicitation solicitation;
+  KeySolicitation solicitation;
 };
 
 // The stored solicitations of one stream as its state records them (the SDK's
@@ -122,19 +123,19 @@ class TOWNS_API StreamSolicitations {
  public:
   // A solicitation event by a member: replaces that member's solicitation for
   // the same device key; returns it as stored (session ids sorted).
-  river::MemberPayload::KeySolicitation apply_solicitation(std::string_view user_id,
-                                                           const river::MemberPayload::KeySolicitation& s);
+  KeySolicitation apply_solicitation(std::string_view user_id,
+                                                           const KeySolicitation& s);
   // A stored fulfillment: the requesting member's (user_address, hex) first
   // solicitation with the fulfilled device key loses the fulfilled ids and is
   // no longer a new-device one. Returns it, or nullopt when there is none.
-  std::optional<StreamSolicitation> apply_fulfillment(const river::MemberPayload::KeyFulfillment& f);
+  std::optional<StreamSolicitation> apply_fulfillment(const KeyFulfillment& f);
   // A member left: its solicitations go with it.
   void remove_member(std::string_view user_id);
   // Every stored solicitation, members in the order they first solicited.
   std::vector<StreamSolicitation> all() const;
 
  private:
-  std::vector<std::pair<std::string, std::vector<river::MemberPayload::KeySolicitation>>> members_;
+  std::vector<std::pair<std::string, std::vector<KeySolicitation>>> members_;
 };
 
 // What the engine needs from the host (a Towns client, or the simulated network).
@@ -142,12 +143,12 @@ class TOWNS_API KeyExchangeHost {
  public:
   virtual ~KeyExchangeHost() = default;
   virtual void send_key_solicitation(std::string_view stream_id,
-                                     const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral) = 0;
+                                     const KeySolicitation& solicitation, bool ephemeral) = 0;
   // False when the node refused it as a duplicate: another device fulfilled first.
   virtual bool send_key_fulfillment(std::string_view stream_id,
-                                    const river::MemberPayload::KeyFulfillment& fulfillment, bool ephemeral) = 0;
+                                    const KeyFulfillment& fulfillment, bool ephemeral) = 0;
   virtual void send_group_encryption_sessions(std::string_view to_user_id,
-                                              const river::UserInboxPayload::GroupEncryptionSessions& sessions) = 0;
+                                              const GroupEncryptionSessions& sessions) = 0;
   // Published devices of a user.
   virtual std::vector<UserDevice> user_devices(std::string_view user_id) = 0;
   // Users whose join is confirmed (the response delay counts them).
@@ -229,12 +230,12 @@ class TOWNS_API KeyExchange {
 
   // ---- input from the host
   void enqueue_encrypted_content(EncryptedEvent event);
-  void enqueue_new_group_sessions(river::UserInboxPayload::GroupEncryptionSessions sessions);
+  void enqueue_new_group_sessions(GroupEncryptionSessions sessions);
   // A solicitation seen on a stream. Our own device's is ignored; a device's
   // newer solicitation replaces its pending one; one with no session ids (and
   // not from a new device) just clears it.
   void enqueue_key_solicitation(std::string_view stream_id, std::string_view from_user_id,
-                                const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
+                                const KeySolicitation& solicitation, bool ephemeral,
                                 std::string_view event_hash = {});
   // The stream was read from a snapshot (the SDK's enqueueInitKeySolicitations):
   // the stream's pending stored answers are replaced by its stored
@@ -250,7 +251,7 @@ class TOWNS_API KeyExchange {
   // is applied to the stream's state instead (StreamSolicitations), which
   // hands the requester's updated solicitation to enqueue_key_solicitation.
   void on_ephemeral_key_fulfillment(std::string_view stream_id,
-                                    const river::MemberPayload::KeyFulfillment& fulfillment);
+                                    const KeyFulfillment& fulfillment);
   // Membership changed: try again for the stream's events that wait for keys.
   void retry_decryption_failures(std::string_view stream_id);
 
@@ -285,15 +286,15 @@ class TOWNS_API KeyExchange {
 
   // Queues an answer with its delay (our own user's stored ones at once).
   void push_solicitation(std::string_view stream_id, std::string_view from_user_id,
-                         const river::MemberPayload::KeySolicitation& solicitation, bool ephemeral,
+                         const KeySolicitation& solicitation, bool ephemeral,
                          std::string_view event_hash);
-  void process_new_group_sessions(const river::UserInboxPayload::GroupEncryptionSessions& sessions,
+  void process_new_group_sessions(const GroupEncryptionSessions& sessions,
                                   const ReceiveResult& result);
   void process_encrypted(const EncryptedEvent& event);
   void process_missing_keys(const std::string& stream_id);
   void process_key_solicitation(const KeySolicitationItem& item);
   void convert_ephemeral(const std::string& stream_id);
-  void send_solicitation(const std::string& stream_id, const river::MemberPayload::KeySolicitation& s, bool ephemeral);
+  void send_solicitation(const std::string& stream_id, const KeySolicitation& s, bool ephemeral);
 
   GroupEncryptionCrypto& crypto_;
   KeyExchangeHost& host_;
@@ -303,7 +304,7 @@ class TOWNS_API KeyExchange {
   KeyExchangeOptions options_;
   UserDevice device_;
 
-  std::deque<river::UserInboxPayload::GroupEncryptionSessions> new_sessions_;
+  std::deque<GroupEncryptionSessions> new_sessions_;
   std::deque<EncryptedEvent> encrypted_;
   std::set<std::string> missing_keys_streams_;
   // stream -> session id -> events waiting for it

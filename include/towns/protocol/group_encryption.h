@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "towns/protocol/encryption_device.h"
-#include "towns/proto/protocol.pb.h"
+#include "towns/protocol/messages.h"
 
 namespace towns {
 
@@ -64,9 +64,9 @@ class TOWNS_API GroupEncryption {
   // when there is none (sharing is skipped when there is no client).
   std::string ensure_outbound_session(std::string_view stream_id, const EnsureOutboundSessionOptions& opts = {});
   bool has_outbound_session(std::string_view stream_id);
-  river::EncryptedData encrypt(std::string_view stream_id, std::span<const uint8_t> payload);
+  EncryptedData encrypt(std::string_view stream_id, std::span<const uint8_t> payload);
   // Deprecated version 0: the text is encrypted as is.
-  river::EncryptedData encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload);
+  EncryptedData encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload);
 
  private:
   void share_session(std::string_view stream_id, std::string_view session_id,
@@ -83,16 +83,16 @@ class TOWNS_API GroupEncryption {
 class TOWNS_API GroupDecryption {
  public:
   explicit GroupDecryption(EncryptionDevice& device) : device_(device) {}
-  DecryptedPayload decrypt(std::string_view stream_id, const river::EncryptedData& content);
+  DecryptedPayload decrypt(std::string_view stream_id, const EncryptedData& content);
   // A backlog of one stream: each result is what decrypt() would give for that
   // event in that order (replays included); megolm sessions are decrypted side
   // by side on up to `threads` threads. Events of other algorithms are left
   // unset for the caller.
   using EventResult = Outcome<DecryptedPayload>;
-  std::vector<EventResult> decrypt_batch(std::string_view stream_id, const std::vector<river::EncryptedData>& events,
+  std::vector<EventResult> decrypt_batch(std::string_view stream_id, const std::vector<EncryptedData>& events,
                                          unsigned threads);
   // GROUP_DECRYPTION_MISSING_FIELDS unless sender key, session id and ciphertext are set.
-  static void check_fields(const river::EncryptedData& content);
+  static void check_fields(const EncryptedData& content);
   void import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session);
   std::optional<GroupEncryptionSession> export_group_session(std::string_view stream_id, std::string_view session_id);
   std::vector<GroupEncryptionSession> export_group_sessions();
@@ -112,12 +112,12 @@ class TOWNS_API HybridGroupEncryption {
   std::string ensure_outbound_session(std::string_view stream_id, const EnsureOutboundSessionOptions& opts = {});
   bool has_outbound_session(std::string_view stream_id);
   // EMPTY_PAYLOAD for an empty payload.
-  river::EncryptedData encrypt(std::string_view stream_id, std::span<const uint8_t> payload);
-  river::EncryptedData encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload);
+  EncryptedData encrypt(std::string_view stream_id, std::span<const uint8_t> payload);
+  EncryptedData encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload);
 
  private:
   HybridSessionKey ensure_key(std::string_view stream_id, const EnsureOutboundSessionOptions& opts);
-  river::EncryptedData seal(std::string_view stream_id, std::span<const uint8_t> payload, int version);
+  EncryptedData seal(std::string_view stream_id, std::span<const uint8_t> payload, EncryptedDataVersion version);
   EncryptionDevice& device_;
   GroupEncryptionClient* client_;
 };
@@ -125,7 +125,7 @@ class TOWNS_API HybridGroupEncryption {
 class TOWNS_API HybridGroupDecryption {
  public:
   explicit HybridGroupDecryption(EncryptionDevice& device) : device_(device) {}
-  DecryptedPayload decrypt(std::string_view stream_id, const river::EncryptedData& content);
+  DecryptedPayload decrypt(std::string_view stream_id, const EncryptedData& content);
   void import_stream_key(std::string_view stream_id, const GroupEncryptionSession& session);
   std::optional<GroupEncryptionSession> export_group_session(std::string_view stream_id, std::string_view session_id);
   std::vector<GroupEncryptionSession> export_group_sessions();

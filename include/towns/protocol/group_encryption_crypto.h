@@ -65,14 +65,14 @@ class TOWNS_API GroupEncryptionCrypto {
   bool has_outbound_session(std::string_view stream_id, GroupEncryptionAlgorithm algorithm);
   bool has_hybrid_session(std::string_view stream_id);
 
-  river::EncryptedData encrypt_group_event(std::string_view stream_id, std::span<const uint8_t> payload,
+  EncryptedData encrypt_group_event(std::string_view stream_id, std::span<const uint8_t> payload,
                                            GroupEncryptionAlgorithm algorithm);
   // Deprecated: version 0 payloads (text).
-  river::EncryptedData encrypt_group_event_deprecated_v0(std::string_view stream_id, std::string_view payload,
+  EncryptedData encrypt_group_event_deprecated_v0(std::string_view stream_id, std::string_view payload,
                                                          GroupEncryptionAlgorithm algorithm);
   // GROUP_DECRYPTION_UNSET_ALGORITHM / GROUP_DECRYPTION_UNKNOWN_ALGORITHM for a
   // bad algorithm field, then the algorithm's own errors.
-  DecryptedPayload decrypt_group_event(std::string_view stream_id, const river::EncryptedData& content);
+  DecryptedPayload decrypt_group_event(std::string_view stream_id, const EncryptedData& content);
 
   // Decrypts a batch of events of one stream (a backlog), on up to
   // parallelism() threads: megolm sessions are loaded once each and decrypted
@@ -80,7 +80,7 @@ class TOWNS_API GroupEncryptionCrypto {
   // for that event in that order (replays included).
   using EventResult = GroupDecryption::EventResult;
   std::vector<EventResult> decrypt_group_events(std::string_view stream_id,
-                                                const std::vector<river::EncryptedData>& events);
+                                                const std::vector<EncryptedData>& events);
 
   // Threads used by the batch operations (decrypt_group_events,
   // encrypt_with_device_keys); 1 makes them sequential. Results do not depend

@@ -12,6 +12,7 @@
 
 #include "towns/error.h"
 #include "towns/protocol/group_encryption_crypto.h"
+#include "towns/protocol/messages.h"
 
 namespace towns {
 
@@ -23,7 +24,7 @@ TOWNS_API std::vector<crypto::SecretBytes> parse_session_keys_json(std::string_v
 // Builds the message for one user's devices; our own device is skipped, and so is
 // a device whose keys olm refuses (reported in skipped_devices).
 struct SharePlan {
-  river::UserInboxPayload::GroupEncryptionSessions message;
+  GroupEncryptionSessions message;
   std::vector<std::string> skipped_devices;
 };
 TOWNS_API SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::string_view stream_id,
@@ -50,13 +51,13 @@ struct ReceiveResult {
 // its cleartext is not SessionKeys JSON or the key count differs from the id
 // count. Nothing is imported in those cases.
 TOWNS_API ReceiveResult receive_group_encryption_sessions(
-    GroupEncryptionCrypto& crypto, const river::UserInboxPayload::GroupEncryptionSessions& message);
+    GroupEncryptionCrypto& crypto, const GroupEncryptionSessions& message);
 
 // Several messages (an inbox backlog) with one store write for all of them
 // (no store lock is held while messages are decrypted). Each entry is that message's result, or the error it
 // would have raised alone; a failed message imports nothing.
 using BatchReceiveResult = Outcome<ReceiveResult>;
 TOWNS_API std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
-    GroupEncryptionCrypto& crypto, const std::vector<river::UserInboxPayload::GroupEncryptionSessions>& messages);
+    GroupEncryptionCrypto& crypto, const std::vector<GroupEncryptionSessions>& messages);
 
 }  // namespace towns
