@@ -205,7 +205,7 @@ static towns_status host_send_share(void *ud, const char *to_user, const uint8_t
   return push(SHARE, ((device_log *)ud)->device, to_user, m, len, 0);
 }
 static towns_status host_user_devices(void *ud, const char *user_id, towns_reply *reply) {
-  char json[400];
+  char json[600];
   int d = strcmp(user_id, kUserA) == 0 ? 0 : strcmp(user_id, kUserB) == 0 ? 1 : -1;
   (void)ud;
   if (d < 0) return TOWNS_OK; /* nobody's devices: an empty reply */
@@ -464,7 +464,7 @@ int main(void) {
              "\"failed\":[]},{\"error\":{\"code\":1,\"name\":\"INVALID_ARGUMENT\",\"message\":\"",
              kStream1, s_hybrid.data);
     CHECK(json.data != NULL && strncmp(json.data, expected, strlen(expected)) == 0);
-    CHECK(json.len > strlen(expected) + 4 && strcmp(json.data + json.len - 3, "\"}}]") == 0);
+    CHECK(json.len > strlen(expected) + 4 && strcmp(json.data + json.len - 4, "\"}}]") == 0);
     towns_string_free(&json);
   }
   REQUIRE_OK(towns_crypto_decrypt_group_event(b, kStream1, eh1.data, eh1.len, &plain, &index));
