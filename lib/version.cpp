@@ -1,6 +1,5 @@
 #include "towns/version.h"
 
-#include <google/protobuf/stubs/common.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 
@@ -12,7 +11,6 @@ Versions versions() {
   Versions v;
   v.towns_e2ee = TOWNS_E2EE_VERSION;
   v.olm = olm::library_version();
-  v.protobuf = google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION);
   v.sqlite = sqlite3_libversion();
   v.openssl = OpenSSL_version_num() ? OpenSSL_version(OPENSSL_VERSION) : "unknown";
   return v;

@@ -25,6 +25,7 @@
 #include "towns/error.h"
 #include "towns/protocol/derived.h"
 #include "towns/version.h"
+#include <google/protobuf/stubs/common.h>
 
 namespace {
 
@@ -32,7 +33,7 @@ void print_versions() {
   auto v = towns::versions();
   std::printf("towns-e2ee %s\n", v.towns_e2ee.c_str());
   std::printf("  libolm    %s\n", v.olm.c_str());
-  std::printf("  protobuf  %s\n", v.protobuf.c_str());
+  std::printf("  protobuf  none in the library (its own codec); tools: %s\n", google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION).c_str());
   std::printf("  SQLite    %s\n", v.sqlite.c_str());
   std::printf("  OpenSSL   %s\n", v.openssl.c_str());
 }

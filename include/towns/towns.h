@@ -26,7 +26,9 @@
  * UserInboxPayload.GroupEncryptionSessions, MemberPayload.KeySolicitation and
  * MemberPayload.KeyFulfillment of the Towns protocol. A malformed one is
  * TOWNS_E_INVALID_ARGUMENT. Lists and compound results are JSON text with the
- * schemas written at each function (keys in camelCase).
+ * schemas written at each function (keys in camelCase). Enums are int-sized
+ * (each has a *_MAX_ENUM member, which is no value); an unknown value is
+ * TOWNS_E_INVALID_ARGUMENT.
  *
  * Threads: a towns_store and a towns_crypto may be used from several threads at
  * once, once created (as GroupEncryptionCrypto after init); a crypto's
@@ -142,7 +144,8 @@ TOWNS_API void towns_string_free(towns_string *string);
 
 typedef enum {
   TOWNS_ALGORITHM_GROUP_ENCRYPTION = 0,       /* megolm: "r.group-encryption.v1.aes-sha2" */
-  TOWNS_ALGORITHM_HYBRID_GROUP_ENCRYPTION = 1 /* "grpaes" */
+  TOWNS_ALGORITHM_HYBRID_GROUP_ENCRYPTION = 1, /* "grpaes" */
+  TOWNS_ALGORITHM_MAX_ENUM = 0x7fffffff /* not a value: makes the enum an int of any value */
 } towns_algorithm;
 
 /* The miniblock a new hybrid (grpaes) session is bound to. */
@@ -163,7 +166,8 @@ typedef struct towns_key_exchange_host towns_key_exchange_host;
 typedef enum {
   TOWNS_STORE_CREATE = 0, /* a new store; STORE_ERROR when the path exists */
   TOWNS_STORE_OPEN = 1,   /* an existing store; STORE_ERROR when it does not exist */
-  TOWNS_STORE_EITHER = 2  /* the existing store, or a new one */
+  TOWNS_STORE_EITHER = 2, /* the existing store, or a new one */
+  TOWNS_STORE_OPEN_MODE_MAX_ENUM = 0x7fffffff
 } towns_store_open_mode;
 
 /* A SQLite store file (towns::SqliteCryptoStore, default options). The pickle
@@ -440,7 +444,8 @@ TOWNS_API towns_status towns_key_exchange_next_due(towns_key_exchange *exchange,
 typedef enum {
   TOWNS_KEY_EXCHANGE_IDLE = 0,
   TOWNS_KEY_EXCHANGE_WORKING = 1,
-  TOWNS_KEY_EXCHANGE_WAITING = 2
+  TOWNS_KEY_EXCHANGE_WAITING = 2,
+  TOWNS_KEY_EXCHANGE_STATUS_MAX_ENUM = 0x7fffffff
 } towns_key_exchange_status;
 
 typedef struct {

@@ -10,7 +10,6 @@ namespace towns {
 struct Versions {
   std::string towns_e2ee;  // this library
   std::string olm;         // libolm at run time
-  std::string protobuf;    // protobuf runtime
   std::string sqlite;      // SQLite at run time
   std::string openssl;     // OpenSSL libcrypto at run time
 };

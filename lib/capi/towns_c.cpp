@@ -238,6 +238,8 @@ GroupEncryptionAlgorithm algorithm_of(towns_algorithm a) {
       return GroupEncryptionAlgorithm::kGroupEncryption;
     case TOWNS_ALGORITHM_HYBRID_GROUP_ENCRYPTION:
       return GroupEncryptionAlgorithm::kHybridGroupEncryption;
+    default:
+      break;
   }
   bad("unknown towns_algorithm " + std::to_string(static_cast<int>(a)));
 }

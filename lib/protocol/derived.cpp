@@ -3,7 +3,7 @@
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
-#include "towns/proto/protocol.pb.h"
+#include "towns/protocol/messages.h"
 
 namespace towns {
 namespace {
@@ -64,21 +64,21 @@ crypto::SecretBytes decrypt_derived(crypto::SecretView key_phrase, const Derived
 }
 
 std::string derived_encrypted_data_bytes(const DerivedEncryptedData& data) {
-  river::EncryptedData m;
-  m.set_ciphertext(data.ciphertext);
-  m.set_algorithm(data.algorithm);
-  std::string out;
-  if (!m.SerializeToString(&out)) throw Error(ErrorCode::INVALID_ARGUMENT, "the EncryptedData does not serialise");
-  return out;
+  EncryptedData m;
+  m.ciphertext = data.ciphertext;
+  m.algorithm = data.algorithm;
+  auto bytes = m.encode();
+  return std::string(bytes.begin(), bytes.end());
 }
 
 DerivedEncryptedData parse_derived_encrypted_data(std::span<const uint8_t> encrypted_data) {
-  river::EncryptedData m;
-  if (encrypted_data.size() > static_cast<size_t>(INT32_MAX) ||
-      !m.ParseFromArray(encrypted_data.data(), static_cast<int>(encrypted_data.size()))) {
+  EncryptedData m;
+  try {
+    m = EncryptedData::decode(encrypted_data);
+  } catch (const Error&) {
     throw Error(ErrorCode::INVALID_ARGUMENT, "not an EncryptedData");
   }
-  return {m.ciphertext(), m.algorithm()};
+  return {m.ciphertext, m.algorithm};
 }
 
 }  // namespace towns

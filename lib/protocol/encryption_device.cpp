@@ -4,7 +4,7 @@
 
 #include "towns/crypto/encoding.h"
 #include "towns/protocol/inputs.h"
-#include "towns/proto/payloads.pb.h"
+#include "towns/protocol/messages.h"
 
 namespace towns {
 
@@ -20,19 +20,6 @@ auto as_import_failure(const char* what, Fn&& fn) -> decltype(fn()) {
     throw Error(ErrorCode::IMPORT_FAILED, std::string(what) + ": " + std::string(e.code_name()));
   }
 }
-
-// Wipes every key string of a parsed ExportedDevice when it goes.
-struct WipedExport {
-  river::ExportedDevice m;
-  ~WipedExport() {
-    auto wipe = [](std::string* s) { crypto::wipe(s->data(), s->size()); };
-    wipe(m.mutable_picklekey());
-    wipe(m.mutable_pickledaccount());
-    for (auto& s : *m.mutable_outboundsessions()) wipe(s.mutable_session());
-    for (auto& s : *m.mutable_inboundsessions()) wipe(s.mutable_session());
-    for (auto& s : *m.mutable_hybridgroupsessions()) wipe(s.mutable_session_key());
-  }
-};
 
 }  // namespace
 
@@ -60,37 +47,38 @@ void EncryptionDevice::init(const DeviceInitOptions& options) {
 }
 
 void EncryptionDevice::import_exported_device(std::span<const uint8_t> bytes) {
-  WipedExport exported;
-  if (!exported.m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    throw Error(ErrorCode::IMPORT_FAILED, "the exported device is not an ExportedDevice");
+  ExportedDevice e;
+  try {
+    e = ExportedDevice::decode(bytes);
+  } catch (const Error& err) {
+    throw Error(ErrorCode::IMPORT_FAILED, "the exported device is not an ExportedDevice: " + std::string(err.what()));
   }
-  const auto& e = exported.m;
-  SecretBytes their_key(e.picklekey());
+  const SecretBytes& their_key = e.pickle_key;
   auto account = as_import_failure("exported account", [&] {
-    return ctx_.delegate.unpickle_account(their_key, e.pickledaccount());
+    return ctx_.delegate.unpickle_account(their_key, e.pickled_account.view());
   });
   StoreChanges changes;
-  for (const auto& s : e.outboundsessions()) {
+  for (const auto& s : e.outbound_sessions) {
     auto session = as_import_failure("exported outbound session", [&] {
-      return ctx_.delegate.unpickle_outbound_group_session(their_key, s.session());
+      return ctx_.delegate.unpickle_outbound_group_session(their_key, s.session.view());
     });
-    if (session->session_id() != s.session_id()) {
+    if (session->session_id() != s.session_id) {
       throw Error(ErrorCode::IMPORT_FAILED, "exported outbound session id does not match its pickle");
     }
-    changes.outbound_sessions.push_back({s.stream_id(), s.session_id(), session->pickle(ctx_.pickle_key), 0});
+    changes.outbound_sessions.push_back({s.stream_id, s.session_id, session->pickle(ctx_.pickle_key), 0});
   }
-  for (const auto& s : e.inboundsessions()) {
+  for (const auto& s : e.inbound_sessions) {
     auto session = as_import_failure("exported inbound session", [&] {
-      return ctx_.delegate.unpickle_inbound_group_session(their_key, s.session());
+      return ctx_.delegate.unpickle_inbound_group_session(their_key, s.session.view());
     });
-    if (session->session_id() != s.session_id()) {
+    if (session->session_id() != s.session_id) {
       throw Error(ErrorCode::IMPORT_FAILED, "exported inbound session id does not match its pickle");
     }
-    changes.inbound_sessions.push_back({s.stream_id(), s.session_id(), session->pickle(ctx_.pickle_key), 0});
+    changes.inbound_sessions.push_back({s.stream_id, s.session_id, session->pickle(ctx_.pickle_key), 0});
   }
-  for (const auto& s : e.hybridgroupsessions()) {
-    auto hex = crypto::hex_encode_secret(crypto::as_bytes(s.session_key()));
-    changes.hybrid_sessions.push_back(HybridSessions::prepare_import(s.stream_id(), s.session_id(), hex));
+  for (const auto& s : e.hybrid_group_sessions) {
+    auto hex = crypto::hex_encode_secret(s.session_key.span());
+    changes.hybrid_sessions.push_back(HybridSessions::prepare_import(s.stream_id, s.session_id, hex));
   }
   changes.account = account->pickle(ctx_.pickle_key);
   ctx_.store.save_changes(changes);
@@ -167,34 +155,26 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
 }
 
 SecretBytes EncryptionDevice::export_device() {
-  WipedExport out;
-  auto& m = out.m;
-  m.set_picklekey(std::string(ctx_.pickle_key.view()));
-  m.set_pickledaccount(account_.pickle());
+  ExportedDevice m;
+  m.pickle_key = ctx_.pickle_key;
+  // Pickles come as std::string: each is copied into a SecretBytes, then wiped.
+  auto take = [](std::string& text) {
+    SecretBytes out(std::string_view{text});
+    crypto::wipe(text.data(), text.size());
+    return out;
+  };
+  std::string account = account_.pickle();
+  m.pickled_account = take(account);
   for (auto& r : outbound_.export_records()) {
-    auto* s = m.add_outboundsessions();
-    s->set_session_id(r.session_id);
-    s->set_stream_id(r.stream_id);
-    s->set_session(std::move(r.pickle));
+    m.outbound_sessions.push_back({r.session_id, r.stream_id, take(r.pickle)});
   }
   for (auto& r : ctx_.store.all_inbound_sessions()) {
-    auto* s = m.add_inboundsessions();
-    s->set_session_id(r.session_id);
-    s->set_stream_id(r.stream_id);
-    s->set_session(std::move(r.pickle));
+    m.inbound_sessions.push_back({r.session_id, r.stream_id, take(r.pickle)});
   }
   for (const auto& r : ctx_.store.all_hybrid_sessions()) {
-    auto* s = m.add_hybridgroupsessions();
-    s->set_session_id(r.session_id);
-    s->set_stream_id(r.stream_id);
-    s->set_session_key(std::string(r.session_key.view()));
-    s->set_miniblock_num(r.miniblock_num);
+    m.hybrid_group_sessions.push_back({r.session_id, r.stream_id, r.session_key, r.miniblock_num});
   }
-  SecretBytes bytes(m.ByteSizeLong());
-  if (!m.SerializeToArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    throw Error(ErrorCode::INTERNAL, "protobuf serialisation failed");
-  }
-  return bytes;
+  return m.encode();
 }
 
 }  // namespace towns

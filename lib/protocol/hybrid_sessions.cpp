@@ -1,7 +1,7 @@
 #include "towns/crypto/aead.h"
 #include "common/stream_id.h"
 #include "towns/crypto/encoding.h"
-#include "towns/proto/payloads.pb.h"
+#include "wire/wire.h"
 #include "towns/protocol/encryption_device.h"
 
 namespace towns {
@@ -31,30 +31,39 @@ std::string HybridSessionKey::session_id_hex() const { return crypto::hex_encode
 std::string HybridSessionKey::stream_id_hex() const { return crypto::hex_encode(bytes_of(stream_id)); }
 
 SecretBytes HybridSessionKey::encode() const {
-  river::HybridGroupSessionKey m;
-  m.set_session_id(session_id);
-  m.set_stream_id(stream_id);
-  m.set_key(std::string(key.view()));
-  m.set_miniblock_num(miniblock_num);
-  m.set_miniblock_hash(miniblock_hash);
-  SecretBytes out(m.ByteSizeLong());
-  bool ok = m.SerializeToArray(out.data(), static_cast<int>(out.size()));
-  crypto::wipe(m.mutable_key()->data(), m.key().size());
-  if (!ok) throw Error(ErrorCode::INTERNAL, "protobuf serialisation failed");
-  return out;
+  // river.HybridGroupSessionKey, fields in number order, defaults omitted.
+  std::vector<uint8_t, crypto::WipingAllocator<uint8_t>> out;
+  wire::Writer w(out);
+  w.bytes_if_set(1, session_id);
+  w.bytes_if_set(2, stream_id);
+  w.bytes_if_set(3, key.span());
+  w.varint_if_set(4, static_cast<uint64_t>(miniblock_num));
+  w.bytes_if_set(5, miniblock_hash);
+  return SecretBytes(std::span<const uint8_t>(out.data(), out.size()));
 }
 
 HybridSessionKey HybridSessionKey::decode(std::span<const uint8_t> bytes) {
-  river::HybridGroupSessionKey m;
-  bool ok = m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
   HybridSessionKey out;
-  out.key = SecretBytes(bytes_of(m.key()));
-  crypto::wipe(m.mutable_key()->data(), m.key().size());
-  if (!ok) import_failed("hybrid session key is not a HybridGroupSessionKey");
-  out.session_id = m.session_id();
-  out.stream_id = m.stream_id();
-  out.miniblock_num = m.miniblock_num();
-  out.miniblock_hash = m.miniblock_hash();
+  try {
+    wire::Reader r(bytes);
+    while (!r.done()) {
+      uint32_t field;
+      wire::WireType type;
+      r.next(field, type);
+      if (type == wire::kVarint && field == 4) {
+        out.miniblock_num = static_cast<int64_t>(r.varint());
+      } else if (type != wire::kLengthDelimited || field < 1 || field > 5 || field == 4) {
+        r.skip(field, type);
+      } else if (field == 3) {
+        out.key = SecretBytes(r.bytes());
+      } else {
+        auto v = r.text();
+        (field == 1 ? out.session_id : field == 2 ? out.stream_id : out.miniblock_hash) = v;
+      }
+    }
+  } catch (const wire::Malformed&) {
+    import_failed("hybrid session key is not a HybridGroupSessionKey");
+  }
   return out;
 }
 

@@ -175,3 +175,89 @@ GroupEncryptionSessions GroupEncryptionSessions::decode(std::span<const uint8_t>
 }
 
 }  // namespace towns
+
+namespace towns {
+
+namespace {
+using SecretOut = std::vector<uint8_t, crypto::WipingAllocator<uint8_t>>;
+
+crypto::SecretBytes secret_utf8(Reader& r) {
+  auto b = r.bytes();
+  if (!wire::is_utf8({reinterpret_cast<const char*>(b.data()), b.size()})) {
+    throw Malformed{"a string field is not valid UTF-8"};
+  }
+  return crypto::SecretBytes(b);
+}
+
+void write_group_session(wire::Writer<SecretOut>& w, const ExportedDevice::GroupSession& s) {
+  w.bytes_if_set(1, s.session_id);
+  w.bytes_if_set(2, s.stream_id);
+  w.bytes_if_set(3, s.session.span());
+}
+}  // namespace
+
+crypto::SecretBytes ExportedDevice::encode() const {
+  SecretOut out;
+  wire::Writer w(out);
+  w.bytes_if_set(1, pickle_key.span());
+  w.bytes_if_set(2, pickled_account.span());
+  for (const auto& s : outbound_sessions) w.message(3, [&](auto& e) { write_group_session(e, s); });
+  for (const auto& s : inbound_sessions) w.message(4, [&](auto& e) { write_group_session(e, s); });
+  for (const auto& s : hybrid_group_sessions) {
+    w.message(5, [&](auto& e) {
+      e.bytes_if_set(1, s.session_id);
+      e.bytes_if_set(2, s.stream_id);
+      e.bytes_if_set(3, s.session_key.span());
+      e.varint_if_set(4, static_cast<uint64_t>(s.miniblock_num));
+    });
+  }
+  return crypto::SecretBytes(std::span<const uint8_t>(out.data(), out.size()));
+}
+
+ExportedDevice ExportedDevice::decode(std::span<const uint8_t> bytes) {
+  ExportedDevice m;
+  auto group_session = [](std::span<const uint8_t> b) {
+    GroupSession s;
+    read_fields(b, "ExportedDevice", [&](Reader& r, uint32_t field, WireType type) {
+      if (type != wire::kLengthDelimited) return false;
+      switch (field) {
+        case 1: s.session_id = r.utf8(); return true;
+        case 2: s.stream_id = r.utf8(); return true;
+        case 3: s.session = secret_utf8(r); return true;
+        default: return false;
+      }
+    });
+    return s;
+  };
+  read_fields(bytes, "ExportedDevice", [&](Reader& r, uint32_t field, WireType type) {
+    if (type != wire::kLengthDelimited) return false;
+    switch (field) {
+      case 1: m.pickle_key = secret_utf8(r); return true;
+      case 2: m.pickled_account = secret_utf8(r); return true;
+      case 3: m.outbound_sessions.push_back(group_session(r.bytes())); return true;
+      case 4: m.inbound_sessions.push_back(group_session(r.bytes())); return true;
+      case 5: {
+        HybridGroupSession s;
+        read_fields(r.bytes(), "ExportedDevice", [&](Reader& e, uint32_t f, WireType t) {
+          if (t == wire::kVarint && f == 4) {
+            s.miniblock_num = static_cast<int64_t>(e.varint());
+            return true;
+          }
+          if (t != wire::kLengthDelimited) return false;
+          switch (f) {
+            case 1: s.session_id = e.utf8(); return true;
+            case 2: s.stream_id = e.utf8(); return true;
+            case 3: s.session_key = crypto::SecretBytes(e.bytes()); return true;
+            default: return false;
+          }
+        });
+        m.hybrid_group_sessions.push_back(std::move(s));
+        return true;
+      }
+      default: return false;
+    }
+  });
+  return m;
+}
+
+}  // namespace towns

@@ -1,14 +1,12 @@
 #include "towns/protocol/session_sharing.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <algorithm>
 #include <set>
 #include <nlohmann/json.hpp>
 
 #include "common/stream_id.h"
 #include "towns/crypto/encoding.h"
-#include "towns/proto/payloads.pb.h"
+#include "wire/wire.h"
 #include "towns/error.h"
 
 namespace towns {
@@ -18,15 +16,43 @@ void wipe_string(std::string& s) { crypto::wipe(s.data(), s.size()); }
 }  // namespace
 
 crypto::SecretBytes session_keys_json(const std::vector<crypto::SecretBytes>& keys) {
-  river::SessionKeys message;
-  for (const auto& k : keys) message.add_keys(std::string(k.view()));
-  std::string out;
-  bool ok = google::protobuf::util::MessageToJsonString(message, &out).ok();
-  for (auto& k : *message.mutable_keys()) wipe_string(k);
-  crypto::SecretBytes json(std::string_view{out});
-  wipe_string(out);
-  if (!ok) throw Error(ErrorCode::INTERNAL, "SessionKeys to JSON failed");
-  return json;
+  // protobuf JSON of SessionKeys as the client writes it (JSON.stringify of
+  // toJson): no spaces, the empty list left out. Built byte by byte in wiped
+  // memory; a key that is not UTF-8 cannot be a JSON string.
+  crypto::SecretBytes out;
+  auto put = [&](std::string_view s) { out.append(crypto::as_bytes(s)); };
+  if (keys.empty()) {
+    put("{}");
+    return out;
+  }
+  put("{\"keys\":[");
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!wire::is_utf8(keys[i].view())) throw Error(ErrorCode::INTERNAL, "SessionKeys to JSON failed: a key is not UTF-8");
+    if (i) put(",");
+    put("\"");
+    for (uint8_t c : keys[i].span()) {
+      switch (c) {
+        case '"': put("\\\""); break;
+        case '\\': put("\\\\"); break;
+        case '\b': put("\\b"); break;
+        case '\f': put("\\f"); break;
+        case '\n': put("\\n"); break;
+        case '\r': put("\\r"); break;
+        case '\t': put("\\t"); break;
+        default:
+          if (c < 0x20) {
+            static const char kHex[] = "0123456789abcdef";
+            char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+            put({esc, 6});
+          } else {
+            out.append({&c, 1});
+          }
+      }
+    }
+    put("\"");
+  }
+  put("]}");
+  return out;
 }
 
 std::vector<crypto::SecretBytes> parse_session_keys_json(std::string_view text) {

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "towns/crypto/secret.h"
 #include "towns/export.h"
 
 namespace towns {
@@ -87,6 +88,33 @@ struct TOWNS_API GroupEncryptionSessions {
   Bytes encode() const;
   static GroupEncryptionSessions decode(std::span<const uint8_t> bytes);
   bool operator==(const GroupEncryptionSessions&) const = default;
+};
+
+// river.ExportedDevice (payloads.proto): a whole device, as the client's
+// exportDevice writes it. Every key and pickle is a SecretBytes (wiped when it
+// goes), and so is the encoding. The field names upstream are camelCase
+// (pickleKey, pickledAccount, outboundSessions, inboundSessions,
+// hybridGroupSessions); the numbers are those below.
+struct TOWNS_API ExportedDevice {
+  struct GroupSession {
+    std::string session_id;       // 1
+    std::string stream_id;        // 2
+    crypto::SecretBytes session;  // 3 (olm's pickle, as text)
+  };
+  struct HybridGroupSession {
+    std::string session_id;           // 1
+    std::string stream_id;            // 2
+    crypto::SecretBytes session_key;  // 3 (bytes)
+    int64_t miniblock_num = 0;        // 4
+  };
+  crypto::SecretBytes pickle_key;                          // 1 (text)
+  crypto::SecretBytes pickled_account;                     // 2 (text)
+  std::vector<GroupSession> outbound_sessions;             // 3
+  std::vector<GroupSession> inbound_sessions;              // 4
+  std::vector<HybridGroupSession> hybrid_group_sessions;   // 5
+
+  crypto::SecretBytes encode() const;
+  static ExportedDevice decode(std::span<const uint8_t> bytes);
 };
 
 }  // namespace towns
