@@ -218,3 +218,28 @@ def test_not_the_library(tmp_path):
     r = subprocess.run([sys.executable, "-c", "import towns_e2ee"], env=env, capture_output=True, text=True)
     assert r.returncode == 1
     assert "$TOWNS_E2EE_LIBRARY=libc.so.6 is not libtowns-e2ee with the C ABI: it lacks towns_status_name" in r.stderr
+
+
+def test_exception_in_a_result_callback_is_raised_by_run():
+    from test_two_devices import Node, World
+
+    class Raising(Node):
+        def on_decrypted(self, stream_id, event_id, plaintext, message_index):
+            super().on_decrypted(stream_id, event_id, plaintext, message_index)
+            raise KeyError("the application failed")
+
+    world = World()
+    host = Raising("B", world)
+    options = t.KeyExchangeOptions(manual_clock=True, respond_delay=False)
+    with t.Store.memory() as sa, t.Store.memory() as sb, t.Crypto(sa, b"a") as a, \
+            t.Crypto(sb, b"b", share_host=host) as b, t.KeyExchange(b, host, USER_A, options) as xb:
+        event = a.encrypt_group_event(STREAM_1, b"payload")
+        b.import_room_keys(a.export_room_keys())
+        xb.enqueue_encrypted_content(STREAM_1, "event-1", event)
+        with pytest.raises(KeyError) as e:
+            xb.run()
+        assert e.value.args == ("the application failed",)
+        assert e.value.__cause__ is None  # the engine call itself succeeded
+        assert host.decrypted == [(STREAM_1, "event-1", b"payload", 0)]
+        assert xb.run() == 0  # reported once
+        assert xb.stats().decrypted == 1
