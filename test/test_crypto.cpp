@@ -545,7 +545,7 @@ TEST_CASE("exported device: imported into a fresh device, decrypts old messages,
   mismatched.mutable_outboundsessions(0)->set_session_id("other");
   REQUIRE_ERROR(refused.init({.from_exported_device = serialize(mismatched)}), IMPORT_FAILED);
   // Bytes that are not an ExportedDevice at all.
-  REQUIRE_ERROR(refused.init({.from_exported_device = secret("\xff\xff not a protobuf")}), IMPORT_FAILED);
+  REQUIRE_ERROR(refused.init({.from_exported_device = secret("\xff\xff not a protobuf")}), INVALID_ARGUMENT);
   CHECK_FALSE(empty.get_account().has_value());
   CHECK(empty.all_inbound_sessions().empty());
 }

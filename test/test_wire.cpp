@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "towns/protocol/messages.h"
+#include "towns/proto/payloads.pb.h"
 #include "towns/proto/protocol.pb.h"
+#include "towns/protocol/encryption_device.h"
 
 namespace {
 
@@ -276,7 +278,65 @@ void check_reads_like_protobuf(const Bytes& b) {
   CHECK(ours->encode() == serialize(r));
 }
 
+// ExportedDevice and the grpaes session key: secrets, encoded into SecretBytes.
+void check_same(const ExportedDevice& p, const river::ExportedDevice& r) {
+  CHECK(p.pickle_key.view() == r.picklekey());
+  CHECK(p.pickled_account.view() == r.pickledaccount());
+  auto same_sessions = [](const std::vector<ExportedDevice::GroupSession>& ours,
+                          const google::protobuf::RepeatedPtrField<river::ExportedDevice::GroupSession>& theirs) {
+    REQUIRE(ours.size() == static_cast<size_t>(theirs.size()));
+    for (size_t i = 0; i < ours.size(); ++i) {
+      const auto& t = theirs[static_cast<int>(i)];
+      CHECK(ours[i].session_id == t.session_id());
+      CHECK(ours[i].stream_id == t.stream_id());
+      CHECK(ours[i].session.view() == t.session());
+    }
+  };
+  same_sessions(p.outbound_sessions, r.outboundsessions());
+  same_sessions(p.inbound_sessions, r.inboundsessions());
+  REQUIRE(p.hybrid_group_sessions.size() == static_cast<size_t>(r.hybridgroupsessions_size()));
+  for (size_t i = 0; i < p.hybrid_group_sessions.size(); ++i) {
+    const auto& t = r.hybridgroupsessions(static_cast<int>(i));
+    CHECK(p.hybrid_group_sessions[i].session_id == t.session_id());
+    CHECK(p.hybrid_group_sessions[i].stream_id == t.stream_id());
+    CHECK(p.hybrid_group_sessions[i].session_key.view() == t.session_key());
+    CHECK(p.hybrid_group_sessions[i].miniblock_num == t.miniblock_num());
+  }
+}
+
+void check_same(const HybridSessionKey& p, const river::HybridGroupSessionKey& r) {
+  CHECK(p.session_id == r.session_id());
+  CHECK(p.stream_id == r.stream_id());
+  CHECK(p.key.view() == r.key());
+  CHECK(p.miniblock_num == r.miniblock_num());
+  CHECK(p.miniblock_hash == r.miniblock_hash());
+}
+
+template <typename Plain, typename River>
+void check_secret_reads_like_protobuf(const Bytes& b, ErrorCode code) {
+  River r;
+  bool theirs = river_parses(b, r);
+  std::optional<Plain> ours;
+  std::optional<Error> error;
+  try {
+    ours = Plain::decode(b);
+  } catch (const Error& e) {
+    error = e;
+  }
+  INFO("bytes " << crypto::hex_encode(b));
+  CHECK(theirs == ours.has_value());
+  if (theirs != ours.has_value()) return;
+  if (error) CHECK(error->code() == code);
+  if (!theirs) return;
+  r.DiscardUnknownFields();
+  check_same(*ours, r);
+  auto mine = ours->encode();
+  CHECK(Bytes(mine.span().begin(), mine.span().end()) == serialize(r));
+}
+
 void check_all_read_like_protobuf(const Bytes& b) {
+  check_secret_reads_like_protobuf<ExportedDevice, river::ExportedDevice>(b, ErrorCode::INVALID_ARGUMENT);
+  check_secret_reads_like_protobuf<HybridSessionKey, river::HybridGroupSessionKey>(b, ErrorCode::IMPORT_FAILED);
   check_reads_like_protobuf<EncryptedData, RiverEncryptedData>(b);
   check_reads_like_protobuf<KeySolicitation, RiverSolicitation>(b);
   check_reads_like_protobuf<KeyFulfillment, RiverFulfillment>(b);
@@ -573,4 +633,41 @@ TEST_CASE("wire: random protobuf-like bytes are read exactly when protobuf reads
   // Both outcomes occur often enough to mean something.
   CHECK(accepted > kInputs / 10);
   CHECK(accepted < kInputs * 9 / 10);
+}
+
+TEST_CASE("wire: ExportedDevice and HybridGroupSessionKey encode as protobuf does") {
+  ExportedDevice d;
+  d.pickle_key = crypto::SecretBytes(std::string_view("a pickle key ✓"));
+  d.pickled_account = crypto::SecretBytes(std::string_view("pickled account"));
+  d.outbound_sessions.push_back({"out", "20aa", crypto::SecretBytes(std::string_view("pickle 1"))});
+  d.inbound_sessions.push_back({"in1", "20bb", crypto::SecretBytes(std::string_view("pickle 2"))});
+  d.inbound_sessions.push_back({"", "", crypto::SecretBytes()});  // every field at its default
+  d.hybrid_group_sessions.push_back({"hy", "20aa", crypto::SecretBytes(Bytes{0, 1, 2, 0xff}), -1});
+  d.hybrid_group_sessions.push_back({"hz", "20cc", crypto::SecretBytes(Bytes(32, 7)), INT64_MAX});
+  auto bytes = d.encode();
+  river::ExportedDevice r;
+  REQUIRE(r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  check_same(d, r);
+  CHECK(Bytes(bytes.span().begin(), bytes.span().end()) == serialize(r));
+  check_same(ExportedDevice::decode(bytes.span()), r);
+  CHECK(ExportedDevice{}.encode().empty());
+
+  HybridSessionKey k;
+  k.session_id = std::string(32, '\x01');
+  k.stream_id = std::string("\x20\xaa\x00", 3);
+  k.key = crypto::SecretBytes(Bytes(32, 9));
+  k.miniblock_num = -5;
+  k.miniblock_hash = std::string(32, '\xfe');
+  auto kb = k.encode();
+  river::HybridGroupSessionKey rk;
+  REQUIRE(rk.ParseFromArray(kb.data(), static_cast<int>(kb.size())));
+  check_same(k, rk);
+  CHECK(Bytes(kb.span().begin(), kb.span().end()) == serialize(rk));
+  check_same(HybridSessionKey::decode(kb.span()), rk);
+
+  // A string field of ExportedDevice that is not UTF-8 is refused, as protobuf refuses it.
+  Bytes bad{0x0a, 0x01, 0xff};
+  river::ExportedDevice rb;
+  CHECK_FALSE(river_parses(bad, rb));
+  REQUIRE_ERROR(ExportedDevice::decode(bad), INVALID_ARGUMENT);
 }

@@ -132,15 +132,6 @@ std::vector<uint8_t> b64(const std::string& text, const char* name) {
   }
 }
 
-void wipe_exported_device(river::ExportedDevice& m) {
-  auto wipe = [](std::string* s) { crypto::wipe(s->data(), s->size()); };
-  wipe(m.mutable_picklekey());
-  wipe(m.mutable_pickledaccount());
-  for (auto& s : *m.mutable_outboundsessions()) wipe(s.mutable_session());
-  for (auto& s : *m.mutable_inboundsessions()) wipe(s.mutable_session());
-  for (auto& s : *m.mutable_hybridgroupsessions()) wipe(s.mutable_session_key());
-}
-
 std::string to_b64(std::span<const uint8_t> b) { return crypto::base64_encode(b, Base64Padding::kPadded); }
 std::string to_b64(const std::string& s) { return to_b64(crypto::as_bytes(s)); }
 // A wire message's bytes in base64.
@@ -316,10 +307,11 @@ class Driver {
       auto bytes = b64(str(req, "exported_device_pb"), "exported_device_pb");
       exported = crypto::SecretBytes(std::span<const uint8_t>(bytes));
       crypto::wipe(bytes.data(), bytes.size());
-      river::ExportedDevice parsed;
-      bool ok = parsed.ParseFromArray(exported->data(), static_cast<int>(exported->size()));
-      wipe_exported_device(parsed);  // the pickles and the pickle key it holds
-      if (!ok) bad("exported_device_pb is not a valid protobuf");
+      try {
+        (void)ExportedDevice::decode(exported->span());  // its keys are SecretBytes: wiped as it goes
+      } catch (const Error&) {
+        bad("exported_device_pb is not a valid protobuf");
+      }
     }
     const auto& store_arg = arg(req, "store");
     std::unique_ptr<CryptoStore> store;

@@ -185,7 +185,8 @@ TOWNS_API void towns_store_free(towns_store *store);
  * one, or (exported_device not NULL) the device recreated from
  * towns_crypto_export_device's bytes. pickle_key protects every pickle (not
  * empty; OLM_BAD_ACCOUNT_KEY when the stored account does not open with it;
- * IMPORT_FAILED for a damaged export).
+ * INVALID_ARGUMENT for bytes that are not an ExportedDevice, IMPORT_FAILED for
+ * a well-formed export that does not open).
  * share_host: NULL, or the host whose users' devices receive every new outbound
  * session (towns::StreamSessionSharer: the stream's users entitled to key
  * exchange, our own device skipped), and which gives the miniblock of a new

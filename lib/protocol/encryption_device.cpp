@@ -51,7 +51,9 @@ void EncryptionDevice::import_exported_device(std::span<const uint8_t> bytes) {
   try {
     e = ExportedDevice::decode(bytes);
   } catch (const Error& err) {
-    throw Error(ErrorCode::IMPORT_FAILED, "the exported device is not an ExportedDevice: " + std::string(err.what()));
+    // Malformed input, as the vectors and the driver say (docs/vectors.md); a
+    // well-formed export that does not open is IMPORT_FAILED below.
+    throw Error(ErrorCode::INVALID_ARGUMENT, "the exported device is not an ExportedDevice: " + std::string(err.what()));
   }
   const SecretBytes& their_key = e.pickle_key;
   auto account = as_import_failure("exported account", [&] {

@@ -228,7 +228,7 @@ ExportedDevice ExportedDevice::decode(std::span<const uint8_t> bytes) {
         case 3: s.session = secret_utf8(r); return true;
         default: return false;
       }
-    });
+    }, 1);
     return s;
   };
   read_fields(bytes, "ExportedDevice", [&](Reader& r, uint32_t field, WireType type) {
@@ -252,7 +252,7 @@ ExportedDevice ExportedDevice::decode(std::span<const uint8_t> bytes) {
             case 3: s.session_key = crypto::SecretBytes(e.bytes()); return true;
             default: return false;
           }
-        });
+        }, 1);
         m.hybrid_group_sessions.push_back(std::move(s));
         return true;
       }

@@ -349,7 +349,8 @@ class TOWNS_API EncryptionDevice {
   EncryptionDevice& operator=(const EncryptionDevice&) = delete;
 
   // OLM_BAD_ACCOUNT_KEY when the stored account does not open with the pickle
-  // key; IMPORT_FAILED for a damaged export; INVALID_ARGUMENT for an empty key.
+  // key; INVALID_ARGUMENT for bytes that are not an ExportedDevice (and for an
+  // empty key); IMPORT_FAILED for an export whose pickles do not open or match.
   void init(const DeviceInitOptions& options = {});
 
   DeviceAccount& account() { return account_; }
