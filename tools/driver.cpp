@@ -2,7 +2,7 @@
 // stdin/stdout by a conformance runner (docs/driver.md, protocol version 1).
 #include "driver.h"
 
-#include "engine_world.h"
+#include "exchange/engine_world.h"
 
 #include <nlohmann/json.hpp>
 
@@ -577,7 +577,9 @@ class Driver {
     return {{"data_b64", to_b64(plain.span())}};
   }
 
-  // ---- version 2: the key exchange engine in a simulated world (engine_world.h)
+  // ---- version 2: the key exchange engine in a simulated world (the library's
+  // lib/exchange/engine_world.h)
+  using EngineWorld = trace::EngineWorld;
   EngineWorld& world() {
     if (!world_) throw Error(ErrorCode::NOT_INITIALIZED, "send engine_start first");
     return *world_;

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "engine_world.h"
+#include "exchange/timeline.h"
 #include "towns/crypto/encoding.h"
 #include "towns/crypto/random.h"
 #include "towns/error.h"
@@ -38,6 +38,7 @@ namespace towns::tools {
 namespace {
 
 using nlohmann::json;
+using trace::normal;
 
 constexpr const char* kMegolm = "r.group-encryption.v1.aes-sha2";
 constexpr const char* kGrpaes = "grpaes";
@@ -304,7 +305,7 @@ class Timeline {
     return t;
   }
 
-  static constexpr int64_t kStartMs = 1'750'000'000'000;
+  static constexpr int64_t kStartMs = trace::kTimelineStartMs;
 
  private:
   void step(int64_t at, json event) { steps_.push_back({{"at_ms", kStartMs + at}, {"event", std::move(event)}}); }
@@ -1025,49 +1026,6 @@ class Peer {
 
 // ---------------------------------------------------------------- comparing
 
-// An output as compared: no time, and the ids of sessions the engine made
-// itself (a sent message's new session) replaced by "new".
-json normal(const json& o, const std::set<std::string>& known) {
-  json n = o;
-  n.erase("at_ms");
-  if (n.contains("session_ids")) {
-    bool made = false;
-    for (auto& id : n["session_ids"]) {
-      if (known.count(id.get<std::string>()) == 0) {
-        id = "new";
-        made = true;
-      }
-    }
-    // Where an id was replaced, its place in a sorted list is unknown.
-    if (made) std::sort(n["session_ids"].begin(), n["session_ids"].end());
-  }
-  return n;
-}
-
-// The outputs of one point, normalized (time kept) and sorted: a trace's check.
-std::vector<std::string> normal_all(const json& list, const std::set<std::string>& known) {
-  std::vector<std::string> out;
-  for (const auto& o : list) {
-    auto n = normal(o, known);
-    n["at_ms"] = o.value("at_ms", int64_t{0});
-    out.push_back(n.dump());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-// Outputs as a trace records them: the ids of sessions the engine made itself
-// are "new" (they are random), the time is kept.
-json recorded(const json& list, const std::set<std::string>& known) {
-  json out = json::array();
-  for (const auto& o : list) {
-    auto n = normal(o, known);
-    n["at_ms"] = o.value("at_ms", int64_t{0});
-    out.push_back(std::move(n));
-  }
-  return out;
-}
-
 struct Diff {
   bool same = true;
   int64_t first_ms = 0;
@@ -1153,108 +1111,58 @@ struct RunResult {
   json trace;  // the timeline with our outputs after each step (trace vectors)
 };
 
-// Runs one timeline through our engine (in-process) and the peer's; when
-// expected is given (a trace), our outputs must equal it too.
+// The peer driver's engine, as the library's timeline runner drives it.
+class PeerEngine final : public trace::TimelinePeer {
+ public:
+  explicit PeerEngine(Peer& peer) : peer_(peer) {}
+  void start(const json& start) override {
+    json req = start;
+    req["cmd"] = "engine_start";
+    peer_.ok(req);
+  }
+  void advance(int64_t to_ms) override { peer_.ok({{"cmd", "engine_advance"}, {"to_ms", to_ms}}); }
+  void input(const json& event) override { peer_.ok({{"cmd", "engine_input"}, {"event", event}}); }
+  json outputs() override { return peer_.ok({{"cmd", "engine_outputs"}})["outputs"]; }
+
+ private:
+  Peer& peer_;
+};
+
+// Runs one timeline through our engine (in-process, the library's runner) and
+// the peer's, and compares them; when the timeline holds expected outputs (a
+// trace), ours must equal them too.
 RunResult run_timeline(const json& timeline, Peer* peer, bool verbose) {
   RunResult res;
   std::set<std::string> known;
   for (const auto& id : timeline["sessions"]) known.insert(id.get<std::string>());
   bool expect_divergence = timeline.contains("documented_divergence");
-  const json* expected_steps = timeline.contains("expected") ? &timeline["expected"] : nullptr;
-  auto ours = EngineWorld::start(timeline["start"]);
-  json start = timeline["start"];
-  start["cmd"] = "engine_start";
-  if (peer) peer->ok(start);
-  json trace_steps = json::array();
-  int64_t shift = 0;
-  std::string first_diff;
-  size_t point = 0;
-  json all_ours = json::array(), all_theirs = json::array();
-  std::vector<std::pair<int64_t, std::string>> points;  // when each input was given, for the report
-  auto check = [&](const std::string& where, const json& mine) {
-    json theirs = json::array();
-    if (peer) theirs = peer->ok({{"cmd", "engine_outputs"}})["outputs"];
-    if (expected_steps) {
-      if (point >= expected_steps->size() || normal_all((*expected_steps)[point], known) != normal_all(mine, known)) {
-        if (first_diff.empty()) first_diff = "  at " + where + ": our engine differs from the recorded trace\n";
-        res.passed = false;
-      }
-    }
-    ++point;
-    for (const auto& o : mine) all_ours.push_back(o);
-    for (const auto& o : theirs) all_theirs.push_back(o);
-    if (verbose) {
+  std::optional<PeerEngine> peer_engine;
+  if (peer) peer_engine.emplace(*peer);
+  trace::TimelineOptions options;
+  options.peer = peer_engine ? &*peer_engine : nullptr;
+  options.quiet_ms = kQuietMs;
+  if (verbose) {
+    options.on_point = [](const std::string& where, const json& mine, const json* theirs) {
       std::printf("  %s: ours %s\n", where.c_str(), mine.dump().c_str());
-      if (peer) std::printf("  %s: peer %s\n", where.c_str(), theirs.dump().c_str());
-    }
-  };
-  check("start", ours->take_outputs());
-  trace_steps.push_back(json::array());
-  int64_t last = Timeline::kStartMs;
-  size_t index = 0;
-  for (const auto& step : timeline["steps"]) {
-    ++index;
-    int64_t at = step["at_ms"].get<int64_t>() + shift;
-    if (!expected_steps) {
-      // Keep the input away from the moments our engine acts.
-      for (int guard = 0; guard < 100; ++guard) {
-        auto due = ours->next_due();
-        if (due.is_null()) break;
-        int64_t d = due.get<int64_t>();
-        if (d < at - kQuietMs || d > at) break;
-        shift += d + kQuietMs - at;
-        at = d + kQuietMs;
-      }
-    }
-    at = std::max(at, last);
-    last = at;
-    ours->advance({{"to_ms", at}});
-    if (peer) peer->ok({{"cmd", "engine_advance"}, {"to_ms", at}});
-    auto a1 = ours->take_outputs();
-    std::string where = "step " + std::to_string(index) + " (" + step["event"]["type"].get<std::string>() + " at " +
-                        std::to_string(at - Timeline::kStartMs) + " ms)";
-    check("before " + where, a1);
-    points.emplace_back(at, where);
-    ours->input({{"event", step["event"]}});
-    if (peer) peer->ok({{"cmd", "engine_input"}, {"event", step["event"]}});
-    auto a2 = ours->take_outputs();
-    check(where, a2);
-    json s = step;
-    s["at_ms"] = at;
-    s["outputs_before"] = recorded(a1, known);
-    s["outputs_after"] = recorded(a2, known);
-    trace_steps.push_back(s);
+      if (theirs) std::printf("  %s: peer %s\n", where.c_str(), theirs->dump().c_str());
+    };
   }
-  int64_t end = last + 70000;
-  ours->advance({{"to_ms", end}});
-  if (peer) peer->ok({{"cmd", "engine_advance"}, {"to_ms", end}});
-  auto fin = ours->take_outputs();
-  check("the end (" + std::to_string(end - Timeline::kStartMs) + " ms)", fin);
+  auto run = trace::run_timeline(timeline, options);
+  res.passed = run.matches;
+  res.trace = std::move(run.trace);
+  std::string first_diff = run.first_diff;
   if (peer) {
     peer->ok({{"cmd", "engine_stop"}});
-    auto d = compare(all_ours, all_theirs, known);
+    auto d = compare(run.ours, run.theirs, known);
     if (!d.same && first_diff.empty()) {
       std::string after = "the start";
-      for (const auto& [t, w] : points) {
+      for (const auto& [t, w] : run.points) {
         if (t <= d.first_ms) after = w;
       }
       first_diff = "  first difference at " + std::to_string(d.first_ms - Timeline::kStartMs) + " ms (after " + after +
                    "):\n" + d.what;
     }
   }
-
-  res.trace = {{"name", timeline["name"]},
-               {"section", timeline["section"]},
-               {"sessions", timeline["sessions"]},
-               {"start", timeline["start"]},
-               {"steps", json::array()},
-               {"end_ms", end},
-               {"outputs_at_end", recorded(fin, known)}};
-  for (size_t i = 1; i < trace_steps.size(); ++i) res.trace["steps"].push_back(trace_steps[i]);
-  for (const char* k : {"note", "documented_divergence"}) {
-    if (timeline.contains(k)) res.trace[k] = timeline[k];
-  }
-  res.trace["outputs_at_start"] = json::array();
 
   if (expect_divergence && peer) {
     res.documented = !first_diff.empty();
@@ -1270,22 +1178,6 @@ RunResult run_timeline(const json& timeline, Peer* peer, bool verbose) {
     res.report = first_diff;
   }
   return res;
-}
-
-// A keyExchangeTrace test back as a timeline whose recorded outputs are what
-// our engine must produce.
-json trace_timeline(const json& test) {
-  json t = test;
-  t["name"] = test.at("comment");
-  json expected = json::array();
-  expected.push_back(test.value("outputs_at_start", json::array()));
-  for (const auto& s : test.at("steps")) {
-    expected.push_back(s.at("outputs_before"));
-    expected.push_back(s.at("outputs_after"));
-  }
-  expected.push_back(test.at("outputs_at_end"));
-  t["expected"] = expected;
-  return t;
 }
 
 // The traces as a vector file (docs/vectors.md): one keyExchangeTrace group.
@@ -1337,11 +1229,6 @@ json make_trace_vectors(int random_seeds) {
   for (const auto& c : scripted_cases()) traces.push_back(run_timeline(c.make(1), nullptr, false).trace);
   for (int i = 1; i <= random_seeds; ++i) traces.push_back(run_timeline(random_timeline(i), nullptr, false).trace);
   return trace_vector_file(traces);
-}
-
-std::string check_trace(const json& test) {
-  auto r = run_timeline(trace_timeline(test), nullptr, false);
-  return r.passed ? std::string() : r.report;
 }
 
 int run_exchange(int argc, char** argv) {
@@ -1400,7 +1287,7 @@ int run_exchange(int argc, char** argv) {
     for (const auto& g : file.at("testGroups")) {
       if (g.value("type", "") != "keyExchangeTrace") continue;
       for (const auto& t : g.at("tests")) {
-        auto timeline = trace_timeline(t);
+        auto timeline = trace::trace_timeline(t);
         timelines.push_back([timeline] { return timeline; });
       }
     }

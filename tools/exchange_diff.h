@@ -14,9 +14,8 @@ namespace towns::tools {
 // The keyExchangeTrace vector file (docs/vectors.md): every scripted case and
 // random timelines 1..random_seeds, with this library's engine's outputs.
 nlohmann::json make_trace_vectors(int random_seeds);
-// One keyExchangeTrace test replayed through this library's engine: "" when
-// every output is as recorded, else what differs.
-std::string check_trace(const nlohmann::json& test);
+// (Replaying one keyExchangeTrace test is the library's: trace::check_trace in
+// lib/exchange/timeline.h.)
 
 // towns-e2ee exchange diff|trace|list ... ; returns the exit status.
 int run_exchange(int argc, char** argv);

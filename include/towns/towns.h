@@ -468,6 +468,22 @@ TOWNS_API towns_status towns_key_exchange_stats_get(towns_key_exchange *exchange
 TOWNS_API towns_status towns_key_exchange_missing_session_ids(towns_key_exchange *exchange, const char *stream_id,
                                                               towns_string *ids_json);
 
+/* ---- Test vectors (docs/vectors.md) */
+
+/* Verifies this library against the conformance corpus: every test of every
+ * *.json file in dir (regular files, in name order), each run through the
+ * library (towns::vectors::verify). *passed and *failed count the tests (a
+ * malformed file or group, or a file whose numberOfTests is wrong, counts as
+ * one failure more). report_json may be NULL; else it receives the failures as
+ * a JSON array of strings, one per failure, in order:
+ *   "<file> tcId <n> (<type>, <comment>): expected <valid|CODE>, got <...>"
+ *   "<file>: <why>" (a file that is not JSON, lacks its testGroups, ...)
+ *   "<dir>: no vector files"
+ * ("[]" when nothing failed). TOWNS_OK whenever the files were checked, however
+ * many failed: failures are the result, not an error. INVALID_ARGUMENT when dir
+ * (or passed, failed) is NULL, or dir is not a directory that can be listed. */
+TOWNS_API towns_status towns_vectors_verify(const char *dir, size_t *passed, size_t *failed, towns_string *report_json);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <new>
 #include <nlohmann/json.hpp>
@@ -19,10 +20,12 @@
 #include "towns/error.h"
 #include "towns/exchange/key_exchange.h"
 #include "towns/protocol/group_encryption_crypto.h"
+#include "towns/protocol/inputs.h"
 #include "towns/protocol/messages.h"
 #include "towns/protocol/session_sharing.h"
 #include "towns/store/memory_crypto_store.h"
 #include "towns/store/sqlite_crypto_store.h"
+#include "towns/vectors.h"
 
 using namespace towns;
 
@@ -1070,7 +1073,7 @@ towns_status towns_key_exchange_advance(towns_key_exchange* exchange, int64_t to
     auto& x = need(exchange, "exchange");
     if (!x.manual_clock) bad("the key exchange runs on the system clock (options.manual_clock = 0)");
     if (to_ms < x.clock.now) bad("to_ms is before the engine's time");
-    // Every moment something is due, in order (as tools/engine_world.cpp does).
+    // Every moment something is due, in order (as lib/exchange/engine_world.cpp does).
     for (;;) {
       x.engine->run();
       auto next = x.engine->next_due_ms();
@@ -1131,6 +1134,31 @@ towns_status towns_key_exchange_missing_session_ids(towns_key_exchange* exchange
     JsonOut j;
     j.strs(x.engine->missing_session_ids(sid));
     put(ids_json, j);
+  });
+}
+
+// ---- test vectors
+
+towns_status towns_vectors_verify(const char* dir, size_t* passed, size_t* failed, towns_string* report_json) {
+  if (passed) *passed = 0;
+  if (failed) *failed = 0;
+  reset(report_json);
+  return guard([&] {
+    std::string d(need_str(dir, "dir"));
+    need(passed, "passed");
+    need(failed, "failed");
+    std::error_code ec;
+    if (!std::filesystem::is_directory(d, ec)) {
+      bad("dir is not a directory: " + shorten_for_message(d, 200) + (ec ? " (" + ec.message() + ")" : std::string()));
+    }
+    auto r = vectors::verify(d);
+    if (report_json) {
+      // The failures name files and quote errors: whatever is not UTF-8 in them
+      // becomes U+FFFD.
+      put(report_json, nlohmann::json(r.failures).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
+    *passed = r.passed;
+    *failed = r.failed;
   });
 }
 

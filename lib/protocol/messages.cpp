@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "protocol/wire_messages.h"
 #include "wire/wire.h"
 
 namespace towns {
@@ -16,24 +17,7 @@ using Out = std::vector<uint8_t>;
 
 Bytes copy(std::span<const uint8_t> b) { return Bytes(b.begin(), b.end()); }
 
-// Reads every field of a message: known ones (number and wire type) go to
-// on_field, which returns false for those it does not know; the rest are skipped.
-// depth: how many messages this one is nested in (protobuf counts a nested
-// message against the same limit as groups).
-template <typename OnField>
-void read_fields(std::span<const uint8_t> bytes, const char* message, OnField&& on_field, int depth = 0) {
-  try {
-    Reader r(bytes);
-    while (!r.done()) {
-      uint32_t field;
-      WireType type;
-      r.next(field, type);
-      if (!on_field(r, field, type)) r.skip(field, type, depth);
-    }
-  } catch (const Malformed& m) {
-    throw Error(ErrorCode::INVALID_ARGUMENT, std::string("not a ") + message + ": " + m.what);
-  }
-}
+using wire::read_fields;
 
 }  // namespace
 
@@ -90,7 +74,9 @@ Bytes KeySolicitation::encode() const {
   return out;
 }
 
-KeySolicitation KeySolicitation::decode(std::span<const uint8_t> bytes) {
+KeySolicitation KeySolicitation::decode(std::span<const uint8_t> bytes) { return wire::decode_key_solicitation(bytes, 0); }
+
+KeySolicitation wire::decode_key_solicitation(std::span<const uint8_t> bytes, int depth) {
   KeySolicitation m;
   read_fields(bytes, "KeySolicitation", [&](Reader& r, uint32_t field, WireType type) {
     if (type == wire::kVarint && field == 3) {
@@ -104,7 +90,7 @@ KeySolicitation KeySolicitation::decode(std::span<const uint8_t> bytes) {
       case 4: m.session_ids.emplace_back(r.utf8()); return true;
       default: return false;
     }
-  });
+  }, depth);
   return m;
 }
 
@@ -117,7 +103,9 @@ Bytes KeyFulfillment::encode() const {
   return out;
 }
 
-KeyFulfillment KeyFulfillment::decode(std::span<const uint8_t> bytes) {
+KeyFulfillment KeyFulfillment::decode(std::span<const uint8_t> bytes) { return wire::decode_key_fulfillment(bytes, 0); }
+
+KeyFulfillment wire::decode_key_fulfillment(std::span<const uint8_t> bytes, int depth) {
   KeyFulfillment m;
   read_fields(bytes, "KeyFulfillment", [&](Reader& r, uint32_t field, WireType type) {
     if (type != wire::kLengthDelimited) return false;
@@ -127,7 +115,7 @@ KeyFulfillment KeyFulfillment::decode(std::span<const uint8_t> bytes) {
       case 3: m.session_ids.emplace_back(r.utf8()); return true;
       default: return false;
     }
-  });
+  }, depth);
   return m;
 }
 
@@ -149,7 +137,9 @@ Bytes GroupEncryptionSessions::encode() const {
   return out;
 }
 
-GroupEncryptionSessions GroupEncryptionSessions::decode(std::span<const uint8_t> bytes) {
+GroupEncryptionSessions GroupEncryptionSessions::decode(std::span<const uint8_t> bytes) { return wire::decode_group_encryption_sessions(bytes, 0); }
+
+GroupEncryptionSessions wire::decode_group_encryption_sessions(std::span<const uint8_t> bytes, int depth) {
   GroupEncryptionSessions m;
   read_fields(bytes, "GroupEncryptionSessions", [&](Reader& r, uint32_t field, WireType type) {
     if (type != wire::kLengthDelimited) return false;
@@ -165,14 +155,14 @@ GroupEncryptionSessions GroupEncryptionSessions::decode(std::span<const uint8_t>
           if (t != wire::kLengthDelimited || (f != 1 && f != 2)) return false;
           (f == 1 ? key : value) = e.utf8();
           return true;
-        }, 1);
+        }, depth + 1);
         m.ciphertexts[key] = std::move(value);
         return true;
       }
       case 5: m.algorithm = r.utf8(); return true;
       default: return false;
     }
-  });
+  }, depth);
   return m;
 }
 

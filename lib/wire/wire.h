@@ -103,6 +103,26 @@ class Writer {
   Vec& out_;
 };
 
+// Reads every field of a message: known ones (number and wire type) go to
+// on_field(reader, field, type), which returns false for those it does not
+// know; the rest are skipped. depth: how many messages this one is nested in
+// (protobuf counts a nested message against the same limit as groups). Malformed
+// input is INVALID_ARGUMENT "not a <message>: <fault>".
+template <typename OnField>
+void read_fields(std::span<const uint8_t> bytes, const char* message, OnField&& on_field, int depth = 0) {
+  try {
+    Reader r(bytes);
+    while (!r.done()) {
+      uint32_t field;
+      WireType type;
+      r.next(field, type);
+      if (!on_field(r, field, type)) r.skip(field, type, depth);
+    }
+  } catch (const Malformed& m) {
+    throw Error(ErrorCode::INVALID_ARGUMENT, std::string("not a ") + message + ": " + m.what);
+  }
+}
+
 // Valid UTF-8 as protobuf checks it (no overlong forms, no surrogates, at most U+10FFFF).
 bool is_utf8(std::string_view s) noexcept;
 

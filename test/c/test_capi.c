@@ -1,12 +1,15 @@
 /* The C ABI (include/towns/towns.h), compiled as C99: two devices on two SQLite
  * stores, session sharing, both algorithms, the error paths, room keys, the
- * key exchange engine recovering a missing key, and the status code table.
+ * key exchange engine recovering a missing key, the status code table, and
+ * the vector verifier on the corpus (its directory is the first argument).
  * Exits non-zero on any failed check, naming it. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "towns/towns.h"
@@ -288,6 +291,163 @@ static void first_value(const char *json, char *out, size_t cap) {
   out[n] = '\0';
 }
 
+/* ---- Test vectors */
+
+/* The whole file, NUL-terminated; NULL when it cannot be read. */
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t cap = 0, n = 0, got;
+  if (f == NULL) return NULL;
+  do {
+    if (n + 4096 + 1 > cap) {
+      char *bigger;
+      cap = (n + 4096 + 1) * 2;
+      bigger = realloc(buf, cap);
+      if (bigger == NULL) {
+        free(buf);
+        fclose(f);
+        return NULL;
+      }
+      buf = bigger;
+    }
+    got = fread(buf + n, 1, 4096, f);
+    n += got;
+  } while (got > 0);
+  fclose(f);
+  buf[n] = '\0';
+  if (len) *len = n;
+  return buf;
+}
+
+static int write_file(const char *path, const char *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  int ok;
+  if (f == NULL) return 0;
+  ok = fwrite(data, 1, len, f) == len;
+  return fclose(f) == 0 && ok;
+}
+
+static size_t count_of(const char *text, const char *needle) {
+  size_t n = 0;
+  const char *p = text;
+  while ((p = strstr(p, needle)) != NULL) {
+    ++n;
+    p += strlen(needle);
+  }
+  return n;
+}
+
+/* The number of tests in dir's *.json files, counted from the files (their
+ * "tcId" keys) independently of the library; *declared: the sum of their
+ * numberOfTests. */
+static size_t count_vectors(const char *dir, size_t *declared) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  size_t n = 0;
+  *declared = 0;
+  if (d == NULL) return 0;
+  while ((e = readdir(d)) != NULL) {
+    size_t len = strlen(e->d_name);
+    char path[1024];
+    char *text;
+    const char *p;
+    if (len < 5 || strcmp(e->d_name + len - 5, ".json") != 0) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    text = read_file(path, NULL);
+    if (text == NULL) continue;
+    n += count_of(text, "\"tcId\":");
+    p = strstr(text, "\"numberOfTests\":");
+    if (p) *declared += strtoul(p + strlen("\"numberOfTests\":"), NULL, 10);
+    free(text);
+  }
+  closedir(d);
+  return n;
+}
+
+static void test_vectors(const char *dir) {
+  size_t passed = 99, failed = 99, expected, declared, len = 0;
+  towns_string report = {0};
+  char tmp[] = "/tmp/towns-capi-vectors-XXXXXX";
+  char src[1024], dst[1024], empty_dir[1024];
+  char *text;
+
+  if (dir == NULL) {
+    fprintf(stderr, "no vectors directory given (the first argument)\n");
+    ++checks;
+    ++failures;
+    return;
+  }
+  /* The corpus: every test passes, none fails. */
+  expected = count_vectors(dir, &declared);
+  CHECK(expected > 0);
+  CHECK(declared == expected);
+  REQUIRE_OK(towns_vectors_verify(dir, &passed, &failed, &report));
+  CHECK(passed == expected);
+  CHECK(failed == 0);
+  CHECK_STR(report.data, "[]");
+  if (failed != 0 && report.data) fprintf(stderr, "failures: %s\n", report.data);
+  towns_string_free(&report);
+  /* report_json may be NULL. */
+  REQUIRE_OK(towns_vectors_verify(dir, &passed, &failed, NULL));
+  CHECK(passed == expected && failed == 0);
+
+  /* One tampered file (grpaes.json, its first session id changed): that test
+   * fails, named; the others pass. */
+  if (mkdtemp(tmp) == NULL) {
+    perror("mkdtemp");
+    exit(1);
+  }
+  snprintf(src, sizeof src, "%s/grpaes.json", dir);
+  snprintf(dst, sizeof dst, "%s/tampered.json", tmp);
+  text = read_file(src, &len);
+  CHECK(text != NULL);
+  if (text != NULL) {
+    size_t in_file, declared_in_file;
+    char *p = strstr(text, "\"sessionId\": \"");
+    CHECK(p != NULL);
+    if (p != NULL) {
+      p += strlen("\"sessionId\": \"");
+      *p = *p == 'a' ? 'b' : 'a';
+    }
+    CHECK(write_file(dst, text, len));
+    free(text);
+    in_file = count_vectors(tmp, &declared_in_file);
+    REQUIRE_OK(towns_vectors_verify(tmp, &passed, &failed, &report));
+    CHECK(failed == 1);
+    CHECK(passed == in_file - 1);
+    CHECK(report.data != NULL && strncmp(report.data, "[\"tampered.json tcId 1 (hybridSessionId, ", 41) == 0);
+    CHECK(report.data != NULL && count_of(report.data, "tampered.json") == 1);
+    towns_string_free(&report);
+    CHECK(report.data == NULL && report.len == 0);
+  }
+
+  /* A directory without vector files: the run fails once, saying so. */
+  snprintf(empty_dir, sizeof empty_dir, "%s/empty", tmp);
+  CHECK(mkdir(empty_dir, 0700) == 0);
+  REQUIRE_OK(towns_vectors_verify(empty_dir, &passed, &failed, &report));
+  CHECK(passed == 0 && failed == 1);
+  CHECK(report.data != NULL && strstr(report.data, "no vector files") != NULL);
+  towns_string_free(&report);
+
+  /* What is not a directory, and NULLs: INVALID_ARGUMENT, the outputs empty. */
+  passed = failed = 99;
+  CHECK_STATUS(towns_vectors_verify("/nonexistent/towns-vectors", &passed, &failed, &report),
+               TOWNS_E_INVALID_ARGUMENT);
+  CHECK(strstr(towns_last_error_message(), "not a directory") != NULL);
+  CHECK(passed == 0 && failed == 0 && report.data == NULL && report.len == 0);
+  CHECK_STATUS(towns_vectors_verify(dst, &passed, &failed, &report), TOWNS_E_INVALID_ARGUMENT); /* a file */
+  CHECK(report.data == NULL);
+  CHECK_STATUS(towns_vectors_verify(NULL, &passed, &failed, &report), TOWNS_E_INVALID_ARGUMENT);
+  CHECK_STATUS(towns_vectors_verify(dir, NULL, &failed, &report), TOWNS_E_INVALID_ARGUMENT);
+  CHECK_STATUS(towns_vectors_verify(dir, &passed, NULL, &report), TOWNS_E_INVALID_ARGUMENT);
+  CHECK(report.data == NULL);
+
+  unlink(dst);
+  rmdir(empty_dir);
+  rmdir(tmp);
+}
+
 static char tmpdir[] = "/tmp/towns-capi-XXXXXX";
 static char path_a[64], path_b[64];
 
@@ -304,7 +464,7 @@ static void cleanup(void) {
   rmdir(tmpdir);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   towns_store *store_a = NULL, *store_b = NULL, *store_c = NULL, *store_d = NULL;
   towns_crypto *a = NULL, *b = NULL, *c = NULL, *d = NULL;
   towns_key_exchange *xa = NULL, *xb = NULL;
@@ -321,6 +481,7 @@ int main(void) {
   size_t i;
 
   test_status_table();
+  test_vectors(argc > 1 ? argv[1] : NULL);
 
   if (mkdtemp(tmpdir) == NULL) {
     perror("mkdtemp");

@@ -1,15 +1,17 @@
-// The key exchange engine commands of the driver protocol (docs/driver.md,
-// version 2) on this library's KeyExchange: the engine with a real device (from
-// the timeline's exported device) and real sessions, in a simulated world of
-// streams, members, published devices and a node, the same world the canonical
-// SDK's engine is put in by test/interop/engine_sdk.ts.
+// The key exchange engine in a simulated world (internal): what the driver's
+// engine commands (docs/driver.md, version 2) run on, and what a recorded
+// keyExchangeTrace vector is replayed through (exchange/timeline.h): this
+// library's KeyExchange with a real device (from the timeline's exported
+// device) and real sessions, in a simulated world of streams, members,
+// published devices and a node, the same world the canonical SDK's engine is
+// put in by test/interop/engine_sdk.ts.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <memory>
 
-namespace towns::tools {
+namespace towns::trace {
 
 class EngineWorld {
  public:
@@ -31,4 +33,4 @@ class EngineWorld {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace towns::tools
+}  // namespace towns::trace

@@ -1,4 +1,4 @@
-#include "engine_world.h"
+#include "exchange/engine_world.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "towns/exchange/key_exchange.h"
 #include "towns/store/memory_crypto_store.h"
 
-namespace towns::tools {
+namespace towns::trace {
 namespace {
 
 using nlohmann::json;
@@ -383,4 +383,4 @@ json EngineWorld::next_due() const {
   return next ? json(*next) : json(nullptr);
 }
 
-}  // namespace towns::tools
+}  // namespace towns::trace

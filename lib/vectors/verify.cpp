@@ -1,9 +1,8 @@
-// The vector verifier: runs every test of every file through this library.
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/dynamic_message.h>
-#include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/message_differencer.h>
+// The vector verifier: runs every test of every file through this library
+// (include/towns/vectors.h).
+#include "towns/vectors.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -14,15 +13,14 @@
 #include "towns/error.h"
 #include "towns/exchange/key_exchange.h"
 #include "towns/olm/olm.h"
-#include "towns/proto/payloads.pb.h"
-#include "towns/proto/protocol.pb.h"
 #include "towns/protocol/derived.h"
 #include "towns/protocol/inputs.h"
 #include "towns/protocol/media.h"
 #include "towns/protocol/session_sharing.h"
 #include "towns/store/memory_crypto_store.h"
-#include "exchange_diff.h"
-#include "vectors.h"
+#include "exchange/timeline.h"
+#include "vectors/protobuf_json.h"
+#include "vectors/verify_case.h"
 
 namespace towns::vectors {
 
@@ -57,14 +55,6 @@ std::string sparam(const json& test, const json& group, const char* name) {
   return param(test, group, name).get<std::string>();
 }
 
-template <typename M>
-M parse_hex(const std::string& h) {
-  M m;
-  auto b = unhex(h);
-  if (!m.ParseFromString(b)) throw Error(ErrorCode::INVALID_ARGUMENT, "not a valid protobuf");
-  return m;
-}
-
 // One of the library's wire messages, read by the library's own codec.
 template <typename Plain>
 Plain decode_hex(const std::string& h) {
@@ -80,8 +70,12 @@ struct Device {
   GroupEncryptionCrypto crypto{nullptr, device};
   Device() { crypto.init(); }
   explicit Device(const std::string& exported_device_hex) {
-    (void)parse_hex<river::ExportedDevice>(exported_device_hex);
     auto bytes = unhex(exported_device_hex);
+    try {
+      (void)ExportedDevice::decode(crypto::as_bytes(bytes));
+    } catch (const Error&) {
+      throw Error(ErrorCode::INVALID_ARGUMENT, "not a valid protobuf");
+    }
     crypto.init({.from_exported_device = SecretBytes(std::string_view(bytes))});
   }
 
@@ -140,22 +134,17 @@ void check(const std::string& type, const json& g, const json& t) {
     expect(strings_of(keys) == t.at("keys").get<std::vector<std::string>>(), "keys differ");
     if (!has_flag(t, "NonCanonical")) expect(session_keys_json(keys).str() == t.at("json"), "re-encoding differs");
   } else if (type == "protobufMessage" || type == "protobufMalformed") {
-    const auto* desc = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(g.at("message"));
-    expect(desc != nullptr, "unknown message type");
-    const auto* proto = google::protobuf::MessageFactory::generated_factory()->GetPrototype(desc);
-    std::unique_ptr<google::protobuf::Message> from_bytes(proto->New()), from_json(proto->New());
-    if (!from_bytes->ParseFromString(unhex(t.at("bytes")))) throw Error(ErrorCode::INVALID_ARGUMENT, "does not parse");
+    // Read by the library's own codec (protobuf_json.h): the bytes decode, the
+    // message is the JSON's, and encodes back to the bytes.
+    const auto& names = known_messages();
+    const auto& message = g.at("message").get_ref<const std::string&>();
+    expect(std::find(names.begin(), names.end(), message) != names.end(), "unknown message type");
+    auto decoded = decode_message(message, crypto::hex_decode(t.at("bytes").get<std::string>()));
     expect(type == "protobufMessage", "malformed bytes parsed");
-    expect(google::protobuf::util::JsonStringToMessage(t.at("json").get<std::string>(), from_json.get()).ok(), "JSON does not parse");
-    expect(google::protobuf::util::MessageDifferencer::Equals(*from_bytes, *from_json), "bytes and JSON differ");
-    std::string out;
-    google::protobuf::io::StringOutputStream stream(&out);
-    {
-      google::protobuf::io::CodedOutputStream coded(&stream);
-      coded.SetSerializationDeterministic(true);
-      from_json->SerializeToCodedStream(&coded);
-    }
-    expect(hex(out) == t.at("bytes"), "re-encoding differs");
+    auto want = json::parse(t.at("json").get<std::string>(), nullptr, false);
+    expect(!want.is_discarded(), "JSON does not parse");
+    expect(decoded.json == want, "bytes and JSON differ");
+    expect(hex(decoded.encoding) == t.at("bytes"), "re-encoding differs");
   } else if (type == "hybridSessionId") {
     auto id = hybrid_session_key_hash(crypto::hex_decode(t.at("streamId").get<std::string>()),
                                       crypto::hex_decode(t.at("key").get<std::string>()),
@@ -309,7 +298,7 @@ void check(const std::string& type, const json& g, const json& t) {
     expect(hex(out.span()) == t.at("data"), "data differs");
   } else if (type == "keyExchangeTrace") {
     // Replayed through this library's engine: every output as recorded.
-    auto why = tools::check_trace(t);
+    auto why = trace::check_trace(t);
     if (!why.empty()) throw Failure{why};
   } else if (type == "wholeFileDecrypt") {
     std::vector<std::vector<uint8_t>> chunks;
@@ -321,6 +310,35 @@ void check(const std::string& type, const json& g, const json& t) {
     fail("unknown test type " + type);
   }
 }
+
+}  // namespace
+
+CaseVerdict verify_case(const std::string& type, const json& g, const json& t) {
+  CaseVerdict v;
+  try {
+    if (!t.is_object()) fail("a test must be an object");
+    const auto& result = t.at("result");
+    if (!result.is_string() || (result != "valid" && result != "invalid")) fail("result must be \"valid\" or \"invalid\"");
+    v.valid = result == "valid";
+    v.expected_error = t.value("error", std::string());
+    check(type, g, t);
+  } catch (const Error& e) {
+    v.got = std::string(e.code_name());
+    v.why = e.what();
+  } catch (const Failure& f) {
+    v.got = "MISMATCH";
+    v.why = f.why;
+  } catch (const std::exception& e) {
+    // A field missing or of the wrong type (nlohmann::json), or anything
+    // else the case made the library throw: this case fails, with why.
+    v.got = "EXCEPTION";
+    v.why = e.what();
+  }
+  v.passed = v.valid ? v.got.empty() : (!v.got.empty() && v.got == v.expected_error);
+  return v;
+}
+
+namespace {
 
 // A test's tcId as text, "?" when it has none.
 std::string tc_id(const json& t) {
@@ -350,38 +368,15 @@ void verify_file(const std::string& name, const json& doc, VerifyResult& r) {
     auto type = g["type"].get<std::string>();
     for (const auto& t : g["tests"]) {
       ++counted;
-      std::string got;  // "" when the check passed as valid, else the error code
-      std::string why;
-      bool valid = false;
-      std::string expected_error;
-      try {
-        if (!t.is_object()) fail("a test must be an object");
-        const auto& result = t.at("result");
-        if (!result.is_string() || (result != "valid" && result != "invalid")) fail("result must be \"valid\" or \"invalid\"");
-        valid = result == "valid";
-        expected_error = t.value("error", std::string());
-        check(type, g, t);
-      } catch (const Error& e) {
-        got = std::string(e.code_name());
-        why = e.what();
-      } catch (const Failure& f) {
-        got = "MISMATCH";
-        why = f.why;
-      } catch (const std::exception& e) {
-        // A field missing or of the wrong type (nlohmann::json), or anything
-        // else the case made the library throw: this case fails, with why.
-        got = "EXCEPTION";
-        why = e.what();
-      }
-      bool ok = valid ? got.empty() : (!got.empty() && got == expected_error);
-      if (ok) {
+      auto v = verify_case(type, g, t);
+      if (v.passed) {
         ++r.passed;
       } else {
         ++r.failed;
         std::string comment = t.is_object() && t.contains("comment") && t["comment"].is_string() ? t["comment"].get<std::string>() : "";
         r.failures.push_back(name + " tcId " + tc_id(t) + " (" + type + ", " + shorten_for_message(comment) +
-                             "): expected " + (valid ? "valid" : expected_error.empty() ? "?" : expected_error) +
-                             ", got " + (got.empty() ? "valid" : got + " (" + shorten_for_message(why, 200) + ")"));
+                             "): expected " + (v.valid ? "valid" : v.expected_error.empty() ? "?" : v.expected_error) +
+                             ", got " + (v.got.empty() ? "valid" : v.got + " (" + shorten_for_message(v.why, 200) + ")"));
       }
     }
   }
@@ -404,11 +399,16 @@ VerifyResult verify(const std::string& dir) {
     r.failures.push_back(dir + ": cannot list: " + ec.message());
     return r;
   }
-  for (const auto& e : it) {
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
     // Regular files only (a symlink counts as what it points to): a FIFO or a
     // device named *.json would block the read or never end.
     std::error_code kind;
-    if (e.path().extension() == ".json" && e.is_regular_file(kind) && !kind) files.push_back(e.path());
+    if (it->path().extension() == ".json" && it->is_regular_file(kind) && !kind) files.push_back(it->path());
+  }
+  if (ec) {
+    r.failed = 1;
+    r.failures.push_back(dir + ": cannot list: " + ec.message());
+    return r;
   }
   std::sort(files.begin(), files.end());
   if (files.empty()) {
