@@ -277,3 +277,35 @@ def test_vector(file, group, case, memory_device):
         with pytest.raises(t.TownsError) as e:
             handler(group, case, memory_device)
         assert e.value.code == case["error"]
+
+
+def test_the_library_verifies_the_whole_corpus():
+    # Every case, the kinds the binding cannot express included (encodings,
+    # protobuf, derived, media, the key exchange's rules and traces), through
+    # towns_vectors_verify: the counts are the corpus's own.
+    total = sum(1 for _ in all_cases())
+    result = t.verify_vectors(vectors_dir())
+    assert result == t.VectorsResult(total, 0, [])
+
+
+def test_verify_vectors_reports_a_changed_case(tmp_path):
+    doc = json.loads((vectors_dir() / "grpaes.json").read_text())
+    first = doc["testGroups"][0]["tests"][0]
+    # Flip the case's expected result: it must then fail, named by file and tcId.
+    first["result"] = "invalid" if first["result"] == "valid" else "valid"
+    first.setdefault("error", "DECRYPTION_FAILED")
+    (tmp_path / "changed.json").write_text(json.dumps(doc))
+    result = t.verify_vectors(tmp_path)
+    cases = sum(len(g["tests"]) for g in doc["testGroups"])
+    assert (result.passed, result.failed) == (cases - 1, 1)
+    assert len(result.failures) == 1 and result.failures[0].startswith(f"changed.json tcId {first['tcId']} (")
+
+
+def test_verify_vectors_refuses_what_is_not_a_directory(tmp_path):
+    with pytest.raises(t.TownsError) as e:
+        t.verify_vectors(tmp_path / "missing")
+    assert e.value.code == "INVALID_ARGUMENT"
+    with pytest.raises(TypeError):
+        t.verify_vectors(None)
+    empty = t.verify_vectors(tmp_path)
+    assert (empty.passed, empty.failed) == (0, 1) and empty.failures[0].endswith(": no vector files")

@@ -15,6 +15,7 @@ from .crypto import (Crypto, build_group_encryption_sessions, receive_group_encr
                      receive_group_encryption_sessions_batch)
 from .key_exchange import (KeyExchange, KeyExchangeHost, KeyExchangeOptions, KeyExchangeStats,
                            StreamSolicitations)
+from .vectors import VectorsResult, verify_vectors
 
 __version__ = "0.1.0"
 
@@ -23,5 +24,5 @@ __all__ = [
     "KeyExchangeStats", "LIBRARY_ENV", "LibraryNotFoundError", "Miniblock", "OpenMode", "SONAME",
     "STATUS_BY_NAME", "Store", "StreamSolicitations", "TownsError", "build_group_encryption_sessions",
     "library_origin", "library_version", "receive_group_encryption_sessions",
-    "receive_group_encryption_sessions_batch", "status_name",
+    "receive_group_encryption_sessions_batch", "status_name", "VectorsResult", "verify_vectors",
 ]

@@ -180,6 +180,8 @@ _FUNCTIONS = {
     "towns_key_exchange_next_due": (towns_status, [handle, P(c_int), P(c_int64)]),
     "towns_key_exchange_stats_get": (towns_status, [handle, P(towns_key_exchange_stats)]),
     "towns_key_exchange_missing_session_ids": (towns_status, [handle, c_char_p, _str]),
+    # the conformance vectors
+    "towns_vectors_verify": (towns_status, [c_char_p, P(c_size_t), P(c_size_t), _str]),
 }
 
 
