@@ -1,5 +1,7 @@
 #include "towns/protocol/group_encryption_crypto.h"
 
+#include "common/secret_json.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -217,28 +219,15 @@ std::vector<EncryptionDevice::ImportResult> GroupEncryptionCrypto::import_sessio
 
 ImportResult GroupEncryptionCrypto::import_room_keys_as_json(std::string_view json,
                                                              const std::function<void(const ImportProgress&)>& progress) {
-  auto doc = nlohmann::json::parse(json.begin(), json.end(), nullptr, false);
-  // The parsed keys are wiped however this ends.
-  struct Wipe {
-    nlohmann::json& doc;
-    ~Wipe() {
-      if (!doc.is_array()) return;
-      for (auto& o : doc) {
-        auto it = o.is_object() ? o.find("sessionKey") : o.end();
-        if (it != o.end() && it->is_string()) {
-          auto& k = it->get_ref<std::string&>();
-          crypto::wipe(k.data(), k.size());
-        }
-      }
-    }
-  } wipe{doc};
+  // Parsed into wiped memory: no copy of a key outlives this call (secret_json.h).
+  auto doc = SecretJson::parse(json.begin(), json.end(), nullptr, false);
   if (doc.is_discarded() || !doc.is_array()) {
     throw Error(ErrorCode::INVALID_ARGUMENT, "room keys must be a JSON array");
   }
   std::vector<GroupEncryptionSession> keys;
-  auto field = [](const nlohmann::json& o, const char* name) -> std::string_view {
+  auto field = [](const SecretJson& o, const char* name) -> std::string_view {
     auto it = o.find(name);
-    return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>()) : std::string_view();
+    return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const WipedString&>()) : std::string_view();
   };
   for (const auto& o : doc) {
     if (!o.is_object()) throw Error(ErrorCode::INVALID_ARGUMENT, "each room key must be a JSON object");

@@ -4,16 +4,13 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "common/secret_json.h"
 #include "common/stream_id.h"
 #include "towns/crypto/encoding.h"
 #include "wire/wire.h"
 #include "towns/error.h"
 
 namespace towns {
-
-namespace {
-void wipe_string(std::string& s) { crypto::wipe(s.data(), s.size()); }
-}  // namespace
 
 crypto::SecretBytes session_keys_json(const std::vector<crypto::SecretBytes>& keys) {
   // protobuf JSON of SessionKeys as the client writes it (JSON.stringify of
@@ -59,17 +56,8 @@ std::vector<crypto::SecretBytes> parse_session_keys_json(std::string_view text) 
   // Strict protobuf JSON for SessionKeys: an object whose only member is "keys",
   // a list of strings (or null). protobuf's own C++ parser would also take a bare
   // string for the list, which the client's parser refuses.
-  auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-  struct Wipe {
-    nlohmann::json& doc;
-    ~Wipe() {
-      auto it = doc.is_object() ? doc.find("keys") : doc.end();
-      if (it == doc.end() || !it->is_array()) return;
-      for (auto& k : *it) {
-        if (k.is_string()) wipe_string(k.get_ref<std::string&>());
-      }
-    }
-  } wipe{doc};
+  // Parsed into wiped memory: no copy of a key outlives this call (secret_json.h).
+  auto doc = SecretJson::parse(text.begin(), text.end(), nullptr, false);
   auto bad = [] { return Error(ErrorCode::INVALID_ARGUMENT, "session keys are not SessionKeys JSON"); };
   if (doc.is_discarded() || !doc.is_object()) throw bad();
   std::vector<crypto::SecretBytes> keys;
@@ -79,7 +67,7 @@ std::vector<crypto::SecretBytes> parse_session_keys_json(std::string_view text) 
     if (!value.is_array()) throw bad();
     for (const auto& k : value) {
       if (!k.is_string()) throw bad();
-      keys.emplace_back(std::string_view(k.get_ref<const std::string&>()));
+      keys.emplace_back(std::string_view(k.get_ref<const WipedString&>()));
     }
   }
   return keys;
