@@ -50,9 +50,6 @@
 #include "towns/protocol/types.h"
 #include "towns/store/crypto_store.h"
 
-namespace river {
-class ExportedDevice;
-}
 
 namespace towns {
 

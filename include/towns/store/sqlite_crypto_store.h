@@ -112,8 +112,8 @@ class TOWNS_API SqliteCryptoStore final : public CryptoStore {
   bool integrity_ok();
 
  private:
-  struct Impl;
-  explicit SqliteCryptoStore(std::unique_ptr<Impl> impl);
+  struct TOWNS_INTERNAL Impl;
+  TOWNS_INTERNAL explicit SqliteCryptoStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -55,6 +55,12 @@ towns::GroupEncryptionSessions through_app(const towns::GroupEncryptionSessions&
             static_cast<size_t>(app->session_ids_size()) == in.session_ids.size(),
         "the app reads the same ciphertexts and session ids");
   std::string out = payload.SerializeAsString();
+  // A field neither side knows (field 99 of the inner message) is skipped too.
+  auto* inner_app = payload.mutable_group_encryption_sessions();
+  std::string inner_bytes = inner_app->SerializeAsString() + std::string("\x98\x06\x01", 3);
+  auto with_unknown = towns::GroupEncryptionSessions::decode(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(inner_bytes.data()), inner_bytes.size()));
+  check(with_unknown == in, "the library skips a field it does not know in GroupEncryptionSessions");
   river::UserInboxPayload reread;
   check(reread.ParseFromString(out) && reread.has_group_encryption_sessions(), "the app's inbox payload round-trips");
   std::string inner = reread.group_encryption_sessions().SerializeAsString();
@@ -65,6 +71,45 @@ towns::GroupEncryptionSessions through_app(const towns::GroupEncryptionSessions&
 }
 
 std::vector<uint8_t> bytes_of(std::string_view s) { return {s.begin(), s.end()}; }
+
+template <typename Plain>
+Plain decode_string(const std::string& s) {
+  return Plain::decode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+}
+
+// The key exchange's payloads through the app's MemberPayload (oneof fields 2 and 3).
+void solicitation_and_fulfillment_through_app(const std::string& device_key, const std::string& fallback_key,
+                                              const std::vector<std::string>& session_ids) {
+  towns::KeySolicitation s;
+  s.device_key = device_key;
+  s.fallback_key = fallback_key;
+  s.is_new_device = false;
+  s.session_ids = session_ids;
+  auto sb = s.encode();
+  river::MemberPayload member;
+  check(member.mutable_key_solicitation()->ParseFromArray(sb.data(), static_cast<int>(sb.size())),
+        "the app parses the library's KeySolicitation");
+  check(member.key_solicitation().device_key() == device_key &&
+            member.key_solicitation().session_ids_size() == static_cast<int>(session_ids.size()),
+        "the app reads the same solicitation");
+  river::MemberPayload reread;
+  check(reread.ParseFromString(member.SerializeAsString()) && reread.has_key_solicitation(),
+        "the app's MemberPayload carries it");
+  check(decode_string<towns::KeySolicitation>(reread.key_solicitation().SerializeAsString()) == s,
+        "the library reads the app's KeySolicitation");
+
+  towns::KeyFulfillment f;
+  f.user_address = std::vector<uint8_t>(20, 0xab);
+  f.device_key = device_key;
+  f.session_ids = session_ids;
+  auto fb = f.encode();
+  river::MemberPayload fm;
+  check(fm.mutable_key_fulfillment()->ParseFromArray(fb.data(), static_cast<int>(fb.size())),
+        "the app parses the library's KeyFulfillment");
+  check(fm.key_fulfillment().user_address() == std::string(20, '\xab'), "the app reads the same fulfillment");
+  check(decode_string<towns::KeyFulfillment>(fm.key_fulfillment().SerializeAsString()) == f,
+        "the library reads the app's KeyFulfillment");
+}
 
 }  // namespace
 
@@ -128,6 +173,12 @@ int main(int argc, char** argv) {
     auto results = bob.decrypt_group_events(channel, batch);
     check(results.size() == 3 && results[2].value && results[2].value->plaintext.view() == "m2", "decrypt_group_events");
   }
+
+  check(alice.has_hybrid_session(channel), "has_hybrid_session");
+  alice.set_parallelism(3);
+  check(alice.parallelism() == 3, "set_parallelism / parallelism");
+  solicitation_and_fulfillment_through_app(bob_device.device_key, bob_device.fallback_key,
+                                           alice.get_group_session_ids(channel));
 
   // Key export and import, on a third device.
   auto store_c = towns::SqliteCryptoStore::open((dir / "carol.db").string(), key_a, towns::StoreOpenMode::kCreate);

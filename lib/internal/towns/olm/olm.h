@@ -39,11 +39,11 @@ using crypto::SecretBytes;
 using crypto::SecretView;
 
 // libolm's version as "major.minor.patch".
-TOWNS_API std::string library_version();
+std::string library_version();
 
 namespace detail {
 // Owns the memory block of one libolm object and clears and wipes it on release.
-class TOWNS_API Memory {
+class Memory {
  public:
   using Clear = void (*)(void*);
   Memory() = default;
@@ -69,7 +69,7 @@ struct OlmMessage {
   std::string body;
 };
 
-class TOWNS_API Account {
+class Account {
  public:
   static Account create(RandomSource& rng);
   // OLM_BAD_ACCOUNT_KEY for a wrong pickle key, and also for a truncated or
@@ -102,7 +102,7 @@ class TOWNS_API Account {
   detail::Memory mem_;
 };
 
-class TOWNS_API Session {
+class Session {
  public:
   static Session create_outbound(const Account& account, std::string_view their_identity_key,
                                  std::string_view their_one_time_key, RandomSource& rng);
@@ -131,9 +131,9 @@ class TOWNS_API Session {
 };
 
 // Removes the one-time key a pre-key message used (not needed with fallback keys).
-TOWNS_API void remove_one_time_keys(Account& account, const Session& session);
+void remove_one_time_keys(Account& account, const Session& session);
 
-class TOWNS_API OutboundGroupSession {
+class OutboundGroupSession {
  public:
   static OutboundGroupSession create(RandomSource& rng);
   static OutboundGroupSession unpickle(SecretView pickle_key, std::string_view pickle);
@@ -157,7 +157,7 @@ struct GroupPlaintext {
   uint32_t message_index = 0;
 };
 
-class TOWNS_API InboundGroupSession {
+class InboundGroupSession {
  public:
   // From a session key (signed format, as OutboundGroupSession::session_key gives).
   static InboundGroupSession create(SecretView session_key);
@@ -180,7 +180,7 @@ class TOWNS_API InboundGroupSession {
   detail::Memory mem_;
 };
 
-class TOWNS_API Utility {
+class Utility {
  public:
   Utility();
   // SHA-256 as libolm gives it: unpadded base64.
