@@ -127,10 +127,10 @@ Bytes GroupEncryptionSessions::encode() const {
   for (const auto& id : session_ids) w.bytes(3, id);
   // Map entries as protobuf writes them deterministically: sorted by key, key
   // and value both written.
-  for (const auto& [device, ciphertext] : ciphertexts) {
+  for (const auto& entry : ciphertexts) {
     w.message(4, [&](wire::Writer<Out>& e) {
-      e.bytes(1, device);
-      e.bytes(2, ciphertext);
+      e.bytes(1, entry.first);
+      e.bytes(2, entry.second);
     });
   }
   w.bytes_if_set(5, algorithm);
