@@ -13,7 +13,10 @@
  * are only ever appended). towns_last_error_message() gives the message of the
  * last failure on the calling thread. No C++ exception crosses this boundary;
  * a NULL where a value is required is TOWNS_E_INVALID_ARGUMENT. On failure, the
- * out-parameters are left empty (NULL / 0).
+ * out-parameters are left empty (NULL / 0), with two exceptions said at their
+ * functions: towns_crypto_decrypt_group_event's *message_index (-1) and
+ * towns_crypto_decrypt_group_events' results (each {the call's status, empty,
+ * -1, empty}). A NULL out-parameter is refused before anything is changed.
  *
  * Memory: bytes in are (const uint8_t *data, size_t len) (data may be NULL when
  * len is 0); strings in are NUL-terminated UTF-8. Bytes out come in a
@@ -37,7 +40,11 @@
  * thread at a time drives one of them; the host callbacks are made on that
  * thread from inside towns_key_exchange_run / _tick / _advance (and may call
  * back into the library, including into the same key exchange's enqueue
- * functions). towns_last_error_message is per thread.
+ * functions). From such a callback, a run / tick / advance of the same key
+ * exchange is refused (INVALID_ARGUMENT), and towns_key_exchange_free of it is
+ * deferred: the engine stops after the current unit of work and is freed when
+ * the outer run / tick / advance returns (any other call on it meanwhile is
+ * INVALID_ARGUMENT). towns_last_error_message is per thread.
  */
 #ifndef TOWNS_TOWNS_H
 #define TOWNS_TOWNS_H
@@ -191,6 +198,11 @@ TOWNS_API void towns_store_free(towns_store *store);
  * session (towns::StreamSessionSharer: the stream's users entitled to key
  * exchange, our own device skipped), and which gives the miniblock of a new
  * hybrid session; a device driven by a towns_key_exchange passes the same host.
+ * A share_host needs only what sharing calls: send_group_encryption_sessions,
+ * user_devices, and users_entitled_to_key_exchange or stream_members (else
+ * INVALID_ARGUMENT); get_miniblock_info is optional (without it a new hybrid
+ * session needs its miniblock given to towns_crypto_ensure_outbound_session);
+ * the other callbacks are not called and may be NULL.
  * The struct is copied; its user_data must outlive the crypto. With NULL, new
  * sessions are not shared (share them with towns_build_group_encryption_sessions)
  * and a new hybrid session needs its miniblock in
@@ -233,7 +245,7 @@ TOWNS_API towns_status towns_crypto_encrypt_group_event(towns_crypto *crypto, co
 
 /* Decrypts EncryptedData protobuf bytes: the payload bytes (version 0: the
  * UTF-8 text) into *plaintext; *message_index (may be NULL) gets the megolm
- * message index, or -1 (hybrid). INVALID_ARGUMENT when the bytes are not an
+ * message index, or -1 (hybrid, and on failure). INVALID_ARGUMENT when the bytes are not an
  * EncryptedData; SESSION_NOT_FOUND when no session is held (the error that
  * starts a key solicitation); GROUP_DECRYPTION_*, DECRYPTION_FAILED, REPLAY. */
 TOWNS_API towns_status towns_crypto_decrypt_group_event(towns_crypto *crypto, const char *stream_id,
@@ -251,7 +263,9 @@ typedef struct {
 /* A backlog of one stream's events (towns::GroupEncryptionCrypto::
  * decrypt_group_events): results[i] (the caller's array of count entries,
  * overwritten) is exactly what towns_crypto_decrypt_group_event would give for
- * events[i] in that order. Release with towns_decrypt_results_free. */
+ * events[i] in that order. Release with towns_decrypt_results_free. When the
+ * call itself fails (NULL crypto, stream_id or events, out of memory), every
+ * results[i] is {that status, empty, -1, empty}: nothing to free. */
 TOWNS_API towns_status towns_crypto_decrypt_group_events(towns_crypto *crypto, const char *stream_id,
                                                          const towns_bytes *events, size_t count,
                                                          towns_decrypt_result *results);
@@ -348,7 +362,8 @@ TOWNS_API towns_status towns_reply_set(towns_reply *reply, const uint8_t *data, 
 /* The host: what the engine needs from the application (the Towns node).
  * Pointers given to a callback are valid for that call only. A callback that
  * returns other than TOWNS_OK fails the engine call that made it with that
- * status. Callbacks marked optional may be NULL. */
+ * status. Callbacks marked optional may be NULL (a share_host needs fewer:
+ * see towns_crypto_create). */
 struct towns_key_exchange_host {
   void *user_data;
   /* Post a KeySolicitation (protobuf bytes) on the stream. */
@@ -404,6 +419,8 @@ TOWNS_API void towns_key_exchange_options_default(towns_key_exchange_options *op
 TOWNS_API towns_status towns_key_exchange_create(towns_crypto *crypto, const towns_key_exchange_host *host,
                                                  const char *user_id, const towns_key_exchange_options *options,
                                                  towns_key_exchange **out);
+/* From one of its own host callbacks: deferred to the end of the run / tick /
+ * advance in progress (see Threads above). */
 TOWNS_API void towns_key_exchange_free(towns_key_exchange *exchange);
 
 /* Inputs: what the host sees. Each is queued; the work is done by run/tick. */
@@ -431,7 +448,9 @@ TOWNS_API towns_status towns_key_exchange_retry_decryption_failures(towns_key_ex
                                                                     const char *stream_id);
 
 /* Work: tick does one unit (*did = 1, or 0 when nothing is due; did may be
- * NULL); run ticks until nothing is due now (*units may be NULL). */
+ * NULL); run ticks until nothing is due now (*units may be NULL). These and
+ * advance make the host callbacks; one of them called from a callback of the
+ * same key exchange is INVALID_ARGUMENT. */
 TOWNS_API towns_status towns_key_exchange_tick(towns_key_exchange *exchange, int *did);
 TOWNS_API towns_status towns_key_exchange_run(towns_key_exchange *exchange, size_t *units);
 /* Manual clock only (else INVALID_ARGUMENT): set_time sets the engine's time

@@ -26,6 +26,7 @@
 #include "towns/store/memory_crypto_store.h"
 #include "towns/store/sqlite_crypto_store.h"
 #include "towns/vectors.h"
+#include "../common/secret_json.h"
 
 using namespace towns;
 
@@ -171,34 +172,23 @@ void write_session(JsonOut& j, const GroupEncryptionSession& s) {
 
 // ---- input
 
-nlohmann::json parse_json(std::string_view text, const char* name) {
-  auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+template <typename Json = nlohmann::json>
+Json parse_json(std::string_view text, const char* name) {
+  auto doc = Json::parse(text.begin(), text.end(), nullptr, false);
   if (doc.is_discarded()) bad(std::string(name) + " is not JSON");
   return doc;
 }
 
 // The client's session shape ([{"streamId", "sessionId", "sessionKey",
 // "algorithm"}]); a missing field is empty, as import_room_keys_as_json reads it.
-// The parsed keys are wiped.
+// Parsed as SecretJson: every string of the document, and the parser's own
+// buffer, is wiped when freed (a key given twice, a parse that fails half-way).
 std::vector<GroupEncryptionSession> parse_sessions(std::string_view text, const char* name) {
-  auto doc = parse_json(text, name);
-  struct Wipe {
-    nlohmann::json& doc;
-    ~Wipe() {
-      if (!doc.is_array()) return;
-      for (auto& o : doc) {
-        auto it = o.is_object() ? o.find("sessionKey") : o.end();
-        if (it != o.end() && it->is_string()) {
-          auto& k = it->get_ref<std::string&>();
-          crypto::wipe(k.data(), k.size());
-        }
-      }
-    }
-  } wipe{doc};
+  auto doc = parse_json<SecretJson>(text, name);
   if (!doc.is_array()) bad(std::string(name) + " must be a JSON array");
-  auto field = [](const nlohmann::json& o, const char* f) -> std::string_view {
+  auto field = [](const SecretJson& o, const char* f) -> std::string_view {
     auto it = o.find(f);
-    return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>()) : std::string_view();
+    return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const WipedString&>()) : std::string_view();
   };
   std::vector<GroupEncryptionSession> out;
   for (const auto& o : doc) {
@@ -272,7 +262,22 @@ void error_json(JsonOut& j, const Error& e) {
 
 // ---- the host
 
-void check_host(const towns_key_exchange_host& h) {
+// What a host is for: a key exchange's host needs every required callback; a
+// crypto's share_host only what session sharing calls (StreamSessionSharer):
+// send_group_encryption_sessions, user_devices, and users_entitled_to_key_exchange
+// or stream_members (get_miniblock_info stays optional there: without it a new
+// hybrid session needs its miniblock given, as with no share_host).
+enum class HostUse { kKeyExchange, kShare };
+
+void check_host(const towns_key_exchange_host& h, HostUse use) {
+  if (use == HostUse::kShare) {
+    if (!h.send_group_encryption_sessions) bad("share_host->send_group_encryption_sessions is NULL");
+    if (!h.user_devices) bad("share_host->user_devices is NULL");
+    if (!h.users_entitled_to_key_exchange && !h.stream_members) {
+      bad("share_host has neither users_entitled_to_key_exchange nor stream_members");
+    }
+    return;
+  }
   if (!h.send_key_solicitation || !h.send_key_fulfillment || !h.send_group_encryption_sessions ||
       !h.user_devices || !h.stream_members || !h.is_user_entitled || !h.key_solicitations || !h.get_miniblock_info) {
     bad("a required towns_key_exchange_host callback is NULL");
@@ -296,7 +301,7 @@ namespace {
 
 class CHost final : public KeyExchangeHost {
  public:
-  explicit CHost(const towns_key_exchange_host& h) : h_(h) { check_host(h_); }
+  CHost(const towns_key_exchange_host& h, HostUse use) : h_(h) { check_host(h_, use); }
 
   void send_key_solicitation(std::string_view stream_id, const KeySolicitation& s, bool ephemeral) override {
     auto bytes = s.encode();
@@ -347,6 +352,9 @@ class CHost final : public KeyExchangeHost {
   MiniblockInfo get_miniblock_info(std::string_view stream_id) override {
     towns_reply r;
     MiniblockInfo info;
+    if (!h_.get_miniblock_info) {
+      bad("a new hybrid session needs its miniblock: the share_host has no get_miniblock_info and none was given");
+    }
     check_callback(h_.get_miniblock_info(h_.user_data, std::string(stream_id).c_str(), &info.miniblock_num, &r),
                    "get_miniblock_info");
     info.miniblock_hash = std::move(r.bytes);
@@ -406,7 +414,53 @@ struct towns_key_exchange {
   ManualClock clock;
   bool manual_clock = false;
   std::unique_ptr<KeyExchange> engine;
+  // Inside run / tick / advance, whose host callbacks may call back in: a
+  // second driving call is refused, and a free is deferred to its end.
+  bool in_call = false;
+  bool free_requested = false;
 };
+
+namespace {
+
+// The handle, refused when a host callback has already freed it (the free
+// waits for the run / tick / advance in progress to return).
+towns_key_exchange& live(towns_key_exchange* exchange) {
+  auto& x = need(exchange, "exchange");
+  if (x.free_requested) bad("exchange was freed (by towns_key_exchange_free from a host callback)");
+  return x;
+}
+
+// run / tick / advance: the calls that make host callbacks. One at a time per
+// engine: one made from inside a callback of the same engine is refused
+// (INVALID_ARGUMENT); a towns_key_exchange_free from a callback happens here,
+// once the outer call is done.
+template <typename F>
+towns_status drive(towns_key_exchange* exchange, const char* fn, F&& body) {
+  bool entered = false;
+  auto status = guard([&] {
+    auto& x = live(exchange);
+    if (x.in_call) {
+      bad(std::string(fn) +
+          " called from a host callback of the same key exchange (its run / tick / advance is in progress)");
+    }
+    x.in_call = entered = true;
+    body(x);
+  });
+  if (entered) {
+    exchange->in_call = false;
+    if (exchange->free_requested) delete exchange;
+  }
+  return status;
+}
+
+// Ticks until nothing is due now, or until a callback freed the engine.
+size_t run_engine(towns_key_exchange& x) {
+  size_t n = 0;
+  while (!x.free_requested && x.engine->tick()) ++n;
+  return n;
+}
+
+}  // namespace
 
 std::vector<StreamSolicitation> CHost::key_solicitations(std::string_view stream_id) {
   towns_stream_solicitations* s = nullptr;
@@ -497,7 +551,7 @@ towns_status towns_crypto_create(towns_store* store, const uint8_t* pickle_key, 
     auto state = std::make_shared<CryptoState>();
     state->store = s.store;
     if (share_host) {
-      state->share_host = std::make_unique<CHost>(*share_host);
+      state->share_host = std::make_unique<CHost>(*share_host, HostUse::kShare);
       state->sharer = std::make_unique<StreamSessionSharer>(*state->share_host);
     }
     state->crypto = std::make_unique<GroupEncryptionCrypto>(state->sharer.get(), *state->store);
@@ -574,7 +628,8 @@ towns_status towns_crypto_has_outbound_session(towns_crypto* crypto, const char*
     auto& c = need(crypto, "crypto");
     auto sid = need_str(stream_id, "stream_id");
     auto a = algorithm_of(algorithm);
-    need(out, "out") = c.c().has_outbound_session(sid, a) ? 1 : 0;
+    auto& o = need(out, "out");  // outputs checked before the library runs
+    o = c.c().has_outbound_session(sid, a) ? 1 : 0;
   });
 }
 
@@ -586,7 +641,8 @@ towns_status towns_crypto_has_session_key(towns_crypto* crypto, const char* stre
     auto sid = need_str(stream_id, "stream_id");
     auto ses = need_str(session_id, "session_id");
     auto a = algorithm_of(algorithm);
-    need(out, "out") = c.c().has_session_key(sid, ses, a) ? 1 : 0;
+    auto& o = need(out, "out");  // outputs checked before the library runs
+    o = c.c().has_session_key(sid, ses, a) ? 1 : 0;
   });
 }
 
@@ -625,10 +681,9 @@ towns_status towns_crypto_decrypt_group_event(towns_crypto* crypto, const char* 
 towns_status towns_crypto_decrypt_group_events(towns_crypto* crypto, const char* stream_id,
                                                const towns_bytes* events, size_t count,
                                                towns_decrypt_result* results) {
-  if (results) {
-    for (size_t i = 0; i < count; ++i) results[i] = {TOWNS_E_INTERNAL, {nullptr, 0}, -1, {nullptr, 0}};
-  }
-  return guard([&] {
+  // On failure every result is {the call's status, empty, -1, empty}: nothing
+  // to free, and no result reads as a success.
+  auto status = guard([&] {
     auto& c = need(crypto, "crypto");
     auto sid = need_str(stream_id, "stream_id");
     if (count != 0) {
@@ -675,6 +730,10 @@ towns_status towns_crypto_decrypt_group_events(towns_crypto* crypto, const char*
     }
     std::copy(r.begin(), r.end(), results);
   });
+  if (status != TOWNS_OK && results) {
+    for (size_t i = 0; i < count; ++i) results[i] = {status, {nullptr, 0}, -1, {nullptr, 0}};
+  }
+  return status;
 }
 
 void towns_decrypt_results_free(towns_decrypt_result* results, size_t count) {
@@ -878,7 +937,10 @@ towns_status towns_receive_group_encryption_sessions_batch(towns_crypto* crypto,
 
 towns_status towns_stream_solicitations_create(towns_stream_solicitations** out) {
   if (out) *out = nullptr;
-  return guard([&] { need(out, "out") = new towns_stream_solicitations(); });
+  return guard([&] {
+    auto& o = need(out, "out");  // before allocating: a NULL out must not leak
+    o = new towns_stream_solicitations();
+  });
 }
 
 void towns_stream_solicitations_free(towns_stream_solicitations* solicitations) { delete solicitations; }
@@ -972,7 +1034,7 @@ towns_status towns_key_exchange_create(towns_crypto* crypto, const towns_key_exc
     }
     auto x = std::make_unique<towns_key_exchange>();
     x->crypto = c.state;
-    x->host = std::make_unique<CHost>(h);
+    x->host = std::make_unique<CHost>(h, HostUse::kKeyExchange);
     x->manual_clock = o.manual_clock != 0;
     x->clock.now = o.start_time_ms;
     KeyExchangeOptions ko;
@@ -986,13 +1048,22 @@ towns_status towns_key_exchange_create(towns_crypto* crypto, const towns_key_exc
   });
 }
 
-void towns_key_exchange_free(towns_key_exchange* exchange) { delete exchange; }
+void towns_key_exchange_free(towns_key_exchange* exchange) {
+  if (exchange == nullptr) return;
+  if (exchange->in_call) {
+    // From a host callback: freed when the run / tick / advance in progress
+    // returns (it stops after the current unit).
+    exchange->free_requested = true;
+    return;
+  }
+  delete exchange;
+}
 
 towns_status towns_key_exchange_enqueue_encrypted_content(towns_key_exchange* exchange, const char* stream_id,
                                                           const char* event_id, const uint8_t* encrypted_data,
                                                           size_t len) {
   return guard([&] {
-    auto& x = need(exchange, "exchange");
+    auto& x = live(exchange);
     EncryptedEvent e{std::string(need_str(stream_id, "stream_id")), std::string(need_str(event_id, "event_id")),
                      EncryptedData::decode(need_bytes(encrypted_data, len, "encrypted_data"))};
     x.engine->enqueue_encrypted_content(std::move(e));
@@ -1002,7 +1073,7 @@ towns_status towns_key_exchange_enqueue_encrypted_content(towns_key_exchange* ex
 towns_status towns_key_exchange_enqueue_new_group_sessions(towns_key_exchange* exchange, const uint8_t* message,
                                                            size_t len) {
   return guard([&] {
-    auto& x = need(exchange, "exchange");
+    auto& x = live(exchange);
     x.engine->enqueue_new_group_sessions(GroupEncryptionSessions::decode(need_bytes(message, len, "message")));
   });
 }
@@ -1011,7 +1082,7 @@ towns_status towns_key_exchange_enqueue_key_solicitation(towns_key_exchange* exc
                                                          const char* from_user_id, const uint8_t* solicitation,
                                                          size_t len, int ephemeral, const char* event_hash) {
   return guard([&] {
-    auto& x = need(exchange, "exchange");
+    auto& x = live(exchange);
     auto sid = need_str(stream_id, "stream_id");
     auto from = need_str(from_user_id, "from_user_id");
     auto sol = KeySolicitation::decode(need_bytes(solicitation, len, "solicitation"));
@@ -1023,7 +1094,7 @@ towns_status towns_key_exchange_enqueue_key_solicitation(towns_key_exchange* exc
 towns_status towns_key_exchange_enqueue_init_key_solicitations(towns_key_exchange* exchange, const char* stream_id,
                                                                const towns_stream_solicitations* stored) {
   return guard([&] {
-    auto& x = need(exchange, "exchange");
+    auto& x = live(exchange);
     auto sid = need_str(stream_id, "stream_id");
     x.engine->enqueue_init_key_solicitations(sid, need(stored, "stored").s.all());
   });
@@ -1032,7 +1103,7 @@ towns_status towns_key_exchange_enqueue_init_key_solicitations(towns_key_exchang
 towns_status towns_key_exchange_on_ephemeral_key_fulfillment(towns_key_exchange* exchange, const char* stream_id,
                                                              const uint8_t* fulfillment, size_t len) {
   return guard([&] {
-    auto& x = need(exchange, "exchange");
+    auto& x = live(exchange);
     auto sid = need_str(stream_id, "stream_id");
     x.engine->on_ephemeral_key_fulfillment(sid, KeyFulfillment::decode(need_bytes(fulfillment, len, "fulfillment")));
   });
@@ -1040,28 +1111,28 @@ towns_status towns_key_exchange_on_ephemeral_key_fulfillment(towns_key_exchange*
 
 towns_status towns_key_exchange_retry_decryption_failures(towns_key_exchange* exchange, const char* stream_id) {
   return guard(
-      [&] { need(exchange, "exchange").engine->retry_decryption_failures(need_str(stream_id, "stream_id")); });
+      [&] { live(exchange).engine->retry_decryption_failures(need_str(stream_id, "stream_id")); });
 }
 
 towns_status towns_key_exchange_tick(towns_key_exchange* exchange, int* did) {
   if (did) *did = 0;
-  return guard([&] {
-    bool d = need(exchange, "exchange").engine->tick();
+  return drive(exchange, "towns_key_exchange_tick", [&](towns_key_exchange& x) {
+    bool d = x.engine->tick();
     if (did) *did = d ? 1 : 0;
   });
 }
 
 towns_status towns_key_exchange_run(towns_key_exchange* exchange, size_t* units) {
   if (units) *units = 0;
-  return guard([&] {
-    size_t n = need(exchange, "exchange").engine->run();
+  return drive(exchange, "towns_key_exchange_run", [&](towns_key_exchange& x) {
+    size_t n = run_engine(x);
     if (units) *units = n;
   });
 }
 
 towns_status towns_key_exchange_set_time(towns_key_exchange* exchange, int64_t now_ms) {
   return guard([&] {
-    auto& x = need(exchange, "exchange");
+    auto& x = live(exchange);
     if (!x.manual_clock) bad("the key exchange runs on the system clock (options.manual_clock = 0)");
     if (now_ms < x.clock.now) bad("now_ms is before the engine's time");
     x.clock.now = now_ms;
@@ -1069,19 +1140,19 @@ towns_status towns_key_exchange_set_time(towns_key_exchange* exchange, int64_t n
 }
 
 towns_status towns_key_exchange_advance(towns_key_exchange* exchange, int64_t to_ms) {
-  return guard([&] {
-    auto& x = need(exchange, "exchange");
+  return drive(exchange, "towns_key_exchange_advance", [&](towns_key_exchange& x) {
     if (!x.manual_clock) bad("the key exchange runs on the system clock (options.manual_clock = 0)");
     if (to_ms < x.clock.now) bad("to_ms is before the engine's time");
     // Every moment something is due, in order (as lib/exchange/engine_world.cpp does).
     for (;;) {
-      x.engine->run();
+      run_engine(x);
+      if (x.free_requested) return;
       auto next = x.engine->next_due_ms();
       if (!next || *next > to_ms) break;
       x.clock.now = std::max(x.clock.now, *next);
     }
     x.clock.now = to_ms;
-    x.engine->run();
+    run_engine(x);
   });
 }
 
@@ -1089,7 +1160,7 @@ towns_status towns_key_exchange_next_due(towns_key_exchange* exchange, int* has,
   if (has) *has = 0;
   if (due_ms) *due_ms = 0;
   return guard([&] {
-    auto& x = need(exchange, "exchange");
+    auto& x = live(exchange);
     need(has, "has");
     need(due_ms, "due_ms");
     if (auto next = x.engine->next_due_ms()) {
@@ -1102,7 +1173,7 @@ towns_status towns_key_exchange_next_due(towns_key_exchange* exchange, int* has,
 towns_status towns_key_exchange_stats_get(towns_key_exchange* exchange, towns_key_exchange_stats* out) {
   if (out) *out = towns_key_exchange_stats{};
   return guard([&] {
-    auto& x = need(exchange, "exchange");
+    auto& x = live(exchange);
     auto& o = need(out, "out");
     const auto& s = x.engine->stats();
     o.decrypted = s.decrypted;
@@ -1128,7 +1199,7 @@ towns_status towns_key_exchange_missing_session_ids(towns_key_exchange* exchange
                                                     towns_string* ids_json) {
   reset(ids_json);
   return guard([&] {
-    auto& x = need(exchange, "exchange");
+    auto& x = live(exchange);
     auto sid = need_str(stream_id, "stream_id");
     need(ids_json, "ids_json");
     JsonOut j;

@@ -134,6 +134,81 @@ def test_closed_handles(tmp_path):
         assert c2.device_keys() == keys
 
 
+def test_close_while_other_threads_decrypt():
+    """close() on one thread while others are inside decrypt calls (ctypes
+    releases the GIL): no call uses freed memory; each one either decrypts or,
+    once closed, is refused with INVALID_ARGUMENT; the handle is freed by the
+    last call in flight."""
+    import threading
+    import time
+
+    store = t.Store.memory()
+    crypto = t.Crypto(store, b"k")
+    store.close()
+    crypto.ensure_outbound_session(STREAM_1)
+    payloads = [b"message %d" % i for i in range(16)]
+    events = [crypto.encrypt_group_event(STREAM_1, p) for p in payloads]
+    outcomes = {"ok": 0, "closed": 0}
+    unexpected = []
+    lock = threading.Lock()
+    start = threading.Barrier(5)
+
+    def worker(k):
+        start.wait()
+        refused = 0
+        while refused < 20:  # keep going for a while after the close
+            try:
+                if k % 2:
+                    got = [r.plaintext for r in crypto.decrypt_group_events(STREAM_1, events)]
+                    ok = got == payloads
+                else:
+                    ok = crypto.decrypt_group_event(STREAM_1, events[k]).plaintext == payloads[k]
+                with lock:
+                    outcomes["ok"] += 1
+                    if not ok:
+                        unexpected.append("wrong plaintext")
+            except t.TownsError as e:
+                with lock:
+                    if e.code == "INVALID_ARGUMENT" and "crypto is NULL" in e.message:
+                        outcomes["closed"] += 1
+                        refused += 1
+                    else:
+                        unexpected.append(repr(e))
+                        return
+            except BaseException as e:  # noqa: BLE001 - any other outcome fails the test
+                with lock:
+                    unexpected.append(repr(e))
+                return
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    start.wait()
+    time.sleep(0.05)
+    crypto.close()
+    assert crypto.closed
+    for th in threads:
+        th.join(timeout=60)
+        assert not th.is_alive()
+    assert unexpected == []
+    assert outcomes["ok"] > 0 and outcomes["closed"] == 4 * 20
+    assert crypto._in_flight == 0 and crypto._free_pending is None  # freed, by close() or the last call
+
+
+def test_close_from_inside_a_call_is_deferred():
+    """A handle closed while a call on it is in flight is freed when that call
+    returns, not under it."""
+    store = t.Store.memory()
+    crypto = t.Crypto(store, b"k")
+    with crypto._use() as ptr:
+        assert ptr
+        crypto.close()
+        assert crypto.closed and crypto._free_pending is not None
+        assert code_of(crypto.device_keys) == "INVALID_ARGUMENT"
+    assert crypto._free_pending is None
+    store.close()
+
+
 class Broken(t.KeyExchangeHost):
     """A share host whose methods fail."""
 

@@ -21,9 +21,10 @@ from proto import exported_device, hybrid_encrypted_data, hybrid_group_session_k
 MEGOLM = "r.group-encryption.v1.aes-sha2"
 GRPAES = "grpaes"
 
-# What the C ABI cannot express, per case type, with the number of cases of
-# each in the corpus. (docs/c-api.md, "Not yet in the C API": test-vector
-# verification; these are the library's internal functions.)
+# What the C ABI cannot express case by case, per case type, with the number
+# of cases of each in the corpus: these are the library's internal functions.
+# The whole corpus, these included, is verified through towns_vectors_verify
+# (verify_vectors, tested below).
 NOT_EXPRESSIBLE = {
     "base64Decode": (20, "the encodings are internal: no C function"),
     "base64Encode": (10, "the encodings are internal: no C function"),

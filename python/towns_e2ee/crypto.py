@@ -52,8 +52,9 @@ class Crypto(Handle):
         self._store = store
         self._bridge: Optional[HostBridge] = HostBridge(share_host) if share_host is not None else None
         host_ptr = ctypes.byref(self._bridge.struct) if self._bridge else None
-        status = lib.towns_crypto_create(store._ptr, key, len(key), exported, len(exported) if exported else 0,
-                                         host_ptr, ctypes.byref(self._ptr))
+        with store._use() as store_ptr:
+            status = lib.towns_crypto_create(store_ptr, key, len(key), exported, len(exported) if exported else 0,
+                                             host_ptr, ctypes.byref(self._ptr))
         self._done(status)
 
     def _done(self, status: int) -> None:
@@ -223,11 +224,11 @@ def build_group_encryption_sessions(crypto: Crypto, stream_id: str, algorithm: A
     the device keys olm refused (skipped). Our own device is skipped silently."""
     c = _crypto_arg(crypto)
     message, skipped = _lib.towns_buffer(), _lib.towns_string()
-    check(lib.towns_build_group_encryption_sessions(c._ptr, text_arg(stream_id, "stream_id"),
-                                                    enum_arg(algorithm, Algorithm, "algorithm"),
-                                                    _keys_json(sessions, "sessions"),
-                                                    text_arg(devices_json(devices), "devices"),
-                                                    ctypes.byref(message), ctypes.byref(skipped)))
+    sid, alg = text_arg(stream_id, "stream_id"), enum_arg(algorithm, Algorithm, "algorithm")
+    keys, devs = _keys_json(sessions, "sessions"), text_arg(devices_json(devices), "devices")
+    with c._use() as ptr:
+        check(lib.towns_build_group_encryption_sessions(ptr, sid, alg, keys, devs, ctypes.byref(message),
+                                                        ctypes.byref(skipped)))
     data = take_buffer(message)
     skipped_text = take_string(skipped)
     return data, json.loads(skipped_text) if skipped_text else []
@@ -242,7 +243,8 @@ def receive_group_encryption_sessions(crypto: Crypto, message: BytesLike) -> dic
     c = _crypto_arg(crypto)
     data = bytes_arg(message, "message")
     out = _lib.towns_string()
-    check(lib.towns_receive_group_encryption_sessions(c._ptr, data, len(data), ctypes.byref(out)))
+    with c._use() as ptr:
+        check(lib.towns_receive_group_encryption_sessions(ptr, data, len(data), ctypes.byref(out)))
     return json.loads(take_string(out))
 
 
@@ -253,7 +255,8 @@ def receive_group_encryption_sessions_batch(crypto: Crypto,
     c = _crypto_arg(crypto)
     arr, keep = bytes_array(messages, "messages")
     out = _lib.towns_string()
-    check(lib.towns_receive_group_encryption_sessions_batch(c._ptr, arr, len(keep), ctypes.byref(out)))
+    with c._use() as ptr:
+        check(lib.towns_receive_group_encryption_sessions_batch(ptr, arr, len(keep), ctypes.byref(out)))
     results = []
     for r in json.loads(take_string(out)):
         if "error" in r:

@@ -194,8 +194,9 @@ class KeyExchange(Handle):
         self._crypto = crypto
         self._bridge = bridge_for(host, crypto._bridge)
         self._bridges = [self._bridge] + ([crypto._bridge] if crypto._bridge not in (None, self._bridge) else [])
-        status = lib.towns_key_exchange_create(crypto._ptr, ctypes.byref(self._bridge.struct), uid,
-                                               ctypes.byref(c_options), ctypes.byref(self._ptr))
+        with crypto._use() as crypto_ptr:
+            status = lib.towns_key_exchange_create(crypto_ptr, ctypes.byref(self._bridge.struct), uid,
+                                                   ctypes.byref(c_options), ctypes.byref(self._ptr))
         self._done(status)
 
     def _done(self, status: int) -> None:
@@ -228,8 +229,9 @@ class KeyExchange(Handle):
         """The stream was read from a snapshot: its stored solicitations."""
         if not isinstance(stored, StreamSolicitations):
             raise TypeError(f"stored must be StreamSolicitations, not {type(stored).__name__}")
-        self._done(lib.towns_key_exchange_enqueue_init_key_solicitations(
-            self._ptr, text_arg(stream_id, "stream_id"), stored._ptr))
+        sid = text_arg(stream_id, "stream_id")
+        with stored._use() as stored_ptr:
+            self._done(lib.towns_key_exchange_enqueue_init_key_solicitations(self._ptr, sid, stored_ptr))
 
     def on_ephemeral_key_fulfillment(self, stream_id: str, fulfillment: BytesLike) -> None:
         data = bytes_arg(fulfillment, "fulfillment")

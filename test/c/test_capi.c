@@ -86,6 +86,7 @@ static const uint8_t kPickleC[] = "pickle key of device C";
 /* Stream ids (channels: "20" + 62 lower-case hex digits) and user ids. */
 static const char kStream1[] = "20aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 static const char kStream2[] = "20bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+static const char kStream3[] = "20cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 static const char kUserA[] = "0x1111111111111111111111111111111111111111";
 static const char kUserB[] = "0x2222222222222222222222222222222222222222";
 
@@ -169,6 +170,14 @@ static message queue[MAX_MESSAGES];
 static size_t queued = 0;
 static char device_keys[2][128], fallback_keys[2][128];
 static towns_stream_solicitations *stored_solicitations; /* stream 2's state */
+static towns_stream_solicitations *stored3;              /* stream 3's state */
+static size_t stored_fulfillments = 0;                   /* stored KeyFulfillments the node applied */
+
+static towns_stream_solicitations *stored_for(const char *stream_id) {
+  if (strcmp(stream_id, kStream2) == 0) return stored_solicitations;
+  if (strcmp(stream_id, kStream3) == 0) return stored3;
+  return NULL;
+}
 
 typedef struct {
   int device;
@@ -177,8 +186,34 @@ typedef struct {
   char plaintext[64];
   int64_t message_index;
   int errors, missing;
+  /* Re-entrancy: the engine these callbacks belong to, and what to do to it
+   * from inside a callback. */
+  towns_key_exchange *self;
+  int reenter;                  /* call run / tick / advance on self */
+  towns_status reentered[3];    /* what they gave */
+  char reentered_message[256];  /* the last one's message */
+  int free_self;                /* free self, then try a call on it */
+  towns_status after_free;
 } device_log;
 static device_log logs[2];
+
+static void reenter(device_log *l) {
+  if (l->self == NULL) return;
+  if (l->reenter) {
+    l->reenter = 0;
+    l->reentered[0] = towns_key_exchange_run(l->self, NULL);
+    l->reentered[1] = towns_key_exchange_tick(l->self, NULL);
+    l->reentered[2] = towns_key_exchange_advance(l->self, 1000000);
+    snprintf(l->reentered_message, sizeof l->reentered_message, "%s", towns_last_error_message());
+  }
+  if (l->free_self) {
+    towns_key_exchange_stats st;
+    l->free_self = 0;
+    towns_key_exchange_free(l->self); /* deferred to the end of the run in progress */
+    l->after_free = towns_key_exchange_stats_get(l->self, &st);
+    l->self = NULL;
+  }
+}
 
 static towns_status push(int kind, int from, const char *target, const uint8_t *bytes, size_t len, int ephemeral) {
   message *m;
@@ -231,7 +266,7 @@ static towns_status host_is_user_entitled(void *ud, const char *stream_id, const
 }
 static towns_status host_key_solicitations(void *ud, const char *stream_id, towns_stream_solicitations **out) {
   (void)ud;
-  *out = strcmp(stream_id, kStream2) == 0 ? stored_solicitations : NULL;
+  *out = stored_for(stream_id);
   return TOWNS_OK;
 }
 static towns_status host_miniblock(void *ud, const char *stream_id, int64_t *num, towns_reply *hash) {
@@ -249,6 +284,7 @@ static void host_on_decrypted(void *ud, const char *stream_id, const char *event
   snprintf(l->event_id, sizeof l->event_id, "%s", event_id);
   snprintf(l->plaintext, sizeof l->plaintext, "%.*s", (int)len, (const char *)plaintext);
   l->message_index = message_index;
+  reenter(l);
 }
 static void host_on_error(void *ud, const char *stream_id, const char *event_id, towns_status status,
                           const char *msg, int missing_session) {
@@ -258,6 +294,7 @@ static void host_on_error(void *ud, const char *stream_id, const char *event_id,
   (void)msg;
   ++l->errors;
   if (missing_session && status == TOWNS_E_SESSION_NOT_FOUND) ++l->missing;
+  reenter(l);
 }
 
 static towns_key_exchange_host make_host(device_log *log) {
@@ -275,6 +312,60 @@ static towns_key_exchange_host make_host(device_log *log) {
   h.on_decrypted = host_on_decrypted;
   h.on_decryption_error = host_on_error;
   return h;
+}
+
+/* The node: deliver everything queued from `next` on to the other device's
+ * engine, until nothing more is sent; a stored solicitation or fulfillment
+ * goes through the stream's towns_stream_solicitations first. Both engines'
+ * time advances to t0 + the round after each message. */
+static void deliver(towns_key_exchange *xa, towns_key_exchange *xb, size_t next, int64_t t0) {
+  int rounds = 0;
+  while (next < queued && rounds < 20) {
+    message *m = &queue[next++];
+    towns_key_exchange *to = m->from == 0 ? xb : xa;
+    const char *from_user = m->from == 0 ? kUserA : kUserB;
+    ++rounds;
+    if (m->kind == SOLICITATION) {
+      if (m->ephemeral) {
+        REQUIRE_OK(towns_key_exchange_enqueue_key_solicitation(to, m->target, from_user, m->bytes, m->len, 1, NULL));
+      } else {
+        towns_buffer stored = {0};
+        REQUIRE_OK(towns_stream_solicitations_apply_solicitation(stored_for(m->target), from_user, m->bytes, m->len,
+                                                                 &stored));
+        REQUIRE_OK(towns_key_exchange_enqueue_key_solicitation(to, m->target, from_user, stored.data, stored.len, 0,
+                                                               NULL));
+        towns_buffer_free(&stored);
+      }
+    } else if (m->kind == FULFILLMENT) {
+      if (m->ephemeral) {
+        REQUIRE_OK(towns_key_exchange_on_ephemeral_key_fulfillment(to, m->target, m->bytes, m->len));
+      } else {
+        /* A stored fulfillment updates the requester's stored solicitation,
+         * which every device then sees. */
+        int found = 7;
+        towns_string user = {0};
+        towns_buffer updated = {0};
+        REQUIRE_OK(towns_stream_solicitations_apply_fulfillment(stored_for(m->target), m->bytes, m->len, &found,
+                                                                &user, &updated));
+        ++stored_fulfillments;
+        CHECK(found == 1);
+        CHECK_STR(user.data, m->from == 0 ? kUserB : kUserA);
+        if (found) {
+          REQUIRE_OK(towns_key_exchange_enqueue_key_solicitation(xa, m->target, user.data, updated.data, updated.len,
+                                                                 0, NULL));
+          REQUIRE_OK(towns_key_exchange_enqueue_key_solicitation(xb, m->target, user.data, updated.data, updated.len,
+                                                                 0, NULL));
+        }
+        towns_string_free(&user);
+        towns_buffer_free(&updated);
+      }
+    } else {
+      CHECK_STR(m->target, m->from == 0 ? kUserB : kUserA);
+      REQUIRE_OK(towns_key_exchange_enqueue_new_group_sessions(to, m->bytes, m->len));
+    }
+    REQUIRE_OK(towns_key_exchange_advance(xa, t0 + rounds));
+    REQUIRE_OK(towns_key_exchange_advance(xb, t0 + rounds));
+  }
 }
 
 /* The first string value in a JSON object {"key":"value"}: enough for
@@ -550,6 +641,30 @@ int main(int argc, char **argv) {
   CHECK_STR(towns_last_error_message(), "");
   towns_string_free(&dk);
   towns_string_free(&fk);
+  /* A NULL out: refused before anything is made (nothing leaks). */
+  CHECK_STATUS(towns_stream_solicitations_create(NULL), TOWNS_E_INVALID_ARGUMENT);
+  CHECK_STATUS(towns_crypto_has_outbound_session(a, kStream1, TOWNS_ALGORITHM_GROUP_ENCRYPTION, NULL),
+               TOWNS_E_INVALID_ARGUMENT);
+  CHECK_STATUS(towns_crypto_has_session_key(a, kStream1, s_megolm.data, TOWNS_ALGORITHM_GROUP_ENCRYPTION, NULL),
+               TOWNS_E_INVALID_ARGUMENT);
+  CHECK(strstr(towns_last_error_message(), "out is NULL") != NULL);
+  /* A failed batch decrypt: every result is {the status, empty, -1, empty}. */
+  {
+    towns_bytes events[2];
+    towns_decrypt_result results[2];
+    events[0].data = ed1.data;
+    events[0].len = ed1.len;
+    events[1] = events[0];
+    memset(results, 0x5a, sizeof results);
+    CHECK_STATUS(towns_crypto_decrypt_group_events(a, NULL, events, 2, results), TOWNS_E_INVALID_ARGUMENT);
+    for (i = 0; i < 2; ++i) {
+      CHECK(results[i].status == TOWNS_E_INVALID_ARGUMENT);
+      CHECK(results[i].plaintext.data == NULL && results[i].plaintext.len == 0);
+      CHECK(results[i].message_index == -1);
+      CHECK(results[i].error_message.data == NULL && results[i].error_message.len == 0);
+    }
+    towns_decrypt_results_free(results, 2); /* nothing to free: fine */
+  }
   towns_store_free(NULL);
   towns_crypto_free(NULL);
   towns_key_exchange_free(NULL);
@@ -761,39 +876,10 @@ int main(int argc, char **argv) {
   CHECK(queued == 1 && queue[0].kind == SOLICITATION && queue[0].from == 1 && queue[0].ephemeral == 1);
 
   /* The node: deliver everything queued, until nothing more is sent. */
-  {
-    int rounds = 0;
-    size_t next = 0;
-    while (next < queued && rounds < 20) {
-      message *m = &queue[next++];
-      towns_key_exchange *to = m->from == 0 ? xb : xa;
-      ++rounds;
-      if (m->kind == SOLICITATION) {
-        if (m->ephemeral) {
-          REQUIRE_OK(towns_key_exchange_enqueue_key_solicitation(to, m->target, m->from == 0 ? kUserA : kUserB,
-                                                                 m->bytes, m->len, 1, NULL));
-        } else {
-          towns_buffer stored = {0};
-          REQUIRE_OK(towns_stream_solicitations_apply_solicitation(stored_solicitations,
-                                                                   m->from == 0 ? kUserA : kUserB, m->bytes, m->len,
-                                                                   &stored));
-          REQUIRE_OK(towns_key_exchange_enqueue_key_solicitation(to, m->target, m->from == 0 ? kUserA : kUserB,
-                                                                 stored.data, stored.len, 0, NULL));
-          towns_buffer_free(&stored);
-        }
-      } else if (m->kind == FULFILLMENT) {
-        CHECK(m->ephemeral == 1);
-        REQUIRE_OK(towns_key_exchange_on_ephemeral_key_fulfillment(to, m->target, m->bytes, m->len));
-      } else {
-        CHECK_STR(m->target, m->from == 0 ? kUserB : kUserA);
-        REQUIRE_OK(towns_key_exchange_enqueue_new_group_sessions(to, m->bytes, m->len));
-      }
-      REQUIRE_OK(towns_key_exchange_advance(xa, 2000 + rounds));
-      REQUIRE_OK(towns_key_exchange_advance(xb, 2000 + rounds));
-    }
-  }
+  deliver(xa, xb, 0, 2000);
   CHECK(queued == 3);
-  CHECK(queue[1].kind == FULFILLMENT && queue[1].from == 0);
+  CHECK(stored_fulfillments == 0);
+  CHECK(queue[1].kind == FULFILLMENT && queue[1].from == 0 && queue[1].ephemeral == 1);
   CHECK(queue[2].kind == SHARE && queue[2].from == 0);
   CHECK(logs[1].decrypted == 1);
   CHECK_STR(logs[1].event_id, "event-1");
@@ -818,6 +904,205 @@ int main(int argc, char **argv) {
   CHECK_STR(json.data, "[]");
   towns_string_free(&json);
 
+  /* ---- 10. A share_host with only what sharing calls: a new outbound session
+   * of device E goes to every entitled user's devices through its callback,
+   * and B imports it. */
+  {
+    towns_key_exchange_host sh, missing;
+    towns_store *store_e = NULL;
+    towns_crypto *e = NULL, *bad_e = NULL;
+    towns_string s_e = {0}, s_eh = {0};
+    towns_buffer ee = {0};
+    size_t before = queued;
+    memset(&sh, 0, sizeof sh);
+    sh.user_data = &logs[0]; /* its shares are queued as from device 0 */
+    sh.send_group_encryption_sessions = host_send_share;
+    sh.user_devices = host_user_devices;
+    sh.stream_members = host_stream_members;
+    REQUIRE_OK(towns_store_create_memory(&store_e));
+    missing = sh;
+    missing.user_devices = NULL;
+    CHECK_STATUS(towns_crypto_create(store_e, KEY(kPickleC), NULL, 0, &missing, &bad_e), TOWNS_E_INVALID_ARGUMENT);
+    CHECK(bad_e == NULL);
+    missing = sh;
+    missing.send_group_encryption_sessions = NULL;
+    CHECK_STATUS(towns_crypto_create(store_e, KEY(kPickleC), NULL, 0, &missing, &bad_e), TOWNS_E_INVALID_ARGUMENT);
+    missing = sh;
+    missing.stream_members = NULL;
+    CHECK_STATUS(towns_crypto_create(store_e, KEY(kPickleC), NULL, 0, &missing, &bad_e), TOWNS_E_INVALID_ARGUMENT);
+    missing.users_entitled_to_key_exchange = host_stream_members; /* either one will do */
+    REQUIRE_OK(towns_crypto_create(store_e, KEY(kPickleC), NULL, 0, &missing, &bad_e));
+    towns_crypto_free(bad_e);
+    REQUIRE_OK(towns_crypto_create(store_e, KEY(kPickleC), NULL, 0, &sh, &e));
+    REQUIRE_OK(towns_crypto_ensure_outbound_session(e, kStream1, TOWNS_ALGORITHM_GROUP_ENCRYPTION, NULL, &s_e));
+    CHECK(queued == before + 2);
+    CHECK(queue[before].kind == SHARE && strcmp(queue[before].target, kUserA) == 0);
+    CHECK(queue[before + 1].kind == SHARE && strcmp(queue[before + 1].target, kUserB) == 0);
+    REQUIRE_OK(towns_crypto_encrypt_group_event(e, kStream1, (const uint8_t *)"from E", 6,
+                                                TOWNS_ALGORITHM_GROUP_ENCRYPTION, &ee));
+    CHECK(queued == before + 2); /* the session exists: nothing shared again */
+    REQUIRE_OK(towns_receive_group_encryption_sessions(b, queue[before + 1].bytes, queue[before + 1].len, &json));
+    snprintf(expected, sizeof expected,
+             "{\"status\":\"imported\",\"streamId\":\"%s\",\"algorithm\":\"r.group-encryption.v1.aes-sha2\","
+             "\"imported\":[\"%s\"],\"failed\":[]}",
+             kStream1, s_e.data);
+    CHECK_STR(json.data, expected);
+    towns_string_free(&json);
+    REQUIRE_OK(towns_crypto_decrypt_group_event(b, kStream1, ee.data, ee.len, &plain, &index));
+    CHECK_BYTES(plain, "from E");
+    CHECK(index == 0);
+    towns_buffer_free(&plain);
+    /* No get_miniblock_info and no miniblock given: a hybrid session cannot be made. */
+    CHECK_STATUS(towns_crypto_ensure_outbound_session(e, kStream1, TOWNS_ALGORITHM_HYBRID_GROUP_ENCRYPTION, NULL,
+                                                      &s_eh),
+                 TOWNS_E_INVALID_ARGUMENT);
+    CHECK(strstr(towns_last_error_message(), "get_miniblock_info") != NULL);
+    CHECK(s_eh.data == NULL && queued == before + 2);
+    towns_string_free(&s_e);
+    towns_buffer_free(&ee);
+    towns_crypto_free(e);
+    towns_store_free(store_e);
+  }
+
+  /* ---- 11. Stored solicitations (options.ephemeral_solicitations = 0): B
+   * solicits A's stream-3 session as a stream event; the node stores it, A
+   * fulfills (stored too) and shares; B decrypts. tick and
+   * retry_decryption_failures on the way. */
+  {
+    towns_key_exchange *xa2 = NULL, *xb2 = NULL, *xa3 = NULL;
+    towns_stream_solicitations *snap = NULL;
+    towns_buffer ed3 = {0}, stored = {0}, updated = {0};
+    towns_string user = {0};
+    size_t before = queued, units = 99, sol, ful;
+    int did = 7, found = 7, decrypted = logs[1].decrypted, missing = logs[1].missing;
+    REQUIRE_OK(towns_stream_solicitations_create(&stored3));
+    options.ephemeral_solicitations = 0;
+    REQUIRE_OK(towns_key_exchange_create(a, &host_a, kUserA, &options, &xa2));
+    REQUIRE_OK(towns_key_exchange_create(b, &host_b, kUserB, &options, &xb2));
+    REQUIRE_OK(towns_crypto_encrypt_group_event(a, kStream3, (const uint8_t *)"stored path", 11,
+                                                TOWNS_ALGORITHM_GROUP_ENCRYPTION, &ed3));
+    REQUIRE_OK(towns_key_exchange_tick(xb2, &did));
+    CHECK(did == 0); /* nothing to do yet */
+    REQUIRE_OK(towns_key_exchange_enqueue_encrypted_content(xb2, kStream3, "event-3", ed3.data, ed3.len));
+    REQUIRE_OK(towns_key_exchange_tick(xb2, &did));
+    CHECK(did == 1);
+    REQUIRE_OK(towns_key_exchange_run(xb2, &units));
+    CHECK(units == 1);
+    REQUIRE_OK(towns_key_exchange_tick(xb2, &did));
+    CHECK(did == 0);
+    CHECK(logs[1].missing == missing + 1);
+    CHECK(queued == before + 1);
+    sol = before;
+    CHECK(queue[sol].kind == SOLICITATION && queue[sol].from == 1 && queue[sol].ephemeral == 0);
+    CHECK_STR(queue[sol].target, kStream3);
+    /* Membership changed: the waiting event is tried again; still missing, it
+     * is solicited again (the same event is not reported twice). */
+    REQUIRE_OK(towns_key_exchange_retry_decryption_failures(xb2, kStream3));
+    REQUIRE_OK(towns_key_exchange_run(xb2, &units));
+    CHECK(units == 1);
+    CHECK(logs[1].missing == missing + 1);
+    CHECK(queued == before + 2);
+    CHECK(queue[sol + 1].kind == SOLICITATION && queue[sol + 1].from == 1 && queue[sol + 1].ephemeral == 0);
+    CHECK_STATUS(towns_key_exchange_retry_decryption_failures(xb2, NULL), TOWNS_E_INVALID_ARGUMENT);
+
+    deliver(xa2, xb2, before, 5000);
+    CHECK(logs[1].decrypted == decrypted + 1);
+    CHECK_STR(logs[1].event_id, "event-3");
+    CHECK_STR(logs[1].plaintext, "stored path");
+    /* A answered each stored solicitation with a stored fulfillment and a share. */
+    CHECK(queued == before + 6);
+    CHECK(stored_fulfillments == 2);
+    for (i = 0; i < 2; ++i) {
+      ful = sol + 2 + 2 * i;
+      CHECK(queue[ful].kind == FULFILLMENT && queue[ful].from == 0 && queue[ful].ephemeral == 0);
+      CHECK_STR(queue[ful].target, kStream3);
+      CHECK(queue[ful + 1].kind == SHARE && queue[ful + 1].from == 0);
+      CHECK_STR(queue[ful + 1].target, kUserB);
+    }
+    ful = sol + 2;
+
+    /* ---- 12. The stream read from a snapshot: a new engine of A gets B's
+     * stored solicitation through enqueue_init_key_solicitations. */
+    REQUIRE_OK(towns_stream_solicitations_create(&snap));
+    REQUIRE_OK(towns_stream_solicitations_apply_solicitation(snap, kUserB, queue[sol].bytes, queue[sol].len, &stored));
+    towns_buffer_free(&stored);
+    REQUIRE_OK(towns_key_exchange_create(a, &host_a, kUserA, &options, &xa3));
+    before = queued;
+    REQUIRE_OK(towns_key_exchange_enqueue_init_key_solicitations(xa3, kStream3, snap));
+    CHECK_STATUS(towns_key_exchange_enqueue_init_key_solicitations(xa3, kStream3, NULL), TOWNS_E_INVALID_ARGUMENT);
+    REQUIRE_OK(towns_key_exchange_run(xa3, &units));
+    CHECK(units == 1);
+    CHECK(queued == before + 2);
+    CHECK(queue[before].kind == FULFILLMENT && queue[before].from == 0 && queue[before].ephemeral == 0);
+    CHECK_STR(queue[before].target, kStream3);
+    CHECK(queue[before + 1].kind == SHARE && queue[before + 1].from == 0);
+    CHECK_STR(queue[before + 1].target, kUserB);
+
+    /* The snapshot's solicitation answered by A's fulfillment: found, B's;
+     * once B left, not found. */
+    REQUIRE_OK(towns_stream_solicitations_apply_fulfillment(snap, queue[ful].bytes, queue[ful].len, &found, &user,
+                                                            &updated));
+    CHECK(found == 1);
+    CHECK_STR(user.data, kUserB);
+    CHECK(updated.len > 0);
+    towns_string_free(&user);
+    towns_buffer_free(&updated);
+    REQUIRE_OK(towns_stream_solicitations_apply_solicitation(snap, kUserB, queue[sol].bytes, queue[sol].len, &stored));
+    towns_buffer_free(&stored);
+    REQUIRE_OK(towns_stream_solicitations_remove_member(snap, kUserB));
+    found = 7;
+    REQUIRE_OK(towns_stream_solicitations_apply_fulfillment(snap, queue[ful].bytes, queue[ful].len, &found, &user,
+                                                            &updated));
+    CHECK(found == 0 && user.data == NULL && updated.data == NULL);
+    CHECK_STATUS(towns_stream_solicitations_remove_member(snap, NULL), TOWNS_E_INVALID_ARGUMENT);
+    CHECK_STATUS(towns_stream_solicitations_remove_member(NULL, kUserB), TOWNS_E_INVALID_ARGUMENT);
+    CHECK_STATUS(towns_stream_solicitations_apply_fulfillment(snap, queue[ful].bytes, queue[ful].len, NULL, &user,
+                                                              &updated),
+                 TOWNS_E_INVALID_ARGUMENT);
+
+    towns_stream_solicitations_free(snap);
+    towns_key_exchange_free(xa2);
+    towns_key_exchange_free(xb2);
+    towns_key_exchange_free(xa3);
+    towns_buffer_free(&ed3);
+  }
+
+  /* ---- 13. Re-entrancy: from its own callbacks, run / tick / advance of the
+   * same engine are refused; a free is deferred to the end of the outer run,
+   * which stops after the current unit. */
+  {
+    device_log r;
+    towns_key_exchange_host host_r;
+    towns_key_exchange *xr = NULL;
+    size_t units = 99;
+    memset(&r, 0, sizeof r);
+    r.device = 1;
+    host_r = make_host(&r);
+    REQUIRE_OK(towns_key_exchange_create(b, &host_r, kUserB, &options, &xr));
+    r.self = xr;
+    r.reenter = 1;
+    REQUIRE_OK(towns_key_exchange_enqueue_encrypted_content(xr, kStream1, "r-1", ed2.data, ed2.len));
+    REQUIRE_OK(towns_key_exchange_run(xr, &units));
+    CHECK(r.decrypted == 1);
+    CHECK_STR(r.plaintext, "second");
+    CHECK(r.reentered[0] == TOWNS_E_INVALID_ARGUMENT && r.reentered[1] == TOWNS_E_INVALID_ARGUMENT &&
+          r.reentered[2] == TOWNS_E_INVALID_ARGUMENT);
+    CHECK(strstr(r.reentered_message, "towns_key_exchange_advance called from a host callback") != NULL);
+    CHECK_STR(towns_last_error_message(), ""); /* the outer run succeeded */
+    /* The engine still works. */
+    REQUIRE_OK(towns_key_exchange_enqueue_encrypted_content(xr, kStream2, "r-2", ed1.data, ed1.len));
+    REQUIRE_OK(towns_key_exchange_enqueue_encrypted_content(xr, kStream1, "r-3", eh1.data, eh1.len));
+    r.free_self = 1;
+    REQUIRE_OK(towns_key_exchange_run(xr, &units));
+    /* Freed from the first event's callback: the run stopped after that unit. */
+    CHECK(units == 1);
+    CHECK(r.decrypted == 2 && r.errors == 0);
+    CHECK_STR(r.event_id, "r-2");
+    CHECK(r.self == NULL);
+    CHECK(r.after_free == TOWNS_E_INVALID_ARGUMENT);
+    /* xr is gone now (ASan would see a leak or a use after free). */
+  }
+
   /* ---- Teardown: handles in any order. */
   towns_crypto_free(a);
   towns_crypto_free(b); /* the engines keep their crypto */
@@ -829,6 +1114,7 @@ int main(int argc, char **argv) {
   towns_store_free(store_b);
   towns_store_free(store_d);
   towns_stream_solicitations_free(stored_solicitations);
+  towns_stream_solicitations_free(stored3);
   for (i = 0; i < queued; ++i) free(queue[i].bytes);
   towns_string_free(&s_megolm);
   towns_string_free(&s_hybrid);
