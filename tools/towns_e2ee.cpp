@@ -25,6 +25,7 @@
 #include "towns/error.h"
 #include "towns/protocol/derived.h"
 #include "towns/version.h"
+#include "vectors/protobuf_json.h"
 #include <google/protobuf/stubs/common.h>
 
 namespace {
@@ -36,6 +37,32 @@ void print_versions() {
   std::printf("  protobuf  none in the library (its own codec); tools: %s\n", google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION).c_str());
   std::printf("  SQLite    %s\n", v.sqlite.c_str());
   std::printf("  OpenSSL   %s\n", v.openssl.c_str());
+}
+
+// towns-e2ee wire decode: the library's codec on given bytes, for differential
+// tests against other protobuf implementations (the canonical client's).
+int wire_decode_lines() {
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    auto space = line.find(' ');
+    nlohmann::json out;
+    if (space == std::string::npos) {
+      out = {{"ok", false}, {"error", "INVALID_ARGUMENT"}, {"message", line}, {"hex", ""}};
+    } else {
+      std::string name = line.substr(0, space), hex = line.substr(space + 1);
+      out = {{"message", name}, {"hex", hex}};
+      try {
+        auto decoded = towns::vectors::decode_message(name, towns::crypto::hex_decode(hex));
+        out["ok"] = true;
+        out["json"] = std::move(decoded.json);
+      } catch (const towns::Error& e) {
+        out["ok"] = false;
+        out["error"] = std::string(e.code_name());
+      }
+    }
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+  return 0;
 }
 
 int usage(FILE* out) {
@@ -59,6 +86,10 @@ int usage(FILE* out) {
                "              write the test-vector corpus, deterministically from the seed\n"
                "  vectors verify <dir>\n"
                "              check every vector in dir; prints N passed, N failed\n"
+               "  wire decode\n"
+               "              read lines \"<message> <hex>\" on stdin (message: a full name such as\n"
+               "              river.EncryptedData) and print, per line, the library codec's reading\n"
+               "              as JSON: {message, hex, ok, json | error} (test/interop/wire_client.ts)\n"
                "  derived-key <key phrase>\n"
                "              print the key and IV that r.aes-256-gcm.derived derives from the\n"
                "              phrase (protocol.md 12.2), as hex on two lines\n");
@@ -97,6 +128,10 @@ int main(int argc, char** argv) {
         return r.failed == 0 ? 0 : 1;
       }
       return usage(stderr);
+    }
+    if (cmd == "wire") {
+      if (argc != 3 || std::string_view(argv[2]) != "decode") return usage(stderr);
+      return wire_decode_lines();
     }
     if (cmd == "derived-key") {
       if (argc != 3) return usage(stderr);
