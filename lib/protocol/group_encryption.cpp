@@ -9,6 +9,17 @@ namespace {
 
 Bytes to_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
+// The EncryptedData of a megolm message: the sender's device key, the session and the ciphertext.
+EncryptedData megolm_event(std::string sender_key, GroupCiphertext result, EncryptedDataVersion version) {
+  EncryptedData out;
+  out.algorithm = std::string(kGroupEncryptionAlgorithmId);
+  out.sender_key = std::move(sender_key);
+  out.ciphertext = std::move(result.ciphertext);
+  out.session_id = std::move(result.session_id);
+  out.version = version;
+  return out;
+}
+
 }  // namespace
 
 DecryptedPayload payload_for_version(int version, crypto::SecretBytes plaintext, std::optional<uint32_t> index,
@@ -54,27 +65,15 @@ EncryptedData GroupEncryption::encrypt(std::string_view stream_id, std::span<con
   auto text = crypto::base64_encode(payload, crypto::Base64Padding::kPadded);
   check_payload_length(text, "encryptGroupMessage");  // before a session is created: a refusal changes nothing
   ensure_outbound_session(stream_id);
-  auto result = device_.outbound().encrypt(text, stream_id);
-  EncryptedData out;
-  out.algorithm = std::string(kGroupEncryptionAlgorithmId);
-  out.sender_key = device_.account().device_key();
-  out.ciphertext = std::move(result.ciphertext);
-  out.session_id = std::move(result.session_id);
-  out.version = EncryptedDataVersion::kVersion1;
-  return out;
+  return megolm_event(device_.account().device_key(), device_.outbound().encrypt(text, stream_id),
+                      EncryptedDataVersion::kVersion1);
 }
 
 EncryptedData GroupEncryption::encrypt_deprecated_v0(std::string_view stream_id, std::string_view payload) {
   check_payload_length(payload, "encryptGroupMessage");
   ensure_outbound_session(stream_id);
-  auto result = device_.outbound().encrypt(payload, stream_id);
-  EncryptedData out;
-  out.algorithm = std::string(kGroupEncryptionAlgorithmId);
-  out.sender_key = device_.account().device_key();
-  out.ciphertext = std::move(result.ciphertext);
-  out.session_id = std::move(result.session_id);
-  out.version = EncryptedDataVersion::kVersion0;
-  return out;
+  return megolm_event(device_.account().device_key(), device_.outbound().encrypt(payload, stream_id),
+                      EncryptedDataVersion::kVersion0);
 }
 
 // ---- GroupDecryption

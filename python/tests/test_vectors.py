@@ -95,15 +95,21 @@ def megolm_decrypt(g, tc, device):
     assert out.message_index == tc["messageIndex"]
 
 
-def megolm_import(g, tc, device):
+def import_case(g, tc, device, algorithm_id, algorithm):
+    """Imports the case's key; a refused one leaves nothing held. The device."""
     stream, sid = param(tc, g, "streamId"), param(tc, g, "sessionId")
     d = device()
     try:
-        import_one(d, stream, sid, param(tc, g, "sessionKey"), MEGOLM)
+        import_one(d, stream, sid, param(tc, g, "sessionKey"), algorithm_id)
     except t.TownsError:
-        assert d.has_session_key(stream, sid, t.Algorithm.GROUP_ENCRYPTION) is False
+        assert d.has_session_key(stream, sid, algorithm) is False
         raise
-    assert d.has_session_key(stream, sid, t.Algorithm.GROUP_ENCRYPTION) is True
+    assert d.has_session_key(stream, sid, algorithm) is True
+    return d, stream, sid
+
+
+def megolm_import(g, tc, device):
+    d, stream, sid = import_case(g, tc, device, MEGOLM, t.Algorithm.GROUP_ENCRYPTION)
     exported = d.export_group_session(stream, sid)
     assert exported["sessionId"] == sid and exported["algorithm"] == MEGOLM
     assert first_known_index(exported["sessionKey"]) == tc["firstKnownIndex"]
@@ -128,14 +134,7 @@ def hybrid_session_id_case(g, tc, device):
 
 
 def hybrid_session_import(g, tc, device):
-    stream, sid = param(tc, g, "streamId"), param(tc, g, "sessionId")
-    d = device()
-    try:
-        import_one(d, stream, sid, param(tc, g, "sessionKey"), GRPAES)
-    except t.TownsError:
-        assert d.has_session_key(stream, sid, t.Algorithm.HYBRID_GROUP_ENCRYPTION) is False
-        raise
-    assert d.has_session_key(stream, sid, t.Algorithm.HYBRID_GROUP_ENCRYPTION) is True
+    import_case(g, tc, device, GRPAES, t.Algorithm.HYBRID_GROUP_ENCRYPTION)
 
 
 def aes_gcm(g, tc, device):
