@@ -10,6 +10,7 @@
 
 #include "towns/proto/payloads.pb.h"
 #include "towns/proto/protocol.pb.h"
+#include "river_serialize.h"
 
 namespace {
 
@@ -30,12 +31,7 @@ std::string seq(int n, int start) {
 }
 
 std::vector<uint8_t> encode(const google::protobuf::MessageLite& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&coded);
-  coded.Trim();
+  auto out = towns::river_proto::serialize(m);
   return {out.begin(), out.end()};
 }
 

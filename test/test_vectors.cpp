@@ -20,6 +20,7 @@
 
 #include "towns/proto/payloads.pb.h"
 #include "towns/proto/protocol.pb.h"
+#include "river_serialize.h"
 #include "towns/vectors.h"
 #include "vectors.h"
 #include "vectors/protobuf_json.h"
@@ -108,15 +109,7 @@ std::unique_ptr<pb::Message> new_message(const std::string& type) {
   return std::unique_ptr<pb::Message>(pb::MessageFactory::generated_factory()->GetPrototype(desc)->New());
 }
 
-std::string serialize(const pb::Message& m) {
-  std::string out;
-  pb::io::StringOutputStream stream(&out);
-  pb::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
-}
+using towns::river_proto::serialize;
 
 // protobuf's verdict on a protobufMessage or protobufMalformed test, as the
 // verifier gave it before the library read these messages itself: the bytes

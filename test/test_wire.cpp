@@ -19,6 +19,7 @@
 #include "towns/protocol/messages.h"
 #include "towns/proto/payloads.pb.h"
 #include "towns/proto/protocol.pb.h"
+#include "river_serialize.h"
 #include "towns/protocol/encryption_device.h"
 
 namespace {
@@ -33,17 +34,8 @@ using RiverSessions = river::UserInboxPayload::GroupEncryptionSessions;
 Bytes bytes_of(std::string_view s) { return Bytes(s.begin(), s.end()); }
 std::string string_of(const Bytes& b) { return std::string(b.begin(), b.end()); }
 
-// protobuf's deterministic serialization (map entries sorted by key).
-Bytes serialize(const google::protobuf::MessageLite& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  {
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    m.SerializeToCodedStream(&coded);
-  }
-  return bytes_of(out);
-}
+// protobuf's deterministic serialization (river_serialize.h), as bytes.
+Bytes serialize(const google::protobuf::MessageLite& m) { return bytes_of(river_proto::serialize(m)); }
 
 // ---- Each plain message and its generated class, field by field (the test's
 // own reference; the library converts only through bytes).

@@ -16,6 +16,7 @@
 #include "towns/protocol/messages.h"
 #include "towns/proto/payloads.pb.h"
 #include "towns/proto/protocol.pb.h"
+#include "river_serialize.h"
 
 namespace towns::wire_convert {
 
@@ -57,18 +58,7 @@ struct PlainOf<river::UserInboxPayload::GroupEncryptionSessions> {
   using type = GroupEncryptionSessions;
 };
 
-// protobuf's deterministic serialization (map entries sorted by key), the
-// bytes our codec writes for the same fields.
-inline std::string serialize(const google::protobuf::MessageLite& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  {
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    m.SerializeToCodedStream(&coded);
-  }
-  return out;
-}
+using river_proto::serialize;
 
 inline std::span<const uint8_t> as_span(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

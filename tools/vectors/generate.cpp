@@ -39,16 +39,7 @@ constexpr const char* kSchema = "towns_e2ee_vectors_v1";
 std::string hex(std::span<const uint8_t> b) { return crypto::hex_encode(b); }
 std::string hex(const std::string& s) { return crypto::hex_encode(crypto::as_bytes(s)); }
 
-std::string serialize(const google::protobuf::MessageLite& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  {
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    m.SerializeToCodedStream(&coded);
-  }
-  return out;
-}
+using wire_convert::serialize;
 std::string pb_hex(const google::protobuf::MessageLite& m) { return hex(serialize(m)); }
 
 // The account's one unpublished fallback key: {"curve25519":{"<key id>":"<key>"}}.
