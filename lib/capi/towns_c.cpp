@@ -132,21 +132,8 @@ class JsonOut {
     return *this;
   }
   JsonOut& str(std::string_view s) {
-    raw("\"");
-    for (char c : s) {
-      auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        char esc[2] = {'\\', c};
-        raw({esc, 2});
-      } else if (u < 0x20) {
-        static const char* hex = "0123456789abcdef";
-        char esc[6] = {'\\', 'u', '0', '0', hex[u >> 4], hex[u & 15]};
-        raw({esc, 6});
-      } else {
-        raw({&c, 1});
-      }
-    }
-    return raw("\"");
+    append_json_string(out_, s);
+    return *this;
   }
   JsonOut& key(std::string_view k) { return str(k).raw(":"); }
   JsonOut& strs(const std::vector<std::string>& v) {
@@ -172,31 +159,10 @@ void write_session(JsonOut& j, const GroupEncryptionSession& s) {
 
 // ---- input
 
-template <typename Json = nlohmann::json>
-Json parse_json(std::string_view text, const char* name) {
-  auto doc = Json::parse(text.begin(), text.end(), nullptr, false);
+nlohmann::json parse_json(std::string_view text, const char* name) {
+  auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
   if (doc.is_discarded()) bad(std::string(name) + " is not JSON");
   return doc;
-}
-
-// The client's session shape ([{"streamId", "sessionId", "sessionKey",
-// "algorithm"}]); a missing field is empty, as import_room_keys_as_json reads it.
-// Parsed as SecretJson: every string of the document, and the parser's own
-// buffer, is wiped when freed (a key given twice, a parse that fails half-way).
-std::vector<GroupEncryptionSession> parse_sessions(std::string_view text, const char* name) {
-  auto doc = parse_json<SecretJson>(text, name);
-  if (!doc.is_array()) bad(std::string(name) + " must be a JSON array");
-  auto field = [](const SecretJson& o, const char* f) -> std::string_view {
-    auto it = o.find(f);
-    return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const WipedString&>()) : std::string_view();
-  };
-  std::vector<GroupEncryptionSession> out;
-  for (const auto& o : doc) {
-    if (!o.is_object()) bad(std::string(name) + ": each session must be a JSON object");
-    out.push_back({std::string(field(o, "streamId")), std::string(field(o, "sessionId")),
-                   crypto::SecretBytes(field(o, "sessionKey")), std::string(field(o, "algorithm"))});
-  }
-  return out;
 }
 
 std::vector<UserDevice> parse_devices(std::string_view text, const char* name) {
@@ -797,7 +763,7 @@ towns_status towns_crypto_import_session_keys(towns_crypto* crypto, const char* 
   return guard([&] {
     auto& c = need(crypto, "crypto");
     auto sid = need_str(stream_id, "stream_id");
-    auto keys = parse_sessions(need_str(keys_json, "keys_json"), "keys_json");
+    auto keys = parse_sessions_json(need_str(keys_json, "keys_json"), "keys_json");
     need(result_json, "result_json");
     auto r = c.c().import_session_keys(sid, keys);
     JsonOut j;
@@ -853,7 +819,7 @@ towns_status towns_build_group_encryption_sessions(towns_crypto* crypto, const c
     auto& c = need(crypto, "crypto");
     auto sid = need_str(stream_id, "stream_id");
     auto a = algorithm_of(algorithm);
-    auto sessions = parse_sessions(need_str(sessions_json, "sessions_json"), "sessions_json");
+    auto sessions = parse_sessions_json(need_str(sessions_json, "sessions_json"), "sessions_json");
     auto devices = parse_devices(need_str(devices_json, "devices_json"), "devices_json");
     need(message, "message");
     auto plan = build_group_encryption_sessions(c.c(), sid, a, sessions, devices);

@@ -10,13 +10,70 @@
 #include <string>
 #include <vector>
 
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
+#include "towns/crypto/encoding.h"
 #include "towns/crypto/secret.h"
+#include "towns/error.h"
+#include "towns/protocol/types.h"
 
 namespace towns {
 
 using WipedString = std::basic_string<char, std::char_traits<char>, crypto::WipingAllocator<char>>;
 using SecretJson = nlohmann::basic_json<std::map, std::vector, WipedString>;
+
+// Appends s as a JSON string, escaped as JSON.stringify escapes it (the short
+// forms for \b \f \n \r \t, \u00XX for the other control characters), to
+// wiped memory. s is taken as UTF-8; the caller checks it where it must.
+inline void append_json_string(crypto::SecretBytes& out, std::string_view s) {
+  auto put = [&](std::string_view t) { out.append(crypto::as_bytes(t)); };
+  put("\"");
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': put("\\\""); break;
+      case '\\': put("\\\\"); break;
+      case '\b': put("\\b"); break;
+      case '\f': put("\\f"); break;
+      case '\n': put("\\n"); break;
+      case '\r': put("\\r"); break;
+      case '\t': put("\\t"); break;
+      default:
+        if (c < 0x20) {
+          static const char kHex[] = "0123456789abcdef";
+          const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+          put({esc, 6});
+        } else {
+          put({&ch, 1});
+        }
+    }
+  }
+  put("\"");
+}
+
+// The client's exported-sessions JSON ([{"streamId", "sessionId", "sessionKey",
+// "algorithm"}, ...]; a missing or non-string field is empty), parsed into
+// wiped memory. INVALID_ARGUMENT naming `what` when text is not JSON, not an
+// array, or holds an entry that is not an object.
+inline std::vector<GroupEncryptionSession> parse_sessions_json(std::string_view text, std::string_view what) {
+  auto doc = SecretJson::parse(text.begin(), text.end(), nullptr, false);
+  if (doc.is_discarded()) throw Error(ErrorCode::INVALID_ARGUMENT, std::string(what) + " is not JSON");
+  if (!doc.is_array()) throw Error(ErrorCode::INVALID_ARGUMENT, std::string(what) + " must be a JSON array");
+  auto field = [](const SecretJson& o, const char* name) -> std::string_view {
+    auto it = o.find(name);
+    return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const WipedString&>()) : std::string_view();
+  };
+  std::vector<GroupEncryptionSession> out;
+  for (const auto& o : doc) {
+    if (!o.is_object()) {
+      throw Error(ErrorCode::INVALID_ARGUMENT, std::string(what) + ": each entry must be a JSON object");
+    }
+    out.push_back({std::string(field(o, "streamId")), std::string(field(o, "sessionId")),
+                   crypto::SecretBytes(field(o, "sessionKey")), std::string(field(o, "algorithm"))});
+  }
+  return out;
+}
 
 }  // namespace towns

@@ -220,21 +220,7 @@ std::vector<EncryptionDevice::ImportResult> GroupEncryptionCrypto::import_sessio
 ImportResult GroupEncryptionCrypto::import_room_keys_as_json(std::string_view json,
                                                              const std::function<void(const ImportProgress&)>& progress) {
   // Parsed into wiped memory: no copy of a key outlives this call (secret_json.h).
-  auto doc = SecretJson::parse(json.begin(), json.end(), nullptr, false);
-  if (doc.is_discarded() || !doc.is_array()) {
-    throw Error(ErrorCode::INVALID_ARGUMENT, "room keys must be a JSON array");
-  }
-  std::vector<GroupEncryptionSession> keys;
-  auto field = [](const SecretJson& o, const char* name) -> std::string_view {
-    auto it = o.find(name);
-    return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const WipedString&>()) : std::string_view();
-  };
-  for (const auto& o : doc) {
-    if (!o.is_object()) throw Error(ErrorCode::INVALID_ARGUMENT, "each room key must be a JSON object");
-    keys.push_back({std::string(field(o, "streamId")), std::string(field(o, "sessionId")),
-                    crypto::SecretBytes(field(o, "sessionKey")), std::string(field(o, "algorithm"))});
-  }
-  return import_room_keys(keys, progress);
+  return import_room_keys(parse_sessions_json(json, "room keys"), progress);
 }
 
 UserDevice GroupEncryptionCrypto::get_user_device() const { return device_.account().user_device(); }

@@ -26,27 +26,7 @@ crypto::SecretBytes session_keys_json(const std::vector<crypto::SecretBytes>& ke
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!wire::is_utf8(keys[i].view())) throw Error(ErrorCode::INTERNAL, "SessionKeys to JSON failed: a key is not UTF-8");
     if (i) put(",");
-    put("\"");
-    for (uint8_t c : keys[i].span()) {
-      switch (c) {
-        case '"': put("\\\""); break;
-        case '\\': put("\\\\"); break;
-        case '\b': put("\\b"); break;
-        case '\f': put("\\f"); break;
-        case '\n': put("\\n"); break;
-        case '\r': put("\\r"); break;
-        case '\t': put("\\t"); break;
-        default:
-          if (c < 0x20) {
-            static const char kHex[] = "0123456789abcdef";
-            char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-            put({esc, 6});
-          } else {
-            out.append({&c, 1});
-          }
-      }
-    }
-    put("\"");
+    append_json_string(out, keys[i].view());
   }
   put("]}");
   return out;
