@@ -45,23 +45,22 @@ SecretBytes HybridSessionKey::encode() const {
 HybridSessionKey HybridSessionKey::decode(std::span<const uint8_t> bytes) {
   HybridSessionKey out;
   try {
-    wire::Reader r(bytes);
-    while (!r.done()) {
-      uint32_t field;
-      wire::WireType type;
-      r.next(field, type);
+    // All fields are bytes (no UTF-8 rule) but miniblock_num.
+    wire::read_fields(bytes, "HybridGroupSessionKey", [&](wire::Reader& r, uint32_t field, wire::WireType type) {
       if (type == wire::kVarint && field == 4) {
         out.miniblock_num = static_cast<int64_t>(r.varint());
-      } else if (type != wire::kLengthDelimited || field < 1 || field > 5 || field == 4) {
-        r.skip(field, type);
-      } else if (field == 3) {
-        out.key = SecretBytes(r.bytes());
-      } else {
-        auto v = r.text();
-        (field == 1 ? out.session_id : field == 2 ? out.stream_id : out.miniblock_hash) = v;
+        return true;
       }
-    }
-  } catch (const wire::Malformed&) {
+      if (type != wire::kLengthDelimited) return false;
+      switch (field) {
+        case 1: out.session_id = r.text(); return true;
+        case 2: out.stream_id = r.text(); return true;
+        case 3: out.key = SecretBytes(r.bytes()); return true;
+        case 5: out.miniblock_hash = r.text(); return true;
+        default: return false;
+      }
+    });
+  } catch (const Error&) {
     import_failed("hybrid session key is not a HybridGroupSessionKey");
   }
   return out;
