@@ -503,6 +503,7 @@ TEST_CASE("export and import of room keys, with progress, and as JSON") {
   CHECK(c.crypto.import_room_keys_as_json(json).imported.size() == 3);
   REQUIRE_ERROR(c.crypto.import_room_keys_as_json("{\"not\":\"a list\"}"), INVALID_ARGUMENT);
   REQUIRE_ERROR(c.crypto.import_room_keys_as_json("[1,2]"), INVALID_ARGUMENT);
+  REQUIRE_ERROR(c.crypto.import_room_keys_as_json("[{\"sessionKey\": "), INVALID_ARGUMENT);  // not JSON
   REQUIRE_ERROR(c.crypto.import_room_keys_as_json("[{"), INVALID_ARGUMENT);
 }
 

@@ -817,6 +817,11 @@ int main(int argc, char **argv) {
   towns_string_free(&json2);
   CHECK_STATUS(towns_crypto_import_room_keys_as_json(c, "{}", &json2), TOWNS_E_INVALID_ARGUMENT);
   CHECK(json2.data == NULL);
+  /* Not JSON, or an entry that is not an object: refused, nothing written. */
+  CHECK_STATUS(towns_crypto_import_room_keys_as_json(c, "[{", &json2), TOWNS_E_INVALID_ARGUMENT);
+  CHECK(json2.data == NULL);
+  CHECK_STATUS(towns_crypto_import_session_keys(c, kStream1, "[1]", &json2), TOWNS_E_INVALID_ARGUMENT);
+  CHECK(json2.data == NULL);
   towns_string_free(&json);
 
   /* The whole device: A exported, recreated as D on a memory store. */

@@ -190,6 +190,14 @@ const fixed: [string, string, { ok: boolean; json?: unknown }, { ok: boolean; js
   ['river.MemberPayload.KeySolicitation', '1a020102', { ok: true, json: {} }, { ok: false },
     'a bool field sent length-delimited: we skip it, the client reads a varint and trips on the rest'],
 ]
+// Lines the command cannot read are answered, each with its code.
+for (const [line, code, what] of [['river.EncryptedData', 'INVALID_ARGUMENT', 'a line without bytes'],
+  ['river.Nope 0a0161', 'INVALID_ARGUMENT', 'an unknown message'],
+  ['river.EncryptedData 0a0', 'BAD_ENCODING', 'hex of odd length']]) {
+  const o = ours(cli, [line])[0]
+  if (o.ok === false && o.error === code) passed++
+  else fail(`${what}: ${JSON.stringify(o)}`)
+}
 for (const [name, hex, want_ours, want_theirs, what] of fixed) {
   const o = ours(cli, [`${name} ${hex}`])[0]
   const t = theirs(name, hex)
