@@ -19,6 +19,7 @@
 #include "towns/protocol/session_sharing.h"
 #include "towns/store/memory_crypto_store.h"
 #include "exchange/timeline.h"
+#include "vectors/given_random.h"
 #include "vectors/protobuf_json.h"
 #include "vectors/verify_case.h"
 
@@ -66,10 +67,12 @@ Plain decode_hex(const std::string& h) {
 // ExportedDevice: INVALID_ARGUMENT when that is not one, as before the redesign.
 struct Device {
   MemoryCryptoStore store;
-  EncryptionDevice device{store};
+  EncryptionDevice device;
   GroupEncryptionCrypto crypto{nullptr, device};
-  Device() { crypto.init(); }
-  explicit Device(const std::string& exported_device_hex) {
+  Device() : device(store) { crypto.init(); }
+  // rng: where the device's random draws come from (a vector's given bytes).
+  explicit Device(const std::string& exported_device_hex, crypto::RandomSource& rng = crypto::os_random())
+      : device(store, rng) {
     auto bytes = unhex(exported_device_hex);
     try {
       (void)ExportedDevice::decode(crypto::as_bytes(bytes));
@@ -181,9 +184,81 @@ void check(const std::string& type, const json& g, const json& t) {
     Device d;
     auto stream = sparam(t, g, "streamId");
     d.import(stream, sparam(t, g, "sessionId"), sparam(t, g, "sessionKey"), GroupEncryptionAlgorithm::kGroupEncryption);
+    // Events the device decrypts before this one (each must decrypt).
+    for (const auto& first : t.value("decryptFirst", json::array())) {
+      try {
+        (void)d.crypto.decrypt_group_event(stream, decode_hex<EncryptedData>(first.get<std::string>()));
+      } catch (const Error& e) {
+        fail(std::string("an event of decryptFirst failed: ") + e.what());
+      }
+    }
     auto out = d.crypto.decrypt_group_event(stream, decode_hex<EncryptedData>(t.at("encryptedData")));
     expect(hex(out.plaintext.span()) == t.at("plaintext"), "plaintext differs");
     expect(out.message_index && *out.message_index == t.at("messageIndex").get<uint32_t>(), "message index differs");
+  } else if (type == "megolmOutbound") {
+    GivenRandom random(crypto::hex_decode(t.at("random").get<std::string>()));
+    auto s = olm::OutboundGroupSession::create(random);
+    expect(random.all_used(), "not every random byte was drawn");
+    expect(s.session_id() == t.at("sessionId"), "session id differs");
+    auto key = s.session_key();
+    expect(key.view() == t.at("sessionKey").get<std::string>(), "session key differs");
+    expect(s.message_index() == t.at("messageIndex").get<uint32_t>(), "message index differs");
+    expect(olm::InboundGroupSession::create(key).export_session(0).view() == t.at("exportedKey").get<std::string>(),
+           "exported key differs");
+    expect(s.pickle(SecretBytes(std::string_view(sparam(t, g, "pickleKey")))) == t.at("pickle"), "pickle differs");
+  } else if (type == "megolmEncrypt") {
+    // The state is an ExportedDevice holding the stream's outbound session:
+    // encrypting draws nothing, so the output is exact.
+    GivenRandom none({});
+    Device d(t.at("exportedDevice").get<std::string>(), none);
+    auto stream = sparam(t, g, "streamId");
+    auto pt = unhex(t.at("plaintext").get<std::string>());
+    auto version = t.at("version").get<int>();
+    auto before = d.device.outbound().session_key(stream);
+    expect(before.has_value(), "the state holds no outbound session for the stream");
+    std::optional<EncryptedData> e;
+    try {
+      e = version == 0 ? d.crypto.encrypt_group_event_deprecated_v0(stream, pt, GroupEncryptionAlgorithm::kGroupEncryption)
+                       : d.crypto.encrypt_group_event(stream, crypto::as_bytes(pt), GroupEncryptionAlgorithm::kGroupEncryption);
+    } catch (const Error&) {
+      // A refusal changes nothing: the session stays at its index.
+      auto after = d.device.outbound().session_key(stream);
+      expect(after && after->chain_index == before->chain_index && after->session_id == before->session_id,
+             "a refused encryption moved the session");
+      throw;
+    }
+    expect(hex(e->encode()) == t.at("encryptedData"), "EncryptedData differs");
+    expect(before->chain_index == t.at("messageIndex").get<uint32_t>(), "message index differs");
+    // sessionAfter is the session right after the message, as libolm leaves
+    // it (and the client stores it): the state's session through libolm.
+    auto state = ExportedDevice::decode(crypto::hex_decode_secret(t.at("exportedDevice").get<std::string>()).span());
+    std::optional<olm::OutboundGroupSession> copy;
+    for (const auto& s : state.outbound_sessions) {
+      if (s.stream_id == stream) copy = olm::OutboundGroupSession::unpickle(state.pickle_key, s.session.view());
+    }
+    auto text = version == 0 ? pt : crypto::base64_encode(crypto::as_bytes(pt), Base64Padding::kPadded);
+    expect(copy->encrypt(crypto::as_bytes(text)) == e->ciphertext, "the ciphertext is not libolm's for the state");
+    expect(copy->pickle(state.pickle_key) == t.at("sessionAfter"), "the session after differs");
+    // This library exports the session advanced past its reserved block
+    // (protocol.md 16.1): the same session, at an index past the message.
+    auto exported = ExportedDevice::decode(d.crypto.export_device().span());
+    bool continues = false;
+    for (const auto& s : exported.outbound_sessions) {
+      if (s.stream_id != stream) continue;
+      auto o = olm::OutboundGroupSession::unpickle(exported.pickle_key, s.session.view());
+      continues = o.session_id() == before->session_id && o.message_index() > before->chain_index;
+    }
+    expect(continues, "the exported session does not continue past the message");
+  } else if (type == "megolmExport") {
+    auto key = sparam(t, g, "sessionKey");
+    std::optional<olm::InboundGroupSession> s;
+    try {
+      s = olm::InboundGroupSession::import_session(SecretBytes(std::string_view(key)));
+    } catch (const Error&) {
+      s = olm::InboundGroupSession::create(SecretBytes(std::string_view(key)));
+    }
+    auto exported = s->export_session(t.at("index").get<uint32_t>());
+    expect(exported.view() == t.at("exportedKey").get<std::string>(), "exported key differs");
   } else if (type == "megolmImport") {
     Device d;
     auto stream = sparam(t, g, "streamId");

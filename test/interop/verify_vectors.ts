@@ -6,6 +6,7 @@
 //   ../../tools/node/env node --import tsx verify_vectors.ts ../vectors
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import nodeCrypto from 'node:crypto'
 import { equals, fromBinary, fromJsonString, toBinary, toJsonString, create } from '@bufbuild/protobuf'
 import * as proto from '@towns-protocol/proto'
 import { bin_fromBase64, bin_fromHexString, bin_toBase64, bin_toHexString } from '@towns-protocol/utils'
@@ -59,6 +60,45 @@ async function olm() {
     olmModule ??= (Olm as any).initAsync()
     return olmModule
 }
+
+// Runs f with every random draw (libolm's, through node:crypto's randomBytes,
+// and WebCrypto's getRandomValues) answered from the vector's bytes, in order;
+// f must draw them all and no more.
+async function withGivenRandom<T>(bytes: Uint8Array, f: () => Promise<T> | T): Promise<T> {
+    const web = globalThis.crypto as any
+    const randomBytes = nodeCrypto.randomBytes
+    let at = 0
+    const take = (n: number) => {
+        if (at + n > bytes.length) throw new Mismatch(`a draw of ${n} random bytes, ${bytes.length - at} given`)
+        at += n
+        return bytes.slice(at - n, at)
+    }
+    Object.defineProperty(web, 'getRandomValues', {
+        configurable: true,
+        writable: true,
+        value: (a: Uint8Array) => {
+            a.set(take(a.length))
+            return a
+        },
+    })
+    ;(nodeCrypto as any).randomBytes = (n: number) => Buffer.from(take(n))
+    try {
+        const out = await f()
+        expect(at === bytes.length, `${bytes.length - at} of the given random bytes were not drawn`)
+        return out
+    } finally {
+        delete web.getRandomValues
+        ;(nodeCrypto as any).randomBytes = randomBytes
+    }
+}
+
+// libolm's errors ("OLM.BAD_MESSAGE_MAC") as the vectors name them.
+function olmCode(e: any, fallback: string): string {
+    const m = /OLM\.([A-Z_]+)/.exec(String(e?.message ?? e))
+    return m ? `OLM_${m[1]}` : fallback
+}
+
+const utf8 = (h: string) => new TextDecoder().decode(unhex(h))
 
 function padded(s: string, padding: string) {
     return padding === 'padded' ? s : s.replace(/=+$/, '')
@@ -228,6 +268,9 @@ async function check(type: string, g: any, t: any): Promise<void> {
             const streamId = param(t, g, 'streamId')
             const sessionId = param(t, g, 'sessionId')
             await c.encryptionDevice.addInboundGroupSession(streamId, sessionId, param(t, g, 'sessionKey'), {}, false)
+            for (const first of t.decryptFirst ?? []) {
+                await c.decryptGroupEvent(streamId, fromBinary(proto.EncryptedDataSchema, unhex(first)))
+            }
             const data = fromBinary(proto.EncryptedDataSchema, unhex(t.encryptedData))
             let out
             try {
@@ -240,6 +283,65 @@ async function check(type: string, g: any, t: any): Promise<void> {
             expect(hex(bytes) === t.plaintext, 'plaintext differs')
             const { session } = await c.encryptionDevice.getInboundGroupSession(streamId, sessionId)
             expect(session!.decrypt(data.ciphertext).message_index === t.messageIndex, 'message index differs')
+            return
+        }
+        case 'megolmOutbound': {
+            // Through libolm as the client loads it, and through the client's
+            // device, each with its draws answered from the vector.
+            const O = await olm()
+            const s = new O.OutboundGroupSession()
+            await withGivenRandom(unhex(t.random), () => s.create())
+            expect(s.session_id() === t.sessionId, 'session id differs')
+            expect(s.session_key() === t.sessionKey, 'session key differs')
+            expect(s.message_index() === t.messageIndex, 'message index differs')
+            expect(s.pickle(param(t, g, 'pickleKey')) === t.pickle, 'pickle differs')
+            const c = await freshCrypto()
+            const streamId = '20' + '00'.repeat(31)
+            const id = await withGivenRandom(unhex(t.random), () => c.encryptionDevice.createOutboundGroupSession(streamId))
+            expect(id === t.sessionId, "the device's session id differs")
+            const shared = await c.exportGroupSession(streamId, id)
+            expect(shared?.sessionKey === t.exportedKey, 'exported key differs')
+            return
+        }
+        case 'megolmEncrypt': {
+            const c = await freshCrypto(fromBinary(proto.ExportedDeviceSchema, unhex(t.exportedDevice)))
+            const streamId = param(t, g, 'streamId')
+            let e
+            try {
+                e = await withGivenRandom(new Uint8Array(), () =>
+                    t.version === 0
+                        ? c.encryptGroupEvent_deprecated_v0(streamId, utf8(t.plaintext), GroupEncryptionAlgorithmId.GroupEncryption)
+                        : c.encryptGroupEvent(streamId, unhex(t.plaintext), GroupEncryptionAlgorithmId.GroupEncryption),
+                )
+            } catch (err: any) {
+                if (err instanceof Mismatch) throw err
+                throw coded(err, codeOf(err, 'other'))
+            }
+            expect(hex(toBinary(proto.EncryptedDataSchema, e)) === t.encryptedData, 'EncryptedData differs')
+            const after = (await c.encryptionDevice.exportDevice()).outboundSessions.find((o: any) => o.streamId === streamId)
+            expect(after?.session === t.sessionAfter, 'the session after differs')
+            return
+        }
+        case 'megolmExport': {
+            const O = await olm()
+            const s = new O.InboundGroupSession()
+            try {
+                s.import_session(t.sessionKey)
+            } catch {
+                s.create(t.sessionKey)
+            }
+            let exported
+            try {
+                exported = s.export_session(t.index)
+            } catch (e) {
+                let code = olmCode(e, 'EXCEPTION')
+                // libolm's JavaScript binding reads export_session's error through
+                // the outbound session's error function, so an index before the
+                // first known one reads UNKNOWN_ERROR (protocol.md 5.6).
+                if (code === 'OLM_UNKNOWN_ERROR' && t.index < s.first_known_index()) code = 'OLM_UNKNOWN_MESSAGE_INDEX'
+                throw coded(e, code)
+            }
+            expect(exported === t.exportedKey, 'exported key differs')
             return
         }
         case 'megolmImport': {

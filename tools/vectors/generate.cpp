@@ -25,6 +25,7 @@
 #include "exchange_diff.h"
 #include "wire_convert.h"
 #include "vectors.h"
+#include "vectors/given_random.h"
 
 namespace towns::vectors {
 
@@ -129,6 +130,18 @@ struct Device {
   GroupEncryptionCrypto crypto;
   Device(crypto::RandomSource& rng, const std::string& pickle_key) : device(store, rng), crypto(nullptr, device) {
     crypto.init({.pickle_key = SecretBytes(std::string_view(pickle_key))});
+  }
+};
+
+// A device recreated from an ExportedDevice that must draw nothing (every
+// output then follows from the state alone).
+struct Imported {
+  MemoryCryptoStore store;
+  vectors::GivenRandom none{std::span<const uint8_t>()};
+  EncryptionDevice device{store, none};
+  GroupEncryptionCrypto crypto{nullptr, device};
+  explicit Imported(const std::string& exported) {
+    crypto.init({.from_exported_device = SecretBytes(std::string_view(exported))});
   }
 };
 
@@ -433,6 +446,241 @@ void hybrid(const std::string& dir, const std::string& seed_hex, crypto::RandomS
 
 // ---------------------------------------------------------------- megolm
 
+// The libolm error a megolm ciphertext gives under a session key ("" when it
+// decrypts): what the vectors' olmError names.
+std::string megolm_olm_error(const std::string& session_key, const std::string& ciphertext) {
+  try {
+    (void)olm::InboundGroupSession::create(SecretBytes(std::string_view(session_key))).decrypt(ciphertext);
+    return "";
+  } catch (const Error& e) {
+    std::string name(e.code_name());
+    return name.rfind("OLM_", 0) == 0 ? name.substr(4) : name;
+  }
+}
+
+// The pickle of a device's outbound session for a stream, from its export.
+std::string outbound_pickle(Device& d, const std::string& stream_id) {
+  auto m = exported_device(d);
+  for (const auto& s : m.outboundsessions()) {
+    if (s.stream_id() == stream_id) return s.session();
+  }
+  throw Error(ErrorCode::INTERNAL, "no outbound session for the stream");
+}
+
+// Receiving edge cases of megolm events (protocol.md 5.5, 16.2): malformed
+// ciphertexts, version-1 texts that are not base64, a bad version together
+// with tampering, replays.
+void megolm_receiving_edges(File& f, Device& d, const std::string& stream_id, const std::string& session_id,
+                            const std::string& signed_key, const std::vector<river::EncryptedData>& events,
+                            crypto::RandomSource& rng) {
+  json params = {{"streamId", stream_id}, {"sessionId", session_id}, {"sessionKey", signed_key}, {"firstKnownIndex", 0}};
+  auto& g = f.group("megolmDecrypt", params);
+  auto bad = [&](const std::string& comment, const river::EncryptedData& e, const std::string& error,
+                 const std::vector<std::string>& flags = {}) {
+    json fields = {{"encryptedData", pb_hex(e)}};
+    if (error == "DECRYPTION_FAILED") {
+      auto olm_error = megolm_olm_error(signed_key, e.ciphertext());
+      if (!olm_error.empty()) fields["olmError"] = olm_error;
+    }
+    f.add(g, comment, fields, flags, error);
+  };
+  auto with_ciphertext = [&](const std::string& ct) {
+    auto e = events[1];
+    e.set_ciphertext(ct);
+    return e;
+  };
+  const std::string& ct = events[1].ciphertext();
+  auto raw = crypto::base64_decode(ct, Base64Padding::kNone);
+  bad("a character outside the base64 alphabet in the ciphertext", with_ciphertext(ct.substr(0, 10) + "!" + ct.substr(11)),
+      "DECRYPTION_FAILED");
+  bad("the ciphertext with base64 padding (libolm's decoder takes no '=')", with_ciphertext(ct + "=="),
+      "DECRYPTION_FAILED");
+  bad("a ciphertext of 4n+1 base64 characters", with_ciphertext(ct.substr(0, ((ct.size() - 1) / 4) * 4 + 1)),
+      "DECRYPTION_FAILED");
+  auto version_byte = raw;
+  version_byte[0] ^= 0x07;
+  bad("the megolm message version byte changed", with_ciphertext(crypto::base64_encode(version_byte, Base64Padding::kNone)),
+      "DECRYPTION_FAILED");
+  auto unsigned_ct = raw;
+  unsigned_ct.resize(raw.size() - 64);
+  bad("the signature cut off", with_ciphertext(crypto::base64_encode(unsigned_ct, Base64Padding::kNone)),
+      "DECRYPTION_FAILED");
+  auto sig = raw;
+  sig.back() ^= 0x01;
+  bad("a byte of the signature flipped", with_ciphertext(crypto::base64_encode(sig, Base64Padding::kNone)),
+      "DECRYPTION_FAILED");
+  auto mac = raw;
+  mac[raw.size() - 64 - 1] ^= 0x01;
+  bad("a byte of the MAC flipped (the signature covers it)",
+      with_ciphertext(crypto::base64_encode(mac, Base64Padding::kNone)), "DECRYPTION_FAILED");
+  bad("one byte", with_ciphertext("AQ"), "DECRYPTION_FAILED");
+  auto no_id = events[1];
+  no_id.clear_session_id();
+  bad("no session id", no_id, "GROUP_DECRYPTION_MISSING_FIELDS");
+  auto tampered_version = events[1];
+  tampered_version.set_version(static_cast<river::EncryptedDataVersion>(7));
+  tampered_version.set_ciphertext(crypto::base64_encode(sig, Base64Padding::kNone));
+  bad("version 7 and a tampered ciphertext: decryption fails before the version is read", tampered_version,
+      "DECRYPTION_FAILED");
+  auto v7 = events[1];
+  v7.set_version(static_cast<river::EncryptedDataVersion>(7));
+  bad("version 7, the ciphertext intact", v7, "GROUP_DECRYPTION_INVALID_VERSION");
+  auto hybrid_alg = events[1];
+  hybrid_alg.set_algorithm("grpaes");
+  bad("a megolm event labelled grpaes: read as grpaes, whose session id bytes are empty", hybrid_alg, "SESSION_NOT_FOUND");
+  auto upper = events[1];
+  upper.set_algorithm("R.GROUP-ENCRYPTION.V1.AES-SHA2");
+  bad("the algorithm in upper case", upper, "GROUP_DECRYPTION_UNKNOWN_ALGORITHM");
+
+  // Another session's event claiming this session's id: the signature is
+  // checked with this session's key.
+  Device other(rng, "megolm other sender");
+  auto other_stream = stream_of(rng);
+  other.device.outbound().create(other_stream);
+  auto foreign = wire_convert::to_river(other.crypto.encrypt_group_event(
+      other_stream, crypto::as_bytes(std::string("from another session")), GroupEncryptionAlgorithm::kGroupEncryption));
+  foreign.set_session_id(session_id);
+  bad("another session's event under this session's id", foreign, "DECRYPTION_FAILED");
+
+  // Texts the sender's libolm encrypted as given, sent as version 1: the
+  // receiver base64-decodes them (protocol.md 5.5 step 6, 1.1).
+  auto fork = olm::OutboundGroupSession::unpickle(d.device.pickle_key(), outbound_pickle(d, stream_id));
+  auto forged_v1 = [&](const std::string& text) {
+    auto e = events[1];
+    e.set_ciphertext(fork.encrypt(crypto::as_bytes(text)));
+    return pb_hex(e);
+  };
+  auto index_now = fork.message_index();
+  f.add(g, "version 1 whose text is base64 without padding (the client's decoder takes it; so does this library)",
+        {{"encryptedData", forged_v1("AQID")}, {"plaintext", "010203"}, {"messageIndex", index_now}});
+  f.add(g, "version 1 whose text is not base64", {{"encryptedData", forged_v1("not base64: %%%")}}, {}, "DECRYPTION_FAILED");
+  f.add(g, "version 1 whose text is base64 of the URL-safe alphabet (the client's decoder takes it)",
+        {{"encryptedData", forged_v1("-_-_")}},
+        {"StrictDecoding"}, "DECRYPTION_FAILED");
+  f.add(g, "version 1 whose text has white space inside (the client's decoder skips it)",
+        {{"encryptedData", forged_v1("AQ ID")}},
+        {"StrictDecoding"}, "DECRYPTION_FAILED");
+  f.add(g, "version 1 whose text is empty: an empty payload", {{"encryptedData", forged_v1("")}, {"plaintext", ""},
+        {"messageIndex", index_now + 4}});
+
+  // Replays (protocol.md 16.2, this reference's policy): the same event twice
+  // is allowed; another event at an index already seen is refused.
+  // Two copies of the sender's session at one index, each encrypting a text.
+  auto at_index = [&](const std::string& text) {
+    auto copy = olm::OutboundGroupSession::unpickle(d.device.pickle_key(), outbound_pickle(d, stream_id));
+    auto e = events[1];
+    e.set_ciphertext(copy.encrypt(crypto::as_bytes(crypto::base64_encode(crypto::as_bytes(text), Base64Padding::kPadded))));
+    return std::pair{e, copy.message_index() - 1};
+  };
+  auto [original, index] = at_index("the original");
+  auto second = at_index("a second text at the same index").first;
+  auto& replay = f.group("megolmDecrypt", params);
+  f.add(replay, "the same event decrypted twice",
+        {{"decryptFirst", {pb_hex(original)}}, {"encryptedData", pb_hex(original)},
+         {"plaintext", hex(std::string("the original"))}, {"messageIndex", index}});
+  f.add(replay, "a second event at the index of one already decrypted (the client decrypts both)",
+        {{"decryptFirst", {pb_hex(original)}}, {"encryptedData", pb_hex(second)},
+         {"plaintext", hex(std::string("a second text at the same index"))}, {"messageIndex", index}},
+        {"ClientDeviation"}, "REPLAY");
+  f.add(replay, "the second event alone decrypts",
+        {{"decryptFirst", json::array()}, {"encryptedData", pb_hex(second)},
+         {"plaintext", hex(std::string("a second text at the same index"))}, {"messageIndex", index}});
+}
+
+// The sending side of megolm (protocol.md 5.1 to 5.6): a session from given
+// random bytes, encryption from a given state, and export at an index.
+void megolm_sending(File& f, crypto::RandomSource& rng) {
+  const std::string pickle_key = "megolm outbound pickle key";
+  auto& out = f.group("megolmOutbound", {{"pickleKey", pickle_key}});
+  auto add_outbound = [&](const std::string& comment, const SecretBytes& random) {
+    vectors::GivenRandom given(random.span());
+    auto s = olm::OutboundGroupSession::create(given);
+    auto key = s.session_key();
+    auto inbound = olm::InboundGroupSession::create(key);
+    f.add(out, comment,
+          {{"random", hex(random.span())}, {"sessionId", s.session_id()}, {"sessionKey", key.str()},
+           {"messageIndex", s.message_index()}, {"exportedKey", inbound.export_session(0).str()},
+           {"pickle", s.pickle(SecretBytes(std::string_view(pickle_key)))}});
+  };
+  for (int i = 0; i < 4; ++i) add_outbound("160 random bytes (" + std::to_string(i + 1) + ")", rng.bytes(160));
+  SecretBytes zeros(160);
+  add_outbound("160 zero bytes: libolm takes the bytes as they are", zeros);
+
+  // Encryption from a given state (protocol.md 5.3, 5.4): the state is an
+  // ExportedDevice holding the sender's account and the stream's outbound
+  // session at some index. Encrypting draws nothing, so the output is exact.
+  Device s(rng, "megolm sender pickle key");
+  auto stream = stream_of(rng);
+  auto account_only = exported_device(s);
+  auto session = olm::OutboundGroupSession::create(rng);
+  auto& enc = f.group("megolmEncrypt", {{"streamId", stream}});
+  auto state_of = [&](const olm::OutboundGroupSession& o) {
+    river::ExportedDevice m = account_only;
+    auto* out = m.add_outboundsessions();
+    out->set_session_id(o.session_id());
+    out->set_stream_id(stream);
+    out->set_session(o.pickle(s.device.pickle_key()));
+    return serialize(m);
+  };
+  auto advance_to = [&](uint32_t index) {
+    while (session.message_index() < index) (void)session.encrypt(crypto::as_bytes(std::string("filler")));
+  };
+  auto encrypt = [&](const std::string& comment, uint32_t index, const std::string& text, int version) {
+    advance_to(index);
+    auto state = state_of(session);
+    Imported fresh(state);
+    auto e = version == 0 ? fresh.crypto.encrypt_group_event_deprecated_v0(stream, text, GroupEncryptionAlgorithm::kGroupEncryption)
+                          : fresh.crypto.encrypt_group_event(stream, crypto::as_bytes(text), GroupEncryptionAlgorithm::kGroupEncryption);
+    // The session right after the message, as libolm leaves it (and as the
+    // client stores it): the same text through libolm directly.
+    auto copy = olm::OutboundGroupSession::unpickle(s.device.pickle_key(), session.pickle(s.device.pickle_key()));
+    auto olm_text = version == 0 ? text : crypto::base64_encode(crypto::as_bytes(text), Base64Padding::kPadded);
+    if (copy.encrypt(crypto::as_bytes(olm_text)) != e.ciphertext) throw Error(ErrorCode::INTERNAL, "facade and libolm differ");
+    f.add(enc, comment,
+          {{"exportedDevice", hex(state)}, {"version", version}, {"plaintext", hex(text)},
+           {"encryptedData", pb_hex(wire_convert::to_river(e))}, {"messageIndex", index},
+           {"sessionAfter", copy.pickle(s.device.pickle_key())}});
+  };
+  auto refuse = [&](const std::string& comment, const std::string& text, int version, const std::string& error) {
+    f.add(enc, comment, {{"exportedDevice", hex(state_of(session))}, {"version", version}, {"plaintext", hex(text)}}, {}, error);
+  };
+  encrypt("version 1, the first message", 0, "hello, megolm", 1);
+  encrypt("version 1, binary bytes", 1, std::string(rng.bytes(40).view()), 1);
+  encrypt("version 0, text beyond ASCII", 2, "version 0: ünïcödé ✓", 0);
+  encrypt("version 1, one byte", 7, "x", 1);
+  encrypt("version 1, an empty payload (an empty base64 text)", 99, "", 1);
+  encrypt("version 0, an empty text", 100, "", 0);
+  encrypt("version 1 at index 255", 255, "two hundred fifty-five", 1);
+  encrypt("version 1 at index 256 (the ratchet's second part turns)", 256, "two hundred fifty-six", 1);
+  encrypt("version 1, 36,864 bytes: the longest payload (49,152 base64 characters)", 300, std::string(36864, 'a'), 1);
+  refuse("version 1, 36,865 bytes: 49,156 base64 characters, over the limit", std::string(36865, 'a'), 1,
+         "PAYLOAD_TOO_LARGE");
+  refuse("version 0, 49,153 ASCII characters", std::string(49153, 'b'), 0, "PAYLOAD_TOO_LARGE");
+  encrypt("version 1 at index 1000", 1000, "one thousand", 1);
+
+  // Export at an index (protocol.md 5.6): libolm's export format.
+  auto& exp = f.group("megolmExport");
+  auto source = olm::OutboundGroupSession::create(rng);
+  auto key0 = source.session_key().str();
+  for (int i = 0; i < 3; ++i) (void)source.encrypt(crypto::as_bytes(std::string("step")));
+  auto key3 = source.session_key().str();
+  auto inbound0 = olm::InboundGroupSession::create(SecretBytes(std::string_view(key0)));
+  for (uint32_t i : {0u, 1u, 3u, 255u, 256u, 1000u}) {
+    f.add(exp, "from the session key at index 0, exported at " + std::to_string(i),
+          {{"sessionKey", key0}, {"index", i}, {"exportedKey", inbound0.export_session(i).str()}});
+  }
+  auto inbound3 = olm::InboundGroupSession::create(SecretBytes(std::string_view(key3)));
+  f.add(exp, "from a session key at index 3, exported at 3",
+        {{"sessionKey", key3}, {"index", 3}, {"exportedKey", inbound3.export_session(3).str()}});
+  f.add(exp, "from an export at 3, exported at 7",
+        {{"sessionKey", inbound3.export_session(3).str()}, {"index", 7}, {"exportedKey", inbound3.export_session(7).str()}});
+  f.add(exp, "from a session key at index 3, exported at 2: before the first known index", {{"sessionKey", key3}, {"index", 2}},
+        {}, "OLM_UNKNOWN_MESSAGE_INDEX");
+  f.add(exp, "from a session key at index 3, exported at 0", {{"sessionKey", key3}, {"index", 0}}, {},
+        "OLM_UNKNOWN_MESSAGE_INDEX");
+}
+
+
 void megolm(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
   File f("megolm",
          {"GroupEncryption (protocol.md section 5): libolm megolm sessions imported from a key in either format, "
@@ -511,6 +759,28 @@ void megolm(const std::string& dir, const std::string& seed_hex, crypto::RandomS
   f.add(imp, "claimed under another session id",
         {{"sessionId", crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone)}, {"sessionKey", export_at(0)}}, {}, "IMPORT_FAILED");
   f.add(imp, "not a session key", {{"sessionId", session_id}, {"sessionKey", "AAAA"}}, {}, "IMPORT_FAILED");
+  auto flipped = [&](const std::string& key, size_t at) {
+    auto b = crypto::base64_decode(key, Base64Padding::kNone);
+    b[at < b.size() ? at : b.size() - 1] ^= 0x01;
+    return crypto::base64_encode(b, Base64Padding::kNone);
+  };
+  auto signed_raw_size = crypto::base64_decode(signed_key, Base64Padding::kNone).size();
+  f.add(imp, "session-key format: a byte of the signature flipped", {{"sessionId", session_id}, {"sessionKey", flipped(signed_key, signed_raw_size - 1)}}, {}, "IMPORT_FAILED");
+  f.add(imp, "session-key format: a byte of the ratchet flipped (the signature no longer verifies)", {{"sessionId", session_id}, {"sessionKey", flipped(signed_key, 10)}}, {}, "IMPORT_FAILED");
+  f.add(imp, "session-key format: the version byte changed", {{"sessionId", session_id}, {"sessionKey", flipped(signed_key, 0)}}, {}, "IMPORT_FAILED");
+  f.add(imp, "export format: the version byte changed", {{"sessionId", session_id}, {"sessionKey", flipped(export_at(0), 0)}}, {}, "IMPORT_FAILED");
+  f.add(imp, "export format: cut short by one byte", {{"sessionId", session_id}, {"sessionKey", [&] {
+          auto b = crypto::base64_decode(export_at(0), Base64Padding::kNone);
+          b.pop_back();
+          return crypto::base64_encode(b, Base64Padding::kNone);
+        }()}}, {}, "IMPORT_FAILED");
+  f.add(imp, "export format with base64 padding", {{"sessionId", session_id}, {"sessionKey", export_at(0) + "=="}}, {}, "IMPORT_FAILED");
+  f.add(imp, "an empty key", {{"sessionId", session_id}, {"sessionKey", ""}}, {}, "IMPORT_FAILED");
+  f.add(imp, "session-key format claimed under another session id",
+        {{"sessionId", crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone)}, {"sessionKey", signed_key}}, {}, "IMPORT_FAILED");
+  f.add(imp, "export format at index 5", {{"sessionId", session_id}, {"sessionKey", export_at(5)}, {"firstKnownIndex", 5}});
+  megolm_receiving_edges(f, d, stream_id, session_id, signed_key, events, rng);
+  megolm_sending(f, rng);
   f.write(dir + "/megolm.json", seed_hex);
 }
 
