@@ -123,6 +123,23 @@ TEST_CASE("olm session: pre-key message to a fallback key, decrypt, tamper loop"
     REQUIRE_ERROR(Session::create_inbound(bob, bad), OLM_BAD_MESSAGE_FORMAT);
     REQUIRE_ERROR(Session::create_inbound(bob, ""), OLM_BAD_MESSAGE_VERSION);
     REQUIRE_ERROR(Session::create_inbound(bob, "A="), OLM_INVALID_BASE64);
+    // libolm itself would take these two (docs/compat.md, "pre-key message
+    // envelope"); the wrapper refuses them before libolm sees them.
+    auto version2 = towns::crypto::base64_decode(msg.body, towns::crypto::Base64Padding::kNone);
+    REQUIRE(version2[0] == 3);
+    version2[0] = 2;
+    REQUIRE_ERROR(Session::create_inbound_from(bob, alice.curve25519_key(),
+                                               towns::crypto::base64_encode(version2, towns::crypto::Base64Padding::kNone)),
+                  OLM_BAD_MESSAGE_VERSION);
+    // A payload one AES block longer: its message needs base64 padding.
+    auto longer = Session::create_outbound(alice, bob.curve25519_key(), fallback, rng)
+                      .encrypt(test::bytes("hello bob, one block longer"), rng);
+    auto padded = towns::crypto::base64_encode(towns::crypto::base64_decode(longer.body, towns::crypto::Base64Padding::kNone),
+                                               towns::crypto::Base64Padding::kPadded);
+    REQUIRE(padded != longer.body);
+    CHECK(vec(Session::create_inbound_from(bob, alice.curve25519_key(), longer.body).decrypt(0, longer.body)) ==
+          test::bytes("hello bob, one block longer"));
+    REQUIRE_ERROR(Session::create_inbound_from(bob, alice.curve25519_key(), padded), OLM_INVALID_BASE64);
   }
 
   // Flip each character of the body to another base64 character: never a crash,

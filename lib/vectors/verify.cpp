@@ -283,6 +283,50 @@ void check(const std::string& type, const json& g, const json& t) {
       }
       throw Error(ErrorCode::DECRYPTION_FAILED, e.what());
     }
+  } else if (type == "olmAccount") {
+    GivenRandom random(crypto::hex_decode(t.at("random").get<std::string>()));
+    auto a = olm::Account::create(random);
+    expect(random.all_used(), "not every random byte was drawn");
+    GivenRandom fallback_random(crypto::hex_decode(t.at("fallbackRandom").get<std::string>()));
+    a.generate_fallback_key(fallback_random);
+    expect(fallback_random.all_used(), "not every fallback random byte was drawn");
+    auto keys = json::parse(a.identity_keys());
+    expect(keys.at("curve25519") == t.at("curve25519"), "curve25519 key differs");
+    expect(keys.at("ed25519") == t.at("ed25519"), "ed25519 key differs");
+    auto fallback = json::parse(a.unpublished_fallback_key()).at("curve25519");
+    expect(fallback.size() == 1 && fallback.begin().key() == t.at("fallbackKeyId").get<std::string>() &&
+               fallback.begin().value() == t.at("fallbackKey"),
+           "fallback key differs");
+    expect(a.sign(sparam(t, g, "signMessage")) == t.at("signature"), "signature differs");
+    expect(a.pickle(SecretBytes(std::string_view(sparam(t, g, "pickleKey")))) == t.at("pickle"), "pickle differs");
+  } else if (type == "deviceInit") {
+    GivenRandom random(crypto::hex_decode(t.at("random").get<std::string>()));
+    MemoryCryptoStore store;
+    EncryptionDevice device(store, random);
+    GroupEncryptionCrypto c(nullptr, device);
+    c.init({.pickle_key = SecretBytes(std::string_view(sparam(t, g, "pickleKey")))});
+    expect(random.all_used(), "not every random byte was drawn");
+    expect(c.get_user_device().device_key == t.at("deviceKey"), "device key differs");
+    expect(c.get_user_device().fallback_key == t.at("fallbackKey"), "fallback key differs");
+    expect(ExportedDevice::decode(c.export_device().span()).pickled_account.view() == t.at("pickledAccount").get<std::string>(),
+           "pickled account differs");
+  } else if (type == "olmEncrypt") {
+    auto sender = olm::Account::unpickle(SecretBytes(std::string_view(sparam(t, g, "senderPickleKey"))), sparam(t, g, "senderPickle"));
+    expect(sender.curve25519_key() == g.at("senderIdentityKey"), "the sender pickle is not the sender");
+    GivenRandom random(crypto::hex_decode(t.at("random").get<std::string>()));
+    auto session = olm::Session::create_outbound(sender, sparam(t, g, "receiverIdentityKey"), sparam(t, g, "receiverFallbackKey"), random);
+    auto m = session.encrypt(crypto::as_bytes(t.at("payload").get<std::string>()), random);
+    expect(random.all_used(), "not every random byte was drawn");
+    expect(m.type == t.at("type").get<size_t>(), "message type differs");
+    expect(m.body == t.at("message"), "message differs");
+    expect(session.session_id() == t.at("sessionId"), "session id differs");
+    // And the receiver reads it.
+    auto receiver = olm::Account::unpickle(SecretBytes(std::string_view(sparam(t, g, "receiverPickleKey"))), sparam(t, g, "receiverPickle"));
+    auto inbound = olm::Session::create_inbound_from(receiver, sender.curve25519_key(), m.body);
+    expect(inbound.decrypt(0, m.body).view() == t.at("payload").get<std::string>(), "the receiver reads another payload");
+  } else if (type == "olmAccountUnpickle") {
+    auto a = olm::Account::unpickle(SecretBytes(std::string_view(sparam(t, g, "pickleKey"))), sparam(t, g, "pickle"));
+    expect(a.curve25519_key() == t.at("curve25519") && a.ed25519_key() == t.at("ed25519"), "keys differ");
   } else if (type == "receiveSessions") {
     Device d(g.at("receiverExportedDevice").get<std::string>());
     auto& c = d.crypto;

@@ -293,6 +293,23 @@ const checks: { row: string; run: () => Promise<void> }[] = [
         },
     },
     {
+        row: 'pre-key message envelope: libolm decrypts a pre-key message with base64 padding after it, and one whose version byte is not 3',
+        run: async () => {
+            const a = await device('envelope-a')
+            const b = await device('envelope-b')
+            const to = b.c.getUserDevice()
+            const from = a.c.getUserDevice().deviceKey
+            const body = (await a.c.encryptWithDeviceKeys('hello, pre-key envelope', [to]))[to.deviceKey]
+            const padding = '='.repeat((4 - (body.length % 4)) % 4)
+            expect(padding.length > 0, 'the message needs padding')
+            equal(await b.c.decryptWithDeviceKey(body + padding, from), 'hello, pre-key envelope', 'with padding')
+            const raw = Buffer.from(body, 'base64')
+            equal(raw[0], 3, 'the version byte as written')
+            raw[0] = 2
+            equal(await b.c.decryptWithDeviceKey(raw.toString('base64').replace(/=+$/, ''), from), 'hello, pre-key envelope', 'with version 2')
+        },
+    },
+    {
         row: 'pre-key message without identity key: libolm reads the missing key through a null pointer; in WebAssembly that fails with OLM.BAD_MESSAGE_MAC',
         run: async () => {
             const a = await device('noid-a')

@@ -786,6 +786,131 @@ void megolm(const std::string& dir, const std::string& seed_hex, crypto::RandomS
 
 // ---------------------------------------------------------------- olm
 
+
+// The sending side of olm (protocol.md 4.1, 4.2, 4.4, 7.1): an account from
+// given random bytes, and a pre-key message from given random bytes.
+void olm_sending(File& f, crypto::RandomSource& rng) {
+  const std::string pickle_key = "olm account pickle key";
+  const std::string to_sign = "a message to sign";
+  auto& acc = f.group("olmAccount", {{"pickleKey", pickle_key}, {"signMessage", to_sign}});
+  std::optional<olm::Account> sender;
+  std::string sender_pickle;
+  auto add_account = [&](const std::string& comment, const SecretBytes& random, const SecretBytes& fallback_random) {
+    vectors::GivenRandom given(random.span());
+    auto a = olm::Account::create(given);
+    vectors::GivenRandom given_fallback(fallback_random.span());
+    a.generate_fallback_key(given_fallback);
+    auto fallback = json::parse(a.unpublished_fallback_key()).at("curve25519");
+    auto keys = json::parse(a.identity_keys());
+    auto pickle = a.pickle(SecretBytes(std::string_view(pickle_key)));
+    f.add(acc, comment,
+          {{"random", hex(random.span())}, {"fallbackRandom", hex(fallback_random.span())},
+           {"curve25519", keys.at("curve25519")}, {"ed25519", keys.at("ed25519")},
+           {"fallbackKeyId", fallback.begin().key()}, {"fallbackKey", fallback.begin().value()},
+           {"signature", a.sign(to_sign)}, {"pickle", pickle}});
+    if (!sender) {
+      sender_pickle = pickle;
+      sender.emplace(std::move(a));
+    }
+  };
+  for (int i = 0; i < 4; ++i) add_account("random bytes (" + std::to_string(i + 1) + ")", rng.bytes(64), rng.bytes(32));
+  add_account("zero bytes: libolm takes the bytes as they are (curve25519 clamps its key)", SecretBytes(64), SecretBytes(32));
+
+  // The device as the client makes it (protocol.md 4.2): a new account, then
+  // its fallback key, both from the device's random source.
+  auto& dev = f.group("deviceInit", {{"pickleKey", pickle_key}});
+  for (int i = 0; i < 2; ++i) {
+    auto random = rng.bytes(96);
+    MemoryCryptoStore store;
+    vectors::GivenRandom given(random.span());
+    EncryptionDevice device(store, given);
+    GroupEncryptionCrypto c(nullptr, device);
+    c.init({.pickle_key = SecretBytes(std::string_view(pickle_key))});
+    if (!given.all_used()) throw Error(ErrorCode::INTERNAL, "device init drew less than 96 bytes");
+    auto exported = river::ExportedDevice();
+    auto bytes = c.export_device();
+    exported.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+    f.add(dev, "a new device (" + std::to_string(i + 1) + ")",
+          {{"random", hex(random.span())}, {"deviceKey", c.get_user_device().device_key},
+           {"fallbackKey", c.get_user_device().fallback_key}, {"pickledAccount", exported.pickledaccount()}});
+  }
+
+  // Pre-key messages with given random bytes: 64 for the session (base key,
+  // then ratchet key); the first message draws nothing more.
+  auto receiver = olm::Account::create(rng);
+  receiver.generate_fallback_key(rng);
+  auto receiver_fallback = only_fallback_key(receiver);
+  auto& enc = f.group("olmEncrypt", {{"senderPickle", sender_pickle}, {"senderPickleKey", pickle_key},
+                                      {"senderIdentityKey", sender->curve25519_key()},
+                                      {"receiverIdentityKey", receiver.curve25519_key()},
+                                      {"receiverFallbackKey", receiver_fallback},
+                                      {"receiverPickle", receiver.pickle(SecretBytes(std::string_view("olm receiver")))},
+                                      {"receiverPickleKey", "olm receiver"}});
+  auto add_enc = [&](const std::string& comment, const std::string& payload, const SecretBytes& random) {
+    vectors::GivenRandom given(random.span());
+    auto session = olm::Session::create_outbound(*sender, receiver.curve25519_key(), receiver_fallback, given);
+    auto m = session.encrypt(crypto::as_bytes(payload), given);
+    if (!given.all_used()) throw Error(ErrorCode::INTERNAL, "olm encryption drew less than given");
+    f.add(enc, comment, {{"random", hex(random.span())}, {"payload", payload}, {"type", m.type}, {"message", m.body},
+                         {"sessionId", session.session_id()}});
+  };
+  add_enc("a SessionKeys payload", R"({"keys":["a key"]})", rng.bytes(64));
+  add_enc("a text beyond ASCII", "ünïcödé ✓", rng.bytes(64));
+  add_enc("one character", "x", rng.bytes(64));
+  add_enc("zero random bytes", "zero", SecretBytes(64));
+  auto refuse = [&](const std::string& comment, json fields, const std::string& error) {
+    fields["random"] = hex(rng.bytes(64).span());
+    if (!fields.contains("payload")) fields["payload"] = "refused";
+    f.add(enc, comment, fields, {}, error);
+  };
+  refuse("a receiver identity key that is not base64", {{"receiverIdentityKey", "not base64!"}}, "OLM_INVALID_BASE64");
+  refuse("a fallback key that is not base64", {{"receiverFallbackKey", "%%%%"}}, "OLM_INVALID_BASE64");
+  refuse("a receiver identity key of 31 bytes",
+         {{"receiverIdentityKey", crypto::base64_encode(rng.bytes(31).span(), Base64Padding::kNone)}}, "OLM_INVALID_BASE64");
+  refuse("a fallback key of 33 bytes",
+         {{"receiverFallbackKey", crypto::base64_encode(rng.bytes(33).span(), Base64Padding::kNone)}}, "OLM_INVALID_BASE64");
+  refuse("the sender's pickle opened with a wrong key", {{"senderPickleKey", "not the key"}}, "OLM_BAD_ACCOUNT_KEY");
+
+  // Unpickling an account (protocol.md 4.4).
+  auto& un = f.group("olmAccountUnpickle", {{"pickleKey", pickle_key}});
+  auto keys = json::parse(sender->identity_keys());
+  json ok = {{"pickle", sender_pickle}, {"curve25519", keys.at("curve25519")}, {"ed25519", keys.at("ed25519")}};
+  f.add(un, "the account of olmAccount's first test", ok);
+  auto bad = [&](const std::string& comment, const std::string& pickle, const std::string& error, json extra = json::object()) {
+    json fields = {{"pickle", pickle}};
+    for (auto& [k, v] : extra.items()) fields[k] = v;
+    f.add(un, comment, fields, {}, error);
+  };
+  auto err = [&](const std::string& pickle, const std::string& key) -> std::string {
+    try {
+      (void)olm::Account::unpickle(SecretBytes(std::string_view(key)), pickle);
+      return "";
+    } catch (const Error& e) {
+      return std::string(e.code_name());
+    }
+  };
+  auto try_bad = [&](const std::string& comment, const std::string& pickle, const std::string& key = "") {
+    auto k = key.empty() ? pickle_key : key;
+    auto e = err(pickle, k);
+    if (e.empty()) throw Error(ErrorCode::INTERNAL, "an olmAccountUnpickle case unpickles: " + comment);
+    bad(comment, pickle, e, key.empty() ? json::object() : json{{"pickleKey", key}});
+  };
+  try_bad("another pickle key", sender_pickle, "another key");
+  try_bad("the pickle key in upper case", sender_pickle, "OLM ACCOUNT PICKLE KEY");
+  auto raw = crypto::base64_decode(sender_pickle, Base64Padding::kNone);
+  auto flip = [&](size_t at) {
+    auto b = raw;
+    b[at] ^= 0x01;
+    return crypto::base64_encode(b, Base64Padding::kNone);
+  };
+  try_bad("a byte of the encrypted pickle flipped", flip(raw.size() / 2));
+  try_bad("a byte of the pickle's MAC flipped", flip(raw.size() - 1));
+  try_bad("cut short by 16 bytes", crypto::base64_encode(std::span<const uint8_t>(raw.data(), raw.size() - 16), Base64Padding::kNone));
+  try_bad("a character outside the base64 alphabet", sender_pickle.substr(0, 10) + "!" + sender_pickle.substr(11));
+  try_bad("empty", "");
+  try_bad("an outbound megolm session's pickle", olm::OutboundGroupSession::create(rng).pickle(SecretBytes(std::string_view(pickle_key))));
+}
+
 void olm(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
   File f("olm",
          {"Device-to-device pre-key messages (protocol.md section 7): the sender encrypts to the receiver's "
@@ -822,6 +947,60 @@ void olm(const std::string& dir, const std::string& seed_hex, crypto::RandomSour
   f.add(g, "a byte of the inner message flipped", {{"message", crypto::base64_encode(raw, Base64Padding::kNone)}}, {}, "DECRYPTION_FAILED");
   f.add(g, "claimed by another sender", {{"message", message}, {"senderIdentityKey", other.curve25519_key()}}, {}, "DECRYPTION_FAILED");
   f.add(g, "the receiver's pickle opened with a wrong key", {{"message", message}, {"receiverPickleKey", "not the key"}, {"olmError", "BAD_ACCOUNT_KEY"}}, {}, "DECRYPTION_FAILED");
+  auto olm_error_of = [&](const std::string& m) -> std::string {
+    try {
+      auto receiver = olm::Account::unpickle(SecretBytes(std::string_view(receiver_key_text)), receiver_account.pickle(receiver_key_text));
+      auto session = olm::Session::create_inbound_from(receiver, sender_account.curve25519_key(), m);
+      (void)session.decrypt(0, m);
+      return "";
+    } catch (const Error& e) {
+      std::string name(e.code_name());
+      return name.rfind("OLM_", 0) == 0 ? name.substr(4) : name;
+    }
+  };
+  // olmError only where libolm itself refuses: this library checks the
+  // pre-key envelope first (version 3, the three keys, unpadded base64) and
+  // names its own error there, which libolm's may not match.
+  auto refused = [&](const std::string& comment, const std::string& m, const std::vector<std::string>& flags = {},
+                     bool name_olm_error = true) {
+    json fields = {{"message", m}};
+    auto e = olm_error_of(m);
+    if (!e.empty() && name_olm_error) fields["olmError"] = e;
+    f.add(g, comment, fields, flags, "DECRYPTION_FAILED");
+  };
+  refused("an empty message", "", {}, false);
+  refused("a character outside the base64 alphabet (libolm's own decoder does not check the alphabet)",
+          message.substr(0, 20) + "!" + message.substr(21), {}, false);
+  refused("base64 padding added (libolm's decoder takes it; this library checks the envelope first)", message + "=",
+          {"StrictDecoding"}, false);
+  refused("cut to its first 40 characters", message.substr(0, 40));
+  auto version = raw;
+  version[0] ^= 0x01;
+  version[raw.size() - 3] ^= 0x01;  // undo the inner flip of raw above
+  refused("the pre-key message's version byte 3 changed to 2 (libolm does not check it; this library does)",
+          crypto::base64_encode(version, Base64Padding::kNone), {"ClientDeviation"}, false);
+  auto mac = crypto::base64_decode(message, Base64Padding::kNone);
+  mac.back() ^= 0x01;
+  refused("a byte of the inner message's MAC flipped", crypto::base64_encode(mac, Base64Padding::kNone));
+  // A normal (type 1) message given as a pre-key message: the second message
+  // of a session whose first message the receiver never saw.
+  auto reply_to = olm::Session::create_inbound_from(
+      receiver_account, sender_account.curve25519_key(),
+      olm::Session::create_outbound(sender_account, receiver_account.curve25519_key(), fallback, rng)
+          .encrypt(crypto::as_bytes(std::string("x")), rng).body);
+  auto normal = reply_to.encrypt(crypto::as_bytes(std::string("a reply")), rng);
+  refused("a normal message (type " + std::to_string(normal.type) + ") given as a pre-key message", normal.body);
+  f.add(g, "a longer payload: SessionKeys JSON of 100 megolm keys",
+        [&] {
+          std::vector<SecretBytes> keys;
+          for (int i = 0; i < 100; ++i) {
+            keys.emplace_back(std::string_view(crypto::base64_encode(rng.bytes(165).span(), Base64Padding::kNone)));
+          }
+          auto text = session_keys_json(keys).str();
+          return json{{"message", encrypt(fallback, text)}, {"payload", text}};
+        }());
+
+  olm_sending(f, rng);
   f.write(dir + "/olm.json", seed_hex);
 }
 
