@@ -4,7 +4,10 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <openssl/evp.h>
+
 #include <cctype>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -102,7 +105,7 @@ class File {
   std::string algorithm_;
   std::vector<std::string> header_;
   json notes_;
-  std::vector<json> groups_;
+  std::deque<json> groups_;  // a deque: a group stays where it is while more are added
   int count_ = 0;
 };
 
@@ -137,10 +140,10 @@ struct Device {
 // output then follows from the state alone).
 struct Imported {
   MemoryCryptoStore store;
-  vectors::GivenRandom none{std::span<const uint8_t>()};
-  EncryptionDevice device{store, none};
+  vectors::GivenRandom given;  // what it may draw: nothing, unless given
+  EncryptionDevice device{store, given};
   GroupEncryptionCrypto crypto{nullptr, device};
-  explicit Imported(const std::string& exported) {
+  explicit Imported(const std::string& exported, std::span<const uint8_t> random = {}) : given(random) {
     crypto.init({.from_exported_device = SecretBytes(std::string_view(exported))});
   }
 };
@@ -344,6 +347,22 @@ void protobuf(const std::string& dir, const std::string& seed_hex, crypto::Rando
 
 // ---------------------------------------------------------------- hybrid
 
+// AES-128-GCM, tag appended: what WebCrypto does with a 16-byte grpaes key
+// (the library has only AES-256-GCM, on purpose).
+std::vector<uint8_t> aes128_gcm(std::span<const uint8_t> key, std::span<const uint8_t> iv, std::span<const uint8_t> pt) {
+  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
+  std::vector<uint8_t> out(pt.size() + 16);
+  int len = 0, fin = 0;
+  if (key.size() != 16 || iv.size() != 12 || !ctx ||
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_128_gcm(), nullptr, key.data(), iv.data()) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), out.data(), &len, pt.data(), static_cast<int>(pt.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx.get(), out.data() + len, &fin) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, 16, out.data() + pt.size()) != 1) {
+    throw Error(ErrorCode::INTERNAL, "AES-128-GCM");
+  }
+  return out;
+}
+
 void hybrid(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
   File f("grpaes",
          {"The hybrid algorithm (protocol.md section 6): session id derivation, session import checks, "
@@ -439,8 +458,120 @@ void hybrid(const std::string& dir, const std::string& seed_hex, crypto::RandomS
   auto version = v1;
   version.set_version(static_cast<river::EncryptedDataVersion>(2));
   f.add(dec, "version 2", {{"encryptedData", pb_hex(version)}}, {}, "GROUP_DECRYPTION_INVALID_VERSION");
-  auto& enc = f.group("hybridEncrypt", {{"streamId", stream_id}, {"sessionId", session_id}, {"sessionKey", session_key_hex}});
-  f.add(enc, "an empty payload is refused", {{"plaintext", ""}}, {}, "EMPTY_PAYLOAD");
+  auto modified_iv = v1;
+  (*modified_iv.mutable_iv_bytes())[0] ^= 0x01;
+  f.add(dec, "the IV was modified", {{"encryptedData", pb_hex(modified_iv)}}, {}, "DECRYPTION_FAILED");
+  auto tampered_version = tag;
+  tampered_version.set_version(static_cast<river::EncryptedDataVersion>(5));
+  f.add(dec, "version 5 and a modified tag: decryption fails before the version is read",
+        {{"encryptedData", pb_hex(tampered_version)}}, {}, "DECRYPTION_FAILED");
+  auto short_id = v1;
+  short_id.set_session_id_bytes(v1.session_id_bytes().substr(0, 16));
+  f.add(dec, "the first 16 bytes of the session id", {{"encryptedData", pb_hex(short_id)}}, {}, "SESSION_NOT_FOUND");
+  auto no_id = v1;
+  no_id.clear_session_id_bytes();
+  f.add(dec, "no session id bytes", {{"encryptedData", pb_hex(no_id)}}, {}, "SESSION_NOT_FOUND");
+  auto no_ct = v1;
+  no_ct.clear_ciphertext_bytes();
+  f.add(dec, "no ciphertext bytes", {{"encryptedData", pb_hex(no_ct)}}, {}, "DECRYPTION_FAILED");
+  auto megolm_fields = v1;
+  megolm_fields.set_ciphertext(crypto::base64_encode(crypto::as_bytes(v1.ciphertext_bytes()), Base64Padding::kNone));
+  megolm_fields.clear_ciphertext_bytes();
+  f.add(dec, "the ciphertext in the megolm field (1) instead of ciphertext_bytes (8)", {{"encryptedData", pb_hex(megolm_fields)}},
+        {}, "DECRYPTION_FAILED");
+  auto no_alg = v1;
+  no_alg.clear_algorithm();
+  f.add(dec, "no algorithm", {{"encryptedData", pb_hex(no_alg)}}, {}, "GROUP_DECRYPTION_UNSET_ALGORITHM");
+  auto upper = v1;
+  upper.set_algorithm("GRPAES");
+  f.add(dec, "the algorithm in upper case", {{"encryptedData", pb_hex(upper)}}, {}, "GROUP_DECRYPTION_UNKNOWN_ALGORITHM");
+  auto other_stream_dec = v1;
+  f.add(dec, "the event read on another stream (sessions are held per stream)",
+        {{"encryptedData", pb_hex(other_stream_dec)}, {"decryptStreamId", stream_of(rng)}}, {}, "SESSION_NOT_FOUND");
+
+  // Keys that are not 32 bytes (protocol.md 6.6, 6.7): the client imports any
+  // length and WebCrypto uses 16 or 24 bytes as AES-128 or AES-192.
+  auto with_key_of = [&](size_t n) {
+    river::HybridGroupSessionKey k;
+    k.set_stream_id(session.stream_id());
+    k.set_key(std::string(rng.bytes(n).view()));
+    k.set_miniblock_num(42);
+    k.set_miniblock_hash(std::string(mhash.view()));
+    auto id = hybrid_session_key_hash(crypto::as_bytes(k.stream_id()), crypto::as_bytes(k.key()), 42, mhash.span());
+    k.set_session_id(std::string(id.begin(), id.end()));
+    return k;
+  };
+  for (size_t n : {16u, 24u, 0u}) {
+    auto k = with_key_of(n);
+    f.add(imp, "a " + std::to_string(n) + "-byte key whose session id is its hash (the client imports it)",
+          {{"sessionId", hex(k.session_id())}, {"sessionKey", pb_hex(k)}}, {"ClientDeviation"}, "IMPORT_FAILED");
+  }
+  auto short_key = with_key_of(16);
+  auto& dec16 = f.group("hybridDecrypt", {{"streamId", stream_id}, {"sessionId", hex(short_key.session_id())},
+                                          {"sessionKey", pb_hex(short_key)}});
+  {
+    auto aes_iv = rng.bytes(12);
+    // AES-128-GCM under the 16-byte key, as WebCrypto would do it.
+    auto sealed = aes128_gcm(crypto::as_bytes(short_key.key()), aes_iv.span(), crypto::as_bytes(std::string("sixteen-byte key")));
+    river::EncryptedData e = v1;
+    e.set_session_id_bytes(short_key.session_id());
+    e.set_iv_bytes(std::string(aes_iv.view()));
+    e.set_ciphertext_bytes(std::string(sealed.begin(), sealed.end()));
+    f.add(dec16, "a session with a 16-byte key: the client decrypts with AES-128-GCM; this library refuses the key",
+          {{"encryptedData", pb_hex(e)}}, {"ClientDeviation"}, "IMPORT_FAILED");
+  }
+
+  // The sending side (protocol.md 6.5): a device (its account: the sender
+  // key) holding the session, and the IV given.
+  Device sender(rng, "hybrid sender");
+  auto sender_state = sender.crypto.export_device();
+  auto& enc = f.group("hybridEncrypt", {{"streamId", stream_id}, {"sessionId", session_id}, {"sessionKey", session_key_hex},
+                                        {"exportedDevice", hex(sender_state.span())}});
+  auto add_enc = [&](const std::string& comment, const std::string& text, int version, const SecretBytes& iv,
+                     json more = json::array()) {
+    Imported fresh(std::string(sender_state.view()), iv.span());
+    auto import = [&](const std::string& sid, const std::string& key) {
+      auto r = fresh.device.import_sessions({{stream_id, sid, SecretBytes(std::string_view(key)), GroupEncryptionAlgorithm::kHybridGroupEncryption}});
+      if (r.at(0).error) throw *r[0].error;
+    };
+    import(session_id, session_key_hex);
+    for (const auto& m : more) import(m.at("sessionId").get<std::string>(), m.at("sessionKey").get<std::string>());
+    auto e = version == 0 ? fresh.crypto.encrypt_group_event_deprecated_v0(stream_id, text, GroupEncryptionAlgorithm::kHybridGroupEncryption)
+                          : fresh.crypto.encrypt_group_event(stream_id, crypto::as_bytes(text), GroupEncryptionAlgorithm::kHybridGroupEncryption);
+    if (!fresh.given.all_used()) throw Error(ErrorCode::INTERNAL, "grpaes encryption drew less than the IV");
+    json fields = {{"iv", hex(iv.span())}, {"version", version}, {"plaintext", hex(text)}, {"encryptedData", pb_hex(wire_convert::to_river(e))}};
+    if (!more.empty()) fields["moreSessions"] = more;
+    f.add(enc, comment, fields);
+  };
+  add_enc("version 1, 48 random bytes", std::string(rng.bytes(48).view()), 1, rng.bytes(12));
+  add_enc("version 1, one byte", "x", 1, rng.bytes(12));
+  add_enc("version 1, 16 bytes: one AES block", "exactly 16 bytes", 1, rng.bytes(12));
+  add_enc("version 0, text beyond ASCII", "grpaes version 0: ✓ ünïcödé", 0, rng.bytes(12));
+  add_enc("an IV of zero bytes", "zero IV", 1, SecretBytes(12));
+  {
+    // A second session of the stream, at a later miniblock: encryption uses
+    // the session of the highest miniblock number (protocol.md 6.3).
+    auto later = sender.device.hybrid().create(stream_id, 43, mhash.span());
+    river::HybridGroupSessionKey k;
+    k.set_session_id(later.session_id);
+    k.set_stream_id(later.stream_id);
+    k.set_key(later.key.str());
+    k.set_miniblock_num(later.miniblock_num);
+    k.set_miniblock_hash(later.miniblock_hash);
+    add_enc("two sessions for the stream: the one of the later miniblock (43, not 42) encrypts", "which session?", 1,
+            rng.bytes(12), [&] {
+              json one = json::object();
+              one["sessionId"] = hex(k.session_id());
+              one["sessionKey"] = pb_hex(k);
+              json more = json::array();
+              more.push_back(one);
+              return more;
+            }());
+  }
+  f.add(enc, "an empty payload is refused", {{"iv", hex(rng.bytes(12).span())}, {"version", 1}, {"plaintext", ""}}, {},
+        "EMPTY_PAYLOAD");
+  f.add(enc, "an empty text is refused (version 0)", {{"iv", hex(rng.bytes(12).span())}, {"version", 0}, {"plaintext", ""}},
+        {}, "EMPTY_PAYLOAD");
   f.write(dir + "/grpaes.json", seed_hex);
 }
 
