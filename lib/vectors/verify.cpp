@@ -351,6 +351,55 @@ void check(const std::string& type, const json& g, const json& t) {
       auto s = c.export_group_session(g.at("streamId").get<std::string>(), result.imported[i]);
       expect(s && s->session_key.str() == want[i].at("sessionKey") && s->algorithm == want[i].at("algorithm"), "imported key differs");
     }
+  } else if (type == "buildSessions") {
+    // The library draws a seed per device (besides the sender's own) and
+    // expands it into olm's 64 bytes; the vector gives both.
+    std::string seeds;
+    for (const auto& seed : t.at("seeds")) seeds += unhex(seed.get<std::string>());
+    GivenRandom random(crypto::as_bytes(seeds));
+    Device d(sparam(t, g, "senderExportedDevice"), random);
+    expect(d.crypto.get_user_device().device_key == g.at("senderKey"), "sender key differs");
+    std::vector<GroupEncryptionSession> sessions;
+    auto algorithm = parse_group_encryption_algorithm(t.at("algorithm").get<std::string>());
+    expect(algorithm.has_value(), "unknown algorithm");
+    for (const auto& s : t.at("sessions")) {
+      sessions.push_back({sparam(t, g, "streamId"), s.at("sessionId").get<std::string>(),
+                          SecretBytes(std::string_view(s.at("sessionKey").get<std::string>())),
+                          std::string(algorithm_id(*algorithm))});
+    }
+    std::vector<UserDevice> devices;
+    for (const auto& dv : t.at("devices")) {
+      devices.push_back({dv.at("deviceKey").get<std::string>(), dv.at("fallbackKey").get<std::string>()});
+    }
+    auto plan = build_group_encryption_sessions(d.crypto, sparam(t, g, "streamId"), *algorithm, sessions, devices);
+    expect(random.all_used(), "not every seed was drawn");
+    expect(hex(plan.message.encode()) == t.at("groupEncryptionSessions"), "GroupEncryptionSessions differs");
+    expect(plan.skipped_devices == t.at("skippedDevices").get<std::vector<std::string>>(), "skipped devices differ");
+    // Each seed's expansion is the olm random given, and each pre-key message
+    // is libolm's from it (what the client, which draws those bytes, sends).
+    const auto& olm_random = t.at("olmRandom");
+    expect(olm_random.size() == t.at("seeds").size(), "one olmRandom per seed");
+    auto sender = olm::Account::unpickle(
+        ExportedDevice::decode(crypto::hex_decode_secret(sparam(t, g, "senderExportedDevice")).span()).pickle_key,
+        ExportedDevice::decode(crypto::hex_decode_secret(sparam(t, g, "senderExportedDevice")).span()).pickled_account.view());
+    size_t i = 0;
+    for (const auto& dv : devices) {
+      if (dv.device_key == g.at("senderKey")) continue;
+      crypto::SeededRandom expand(crypto::hex_decode(t.at("seeds")[i].get<std::string>()));
+      expect(hex(expand.bytes(64).span()) == olm_random[i], "olmRandom is not the seed's expansion");
+      auto it = plan.message.ciphertexts.find(dv.device_key);
+      if (it != plan.message.ciphertexts.end()) {
+        GivenRandom given(crypto::hex_decode(olm_random[i].get<std::string>()));
+        auto session = olm::Session::create_outbound(sender, dv.device_key, dv.fallback_key, given);
+        auto payload = session_keys_json([&] {
+          std::vector<SecretBytes> keys;
+          for (const auto& s : sessions) keys.push_back(s.session_key);
+          return keys;
+        }());
+        expect(session.encrypt(payload.span(), given).body == it->second, "a pre-key message is not libolm's from olmRandom");
+      }
+      ++i;
+    }
   } else if (type == "decideSolicitation") {
     std::vector<KeySolicitation> pending;
     for (const auto& p : t.at("pending")) pending.push_back(solicitation_of(p));

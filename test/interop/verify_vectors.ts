@@ -18,7 +18,7 @@ import {
     hybridSessionKeyHash,
     importAesGsmKeyBytes,
 } from '@towns-protocol/encryption'
-import { codeOf, decideAnswer, decideSolicitation, importOne, receiveSessions, toHex } from './client_ops'
+import { buildShare, codeOf, decideAnswer, decideSolicitation, importOne, receiveSessions, toHex } from './client_ops'
 import { deriveKeyAndIV } from '@towns-protocol/sdk-crypto'
 import { derivedDecrypt, derivedEncrypt, mediaDecryptChunks, mediaDecryptWholeFile, mediaEncrypt } from './sdk_crypto_ops'
 
@@ -466,6 +466,27 @@ async function check(type: string, g: any, t: any): Promise<void> {
                 const s = await c.exportGroupSession(g.streamId, want.sessionId)
                 expect(s && s.sessionKey === want.sessionKey && s.algorithm === want.algorithm, 'imported key differs')
             }
+            return
+        }
+        case 'buildSessions': {
+            // The client's share (client_ops.buildShare, after the SDK's), its
+            // draws answered with each device's olmRandom in the order given.
+            const c = await freshCrypto(fromBinary(proto.ExportedDeviceSchema, unhex(param(t, g, 'senderExportedDevice'))))
+            expect(c.getUserDevice().deviceKey === g.senderKey, 'sender key differs')
+            const streamId = param(t, g, 'streamId')
+            const sessions = t.sessions.map((s: any) => ({ streamId, sessionId: s.sessionId, sessionKey: s.sessionKey, algorithm: t.algorithm }))
+            const random = Buffer.concat(t.olmRandom.map((r: string) => Buffer.from(r, 'hex')))
+            const m = await withGivenRandom(new Uint8Array(random), () => buildShare(c, streamId, t.algorithm, sessions, t.devices))
+            const bytes = hex(toBinary(proto.UserInboxPayload_GroupEncryptionSessionsSchema, m))
+            if ((t.flags ?? []).includes('MapOrder')) {
+                // The same message, its map written in another order.
+                const want = fromBinary(proto.UserInboxPayload_GroupEncryptionSessionsSchema, unhex(t.groupEncryptionSessions))
+                expect(equals(proto.UserInboxPayload_GroupEncryptionSessionsSchema, m, want), 'GroupEncryptionSessions differs')
+                expect(bytes !== t.groupEncryptionSessions, 'the client wrote the map in key order after all')
+            } else {
+                expect(bytes === t.groupEncryptionSessions, 'GroupEncryptionSessions differs')
+            }
+            expect(t.skippedDevices.length === 0, 'the client skips no device')
             return
         }
         case 'decideSolicitation': {

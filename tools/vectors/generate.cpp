@@ -1137,11 +1137,158 @@ void olm(const std::string& dir, const std::string& seed_hex, crypto::RandomSour
 
 // ---------------------------------------------------------------- session sharing
 
+// More of session sharing (protocol.md 8.1, 8.4): the sending side with the
+// random bytes given, and receiving edge cases.
+void sharing_more(File& f, json& g, Device& sender, Device& receiver, Device& bystander, const std::string& stream_id,
+                  const std::vector<GroupEncryptionSession>& megolm_sessions,
+                  const std::vector<GroupEncryptionSession>& hybrid_sessions, crypto::RandomSource& rng) {
+  auto expect_json = [](const std::vector<GroupEncryptionSession>& ss) {
+    json out = json::array();
+    for (const auto& s : ss) out.push_back({{"sessionId", s.session_id}, {"sessionKey", s.session_key.str()}, {"algorithm", s.algorithm}});
+    return out;
+  };
+  auto rdev = receiver.crypto.get_user_device();
+  auto bdev = bystander.crypto.get_user_device();
+  auto build = [&](GroupEncryptionAlgorithm a, const std::vector<GroupEncryptionSession>& ss, const std::vector<UserDevice>& devices) {
+    return wire_convert::to_river(build_group_encryption_sessions(sender.crypto, stream_id, a, ss, devices).message);
+  };
+
+  // Receiving.
+  auto both = std::vector<UserDevice>{rdev, bdev};
+  auto base = build(GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, both);
+  // A map whose entries are not in key order: written by hand, the
+  // bystander's entry first and the receiver's second, whatever their order.
+  {
+    river::UserInboxPayload::GroupEncryptionSessions without = base;
+    without.clear_ciphertexts();
+    auto bytes = serialize(without);
+    auto entry = [&](const std::string& k, const std::string& v) {
+      river::UserInboxPayload::GroupEncryptionSessions one;
+      (*one.mutable_ciphertexts())[k] = v;
+      return serialize(one);
+    };
+    bool receiver_first = rdev.device_key < bdev.device_key;
+    const auto& first = receiver_first ? bdev : rdev;
+    const auto& second = receiver_first ? rdev : bdev;
+    bytes += entry(first.device_key, base.ciphertexts().at(first.device_key));
+    bytes += entry(second.device_key, base.ciphertexts().at(second.device_key));
+    f.add(g, "two devices, the map's entries not in key order (protobuf leaves map order open)",
+          {{"groupEncryptionSessions", hex(bytes)}, {"imported", expect_json(megolm_sessions)}});
+  }
+  // The receiver's verdict on a message, from a fresh copy of it: the
+  // imported sessions, or the error.
+  auto receiver_state = std::string(receiver.crypto.export_device().view());
+  auto add_received = [&](const std::string& comment, const river::UserInboxPayload::GroupEncryptionSessions& m) {
+    Imported fresh(receiver_state);
+    try {
+      auto r = receive_group_encryption_sessions(fresh.crypto, wire_convert::to_plain(m));
+      std::vector<GroupEncryptionSession> got;
+      for (const auto& id : r.imported) got.push_back(*fresh.crypto.export_group_session(stream_id, id));
+      f.add(g, comment, {{"groupEncryptionSessions", pb_hex(m)}, {"imported", expect_json(got)}});
+    } catch (const Error& e) {
+      f.add(g, comment, {{"groupEncryptionSessions", pb_hex(m)}}, {}, std::string(e.code_name()));
+    }
+  };
+  auto dup = base;
+  dup.add_session_ids(megolm_sessions[0].session_id);
+  f.add(g, "a session id listed twice and one key", {{"groupEncryptionSessions", pb_hex(dup)}}, {}, "IMPORT_FAILED");
+  auto no_ids = base;
+  no_ids.clear_session_ids();
+  add_received("no session ids and one key: no listed session is missing, so nothing is read", no_ids);
+  auto other_sender = base;
+  other_sender.set_sender_key(bdev.device_key);
+  f.add(g, "the sender key of another device: the pre-key message is not from it",
+        {{"groupEncryptionSessions", pb_hex(other_sender)}}, {}, "DECRYPTION_FAILED");
+  auto hybrid_as_megolm = build(GroupEncryptionAlgorithm::kHybridGroupEncryption, hybrid_sessions, both);
+  hybrid_as_megolm.set_algorithm("r.group-encryption.v1.aes-sha2");
+  add_received("grpaes keys labelled megolm", hybrid_as_megolm);
+  auto wrong_id = base;
+  wrong_id.set_session_ids(0, crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone));
+  add_received("a key listed under another session id", wrong_id);
+  {
+    // The right olm envelope around a text that is not SessionKeys JSON.
+    auto not_json = base;
+    auto ct = sender.device.account().encrypt_to_devices("not JSON", {rdev}, 1);
+    (*not_json.mutable_ciphertexts())[rdev.device_key] = ct.at(0).value->body;
+    f.add(g, "the olm plaintext is not SessionKeys JSON", {{"groupEncryptionSessions", pb_hex(not_json)}}, {}, "IMPORT_FAILED");
+  }
+  auto no_map = base;
+  no_map.clear_ciphertexts();
+  f.add(g, "no ciphertexts at all", {{"groupEncryptionSessions", pb_hex(no_map)}, {"imported", json::array()}},
+        {"NotForThisDevice"});
+
+  // Sending (protocol.md 8.1): the sender from its ExportedDevice; each
+  // device's pre-key message from given random bytes. This library draws a
+  // 32-byte seed per device (in the order given) and expands it as
+  // SeededRandom does (include/towns/crypto/random.h) into the 64 bytes olm
+  // takes (base key, ratchet key); the client draws those 64 bytes itself.
+  auto sender_state = sender.crypto.export_device();
+  auto& bg = f.group("buildSessions", {{"streamId", stream_id}, {"senderExportedDevice", hex(sender_state.span())},
+                                       {"senderKey", sender.crypto.get_user_device().device_key}});
+  Device third(rng, "third");
+  auto tdev = third.crypto.get_user_device();
+  auto add_build = [&](const std::string& comment, GroupEncryptionAlgorithm a, const std::vector<GroupEncryptionSession>& ss,
+                       const std::vector<UserDevice>& devices, const std::vector<std::string>& flags = {}) {
+    std::vector<SecretBytes> seeds;
+    json seeds_json = json::array(), olm_random = json::array();
+    std::string all;
+    for (const auto& d : devices) {
+      if (d.device_key == sender.crypto.get_user_device().device_key) continue;
+      seeds.push_back(rng.bytes(32));
+      seeds_json.push_back(hex(seeds.back().span()));
+      crypto::SeededRandom expand(seeds.back().span());
+      olm_random.push_back(hex(expand.bytes(64).span()));
+      all += std::string(seeds.back().view());
+    }
+    Imported fresh(std::string(sender_state.view()), crypto::as_bytes(all));
+    auto plan = build_group_encryption_sessions(fresh.crypto, stream_id, a, ss, devices);
+    if (!fresh.given.all_used()) throw Error(ErrorCode::INTERNAL, "sharing drew less than the seeds");
+    json sessions = json::array(), devs = json::array();
+    for (const auto& s : ss) sessions.push_back({{"sessionId", s.session_id}, {"sessionKey", s.session_key.str()}});
+    for (const auto& d : devices) devs.push_back({{"deviceKey", d.device_key}, {"fallbackKey", d.fallback_key}});
+    f.add(bg, comment,
+          {{"algorithm", std::string(algorithm_id(a))}, {"sessions", sessions}, {"devices", devs}, {"seeds", seeds_json},
+           {"olmRandom", olm_random}, {"groupEncryptionSessions", pb_hex(wire_convert::to_river(plan.message))},
+           {"skippedDevices", plan.skipped_devices}},
+          flags);
+  };
+  auto sorted = [](std::vector<UserDevice> v) {
+    std::sort(v.begin(), v.end(), [](const UserDevice& a, const UserDevice& b) { return a.device_key < b.device_key; });
+    return v;
+  };
+  add_build("one megolm session to one device", GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, {rdev});
+  add_build("one grpaes session to one device", GroupEncryptionAlgorithm::kHybridGroupEncryption, hybrid_sessions, {rdev});
+  add_build("three devices, listed in key order", GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions,
+            sorted({rdev, bdev, tdev}));
+  add_build("the sender's own device in the list: skipped, nothing drawn for it", GroupEncryptionAlgorithm::kGroupEncryption,
+            megolm_sessions, sorted({rdev, sender.crypto.get_user_device()}));
+  {
+    std::vector<GroupEncryptionSession> two = megolm_sessions;
+    Device extra(rng, "extra sessions");
+    auto extra_stream = stream_id;
+    extra.device.outbound().create(extra_stream);
+    for (auto& s : extra.crypto.export_room_keys()) two.push_back(s);
+    add_build("two megolm sessions in one share: SessionKeys lists both keys, in order", GroupEncryptionAlgorithm::kGroupEncryption,
+              two, {rdev});
+  }
+  auto reversed = sorted({rdev, bdev, tdev});
+  std::reverse(reversed.begin(), reversed.end());
+  add_build("three devices listed against key order: this library writes the map in key order, the client in the order "
+            "it finished encrypting",
+            GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, reversed, {"MapOrder"});
+  auto broken = bdev;
+  broken.fallback_key = "not a key";
+  add_build("a device whose fallback key is not a key: skipped, the others get theirs (the client sends that share to "
+            "no one)",
+            GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, sorted({rdev, broken}), {"ClientDeviation"});
+}
+
 void sharing(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
   File f("session sharing",
          {"Receiving GroupEncryptionSessions (protocol.md section 8): the receiver, recreated from its "
           "ExportedDevice, reads the ciphertext for its own device key and imports the listed sessions."},
          notes({{"NotForThisDevice", "No ciphertext for the receiver's device: nothing is imported, no error."},
+                {"MapOrder", "The client writes the ciphertexts map in another order: compared as a message, not as bytes."},
                 {"UnknownAlgorithm", "An algorithm the receiver does not know: ignored, no error."}}));
   Device sender(rng, "sender");
   Device receiver(rng, "receiver");
@@ -1182,6 +1329,7 @@ void sharing(const std::string& dir, const std::string& seed_hex, crypto::Random
   auto garbage = to(GroupEncryptionAlgorithm::kGroupEncryption, megolm_sessions, both);
   (*garbage.mutable_ciphertexts())[receiver.crypto.get_user_device().device_key] = "AwogYXJiYWdl";
   f.add(g, "a ciphertext that is not an olm message", {{"groupEncryptionSessions", pb_hex(garbage)}}, {}, "DECRYPTION_FAILED");
+  sharing_more(f, g, sender, receiver, bystander, stream_id, megolm_sessions, hybrid_sessions, rng);
   f.write(dir + "/session_sharing.json", seed_hex);
 }
 
