@@ -111,18 +111,23 @@ std::unique_ptr<pb::Message> new_message(const std::string& type) {
 
 using towns::river_proto::serialize;
 
-// protobuf's verdict on a protobufMessage or protobufMalformed test, as the
-// verifier gave it before the library read these messages itself: the bytes
-// parse, the JSON parses to an equal message, and that encodes to the bytes.
+// protobuf's verdict on a protobufMessage, protobufNonCanonical or
+// protobufMalformed test, as the verifier gave it before the library read these
+// messages itself: the bytes parse, the JSON parses to an equal message (unknown
+// fields dropped), and both encode to the bytes (to encoded for a non-canonical
+// test, whose bytes are not that).
 bool protobuf_passes(const std::string& type, const json& group, const json& t) {
   pb::LogSilencer quiet;
   auto from_bytes = new_message(group.at("message"));
   auto from_json = new_message(group.at("message"));
   bool parsed = from_bytes->ParseFromString(unhex(t.at("bytes")));
   if (type == "protobufMalformed") return !parsed;
+  from_bytes->DiscardUnknownFields();
+  const auto& canonical = type == "protobufNonCanonical" ? t.at("encoded") : t.at("bytes");
+  auto hex_of = [](const pb::Message& m) { return towns::crypto::hex_encode(towns::crypto::as_bytes(serialize(m))); };
   return parsed && pb::util::JsonStringToMessage(t.at("json").get<std::string>(), from_json.get()).ok() &&
-         pb::util::MessageDifferencer::Equals(*from_bytes, *from_json) &&
-         towns::crypto::hex_encode(towns::crypto::as_bytes(serialize(*from_json))) == t.at("bytes");
+         pb::util::MessageDifferencer::Equals(*from_bytes, *from_json) && hex_of(*from_json) == canonical &&
+         hex_of(*from_bytes) == canonical && (type == "protobufMessage" || t.at("encoded") != t.at("bytes"));
 }
 
 struct Read {
@@ -197,7 +202,7 @@ TEST_CASE("protobuf's generated classes agree with the library's verdict on ever
   size_t cases = 0;
   for (const auto& g : doc.at("testGroups")) {
     auto type = g.at("type").get<std::string>();
-    REQUIRE((type == "protobufMessage" || type == "protobufMalformed"));
+    REQUIRE((type == "protobufMessage" || type == "protobufNonCanonical" || type == "protobufMalformed"));
     for (const auto& t : g.at("tests")) {
       ++cases;
       INFO("tcId " << t.at("tcId") << " " << g.at("message"));
@@ -205,12 +210,17 @@ TEST_CASE("protobuf's generated classes agree with the library's verdict on ever
       INFO("library: " << library.got << " " << library.why);
       CHECK(protobuf_passes(type, g, t) == library.passed);
       CHECK(library.passed);
-      // The same case made wrong: a changed JSON value, or malformed bytes
-      // called valid; both must refuse it.
-      if (type == "protobufMessage") {
+      // The same case made wrong: a changed JSON value (a field that does not
+      // exist, for the empty message), or malformed bytes called valid; both
+      // must refuse it.
+      if (type != "protobufMalformed") {
         auto wrong = t;
         auto j = json::parse(t.at("json").get<std::string>());
-        j[j.begin().key()] = j.begin()->is_string() ? json(j.begin()->get<std::string>() + "x") : json("x");
+        if (j.empty()) {
+          j["noSuchField"] = "x";
+        } else {
+          j[j.begin().key()] = j.begin()->is_string() ? json(j.begin()->get<std::string>() + "x") : json("x");
+        }
         wrong["json"] = j.dump();
         CHECK(protobuf_passes(type, g, wrong) == towns::vectors::verify_case(type, g, wrong).passed);
         CHECK_FALSE(towns::vectors::verify_case(type, g, wrong).passed);
@@ -228,7 +238,7 @@ TEST_CASE("protobuf's generated classes agree with the library's verdict on ever
 TEST_CASE("protobuf and the library read every protobuf.json message alike, cut short and with bytes changed") {
   auto doc = protobuf_json_file();
   for (const auto& g : doc.at("testGroups")) {
-    if (g.at("type") != "protobufMessage") continue;
+    if (g.at("type") == "protobufMalformed") continue;
     auto type = g.at("message").get<std::string>();
     for (const auto& t : g.at("tests")) {
       auto bytes = unhex(t.at("bytes"));

@@ -1,7 +1,7 @@
 // The river messages of protobuf.json (docs/vectors.md) read by the library's
 // own codecs and written as protobuf JSON (internal): what the vector verifier
-// checks the protobufMessage and protobufMalformed groups with, without a
-// protobuf runtime.
+// checks the protobufMessage, protobufNonCanonical and protobufMalformed groups
+// with, without a protobuf runtime.
 #pragma once
 
 #include <nlohmann/json.hpp>

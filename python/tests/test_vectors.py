@@ -31,8 +31,9 @@ NOT_EXPRESSIBLE = {
     "hexDecode": (7, "the encodings are internal: no C function"),
     "hexEncode": (1, "the encodings are internal: no C function"),
     "sessionKeysJson": (9, "SessionKeys JSON parsing is internal: no C function"),
-    "protobufMessage": (14, "the C ABI has no generic protobuf parser"),
-    "protobufMalformed": (3, "the C ABI has no generic protobuf parser"),
+    "protobufMessage": (38, "the C ABI has no generic protobuf parser"),
+    "protobufNonCanonical": (40, "the C ABI has no generic protobuf parser"),
+    "protobufMalformed": (92, "the C ABI has no generic protobuf parser"),
     "deriveKeyAndIv": (5, "the derived scheme is not in the C ABI"),
     "derivedEncrypt": (5, "the derived scheme is not in the C ABI"),
     "derivedDecrypt": (21, "the derived scheme is not in the C ABI"),
@@ -260,7 +261,7 @@ def test_every_case_is_accounted_for():
     assert unknown == [], f"case types neither handled nor listed as not expressible: {unknown}"
     not_expressible = {ty: n for ty, n in counted.items() if ty in NOT_EXPRESSIBLE}
     assert not_expressible == {ty: n for ty, (n, _) in NOT_EXPRESSIBLE.items()}
-    assert sum(not_expressible.values()) == 221
+    assert sum(not_expressible.values()) == 374
     handled = {ty: n for ty, n in counted.items() if ty in HANDLERS}
     assert handled == {"megolmDecrypt": 18, "megolmImport": 5, "hybridSessionId": 6, "hybridSessionImport": 6,
                        "aesGcm": 3, "hybridDecrypt": 10, "hybridEncrypt": 1, "olmDecrypt": 6,

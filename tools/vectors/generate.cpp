@@ -1,15 +1,23 @@
 // The vector generator. Every random input comes from one SeededRandom, drawn in
 // a fixed order, so a seed always gives the same files.
+#include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/message.h>
+#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cctype>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
 
@@ -246,102 +254,569 @@ void encodings(const std::string& dir, const std::string& seed_hex, crypto::Rand
 // ---------------------------------------------------------------- protobuf
 
 void protobuf(const std::string& dir, const std::string& seed_hex, crypto::RandomSource& rng) {
+  namespace pb = google::protobuf;
+  using namespace std::string_literals;
   File f("protobuf",
-         {"Binary encodings of every wire message of protocol.md section 3 (package river). json is the "
-          "message in the standard protobuf JSON mapping; bytes is its deterministic binary encoding."},
-         notes({}));
-  auto bytes = [&](size_t n) { return std::string(rng.bytes(n).view()); };
-  auto add = [&](const google::protobuf::Message& m, const std::string& comment) {
-    auto& g = f.group("protobufMessage", {{"message", m.GetTypeName()}});
-    f.add(g, comment, {{"json", to_json(m)}, {"bytes", pb_hex(m)}});
-    return serialize(m);
+         {"Binary encodings of every wire message of protocol.md section 3 (package river), the ten the "
+          "library's codec reads. json is the message in the standard protobuf JSON mapping.",
+          "protobufMessage: bytes is the message's deterministic binary encoding (fields in number order, map "
+          "entries sorted by key). protobufNonCanonical: bytes decodes to json but is not that encoding "
+          "(unknown fields, fields out of order or repeated, entries unsorted); encoded is the message's "
+          "deterministic encoding. protobufMalformed: bytes does not parse as the message."},
+         notes({{"ClientDeviation",
+                 "The canonical client reads this otherwise (docs/compat.md): a known field under another wire "
+                 "type, which this library skips as unknown and protobuf-es reads by its declared type."}}));
+  // The wire format by hand (protobuf encoding, "Message Structure").
+  auto varint = [](uint64_t v) {
+    std::string out;
+    while (v >= 0x80) {
+      out += static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    return out + static_cast<char>(v);
   };
-  river::EncryptedData megolm;
-  megolm.set_ciphertext(crypto::base64_encode(rng.bytes(40).span(), Base64Padding::kNone));
-  megolm.set_algorithm("r.group-encryption.v1.aes-sha2");
-  megolm.set_sender_key(crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone));
-  megolm.set_session_id(crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone));
-  megolm.set_version(river::ENCRYPTED_DATA_VERSION_1);
-  auto megolm_bytes = add(megolm, "a megolm event");
-  river::EncryptedData hybrid;
-  hybrid.set_algorithm("grpaes");
-  hybrid.set_sender_key(megolm.sender_key());
-  hybrid.set_ciphertext_bytes(bytes(40));
-  hybrid.set_iv_bytes(bytes(12));
-  hybrid.set_session_id_bytes(bytes(32));
-  hybrid.set_version(river::ENCRYPTED_DATA_VERSION_1);
-  add(hybrid, "a grpaes event");
-  river::EncryptedData optionals;
-  optionals.set_ciphertext("c");
-  optionals.set_checksum("");
-  optionals.set_ref_event_id("ref");
-  optionals.set_device_key("");
-  add(optionals, "proto3 optional fields set to their defaults are encoded");
-  river::MemberPayload::KeySolicitation sol;
-  sol.set_device_key(megolm.sender_key());
-  sol.set_fallback_key(crypto::base64_encode(rng.bytes(32).span(), Base64Padding::kNone));
-  sol.set_is_new_device(true);
-  sol.add_session_ids(megolm.session_id());
-  sol.add_session_ids(hex(hybrid.session_id_bytes()));
-  add(sol, "a key solicitation");
-  river::MemberPayload mp;
-  *mp.mutable_key_solicitation() = sol;
-  add(mp, "a member payload carrying it (field 2)");
-  river::MemberPayload::KeyFulfillment ful;
-  ful.set_user_address(bytes(20));
-  ful.set_device_key(sol.device_key());
-  ful.add_session_ids(megolm.session_id());
-  add(ful, "a key fulfillment");
-  river::MemberPayload mf;
-  *mf.mutable_key_fulfillment() = ful;
-  add(mf, "a member payload carrying it (field 3)");
-  river::UserInboxPayload::GroupEncryptionSessions ges;
-  ges.set_stream_id(bytes(32));
-  ges.set_sender_key(megolm.sender_key());
-  ges.add_session_ids(megolm.session_id());
-  (*ges.mutable_ciphertexts())[sol.device_key()] = crypto::base64_encode(rng.bytes(60).span(), Base64Padding::kNone);
-  ges.set_algorithm("r.group-encryption.v1.aes-sha2");
-  add(ges, "group encryption sessions for one device");
-  river::UserInboxPayload inbox;
-  *inbox.mutable_group_encryption_sessions() = ges;
-  add(inbox, "a user inbox payload carrying them (field 3)");
-  river::UserMetadataPayload::EncryptionDevice dev;
-  dev.set_device_key(sol.device_key());
-  dev.set_fallback_key(sol.fallback_key());
-  add(dev, "a published device");
-  river::SessionKeys keys;
-  keys.add_keys("key one");
-  keys.add_keys("key two");
-  add(keys, "session keys");
-  river::HybridGroupSessionKey hk;
-  hk.set_session_id(bytes(32));
-  hk.set_stream_id(bytes(32));
-  hk.set_key(bytes(32));
-  hk.set_miniblock_num(9223372036854775807LL);
-  hk.set_miniblock_hash(bytes(32));
-  add(hk, "a hybrid session key, miniblock 2^63-1");
-  river::HybridGroupSessionKey neg;
-  neg.set_miniblock_num(-1);
-  add(neg, "a negative miniblock number (ten-byte varint)");
-  river::ExportedDevice ed;
-  ed.set_picklekey("a pickle key");
-  ed.set_pickledaccount("pickled account");
-  auto* o = ed.add_outboundsessions();
-  o->set_session_id("out");
-  o->set_stream_id("20aa");
-  o->set_session("pickle");
-  auto* h = ed.add_hybridgroupsessions();
-  h->set_session_id("hy");
-  h->set_stream_id("20aa");
-  h->set_session_key(serialize(hk));
-  h->set_miniblock_num(3);
-  add(ed, "an exported device");
+  auto tag = [&](uint32_t field, int wire_type) { return varint((uint64_t{field} << 3) | wire_type); };
+  auto ld = [&](uint32_t field, const std::string& body) { return tag(field, 2) + varint(body.size()) + body; };
+  auto num = [&](uint32_t field, uint64_t v) { return tag(field, 0) + varint(v); };
+  // A length-delimited field whose length is the 11-byte varint of its real
+  // length (a varint is at most 10 bytes).
+  auto ld_long_length = [&](uint32_t field, const std::string& body) {
+    std::string len(1, static_cast<char>((body.size() & 0x7f) | 0x80));
+    len += std::string(9, '\x80') + std::string(1, '\0');
+    return tag(field, 2) + len + body;
+  };
+  const std::string eleven_byte_varint = std::string(10, '\xff') + std::string(1, '\x01');
+  // One unknown field of every wire type, at numbers none of the messages use
+  // (up to the largest field number, 2^29-1: a five-byte tag): a varint, a
+  // fixed64, a length-delimited one, a fixed32, and a group holding fields.
+  auto unknown_fields = [&](uint32_t base) {
+    return num(base, 150) + tag(base + 1, 1) + std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8) +
+           ld(base + 2, "unknown") + tag(base + 3, 5) + std::string("\xfe\xff\xff\xff", 4) + tag(base + 4, 3) +
+           num(1, 1) + ld(2, "in a group") + tag(3, 3) + tag(3, 4) + tag(base + 4, 4) + ld(536870911, "last");
+  };
+  auto b64 = [&](size_t n) { return crypto::base64_encode(rng.bytes(n).span(), Base64Padding::kNone); };
+  auto raw = [&](size_t n) { return std::string(rng.bytes(n).view()); };
 
-  auto& bad = f.group("protobufMalformed", {{"message", "river.EncryptedData"}});
-  f.add(bad, "truncated inside a length-delimited field",
-        {{"bytes", hex(megolm_bytes.substr(0, megolm_bytes.size() - 3))}}, {}, "INVALID_ARGUMENT");
-  f.add(bad, "a varint that never ends", {{"bytes", "58ffffffffffffffffffff"}}, {}, "INVALID_ARGUMENT");
-  f.add(bad, "field number 0", {{"bytes", "0001"}}, {}, "INVALID_ARGUMENT");
+  auto parse = [](const std::string& type, const std::string& bytes) {
+    (void)river::EncryptedData::descriptor();
+    (void)river::ExportedDevice::descriptor();
+    const auto* desc = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(type);
+    if (desc == nullptr) throw Error(ErrorCode::INTERNAL, "no message " + type);
+    std::unique_ptr<pb::Message> m(pb::MessageFactory::generated_factory()->GetPrototype(desc)->New());
+    pb::LogSilencer quiet;
+    if (!m->ParseFromString(bytes)) m.reset();
+    return m;
+  };
+  // protobuf's JSON of a message, with map entries sorted by key: the order the
+  // deterministic encoding writes them in, so that a reader that encodes a map
+  // in the JSON's order (protobuf-es) gives the same bytes.
+  auto json_of = [](const pb::Message& m) {
+    std::function<void(json&)> sort_maps = [&](json& j) {
+      if (j.is_array()) {
+        for (auto& e : j) sort_maps(e);
+      } else if (j.is_object()) {
+        for (auto& [k, v] : j.items()) {
+          if (k == "ciphertexts") {
+            std::map<std::string, json> sorted;
+            for (auto& [mk, mv] : v.items()) sorted[mk] = mv;
+            v = json(sorted);
+          } else {
+            sort_maps(v);
+          }
+        }
+      }
+    };
+    auto j = json::parse(to_json(m));
+    sort_maps(j);
+    return j.dump();
+  };
+
+  struct Case {
+    Case(std::string b, std::string c, std::vector<std::string> fl = {})
+        : bytes(std::move(b)), comment(std::move(c)), flags(std::move(fl)) {}
+    std::string bytes, comment;
+    std::vector<std::string> flags;
+  };
+  struct Cases {
+    std::string message;
+    std::vector<Case> valid, noncanonical, malformed;
+  };
+  std::vector<Cases> all;
+  auto message = [&](const std::string& name) -> Cases& {
+    all.push_back({name, {}, {}, {}});
+    return all.back();
+  };
+
+  // ---- river.EncryptedData
+  {
+    auto& c = message("river.EncryptedData");
+    river::EncryptedData megolm;
+    megolm.set_ciphertext(b64(40));
+    megolm.set_algorithm("r.group-encryption.v1.aes-sha2");
+    megolm.set_sender_key(b64(32));
+    megolm.set_session_id(b64(32));
+    megolm.set_version(river::ENCRYPTED_DATA_VERSION_1);
+    c.valid.push_back({serialize(megolm), "a megolm event"});
+    river::EncryptedData hybrid;
+    hybrid.set_algorithm("grpaes");
+    hybrid.set_sender_key(megolm.sender_key());
+    hybrid.set_ciphertext_bytes(raw(40));
+    hybrid.set_iv_bytes(raw(12));
+    hybrid.set_session_id_bytes(raw(32));
+    hybrid.set_version(river::ENCRYPTED_DATA_VERSION_1);
+    c.valid.push_back({serialize(hybrid), "a grpaes event"});
+    river::EncryptedData full = megolm;
+    full.set_checksum(b64(8));
+    full.set_ref_event_id(hex(rng.bytes(32).span()));
+    full.set_ciphertext_bytes(hybrid.ciphertext_bytes());
+    full.set_iv_bytes(hybrid.iv_bytes());
+    full.set_session_id_bytes(hybrid.session_id_bytes());
+    full.set_device_key(b64(32));
+    auto full_bytes = serialize(full);
+    c.valid.push_back({full_bytes, "all eleven fields set, in number order (7 is reserved)"});
+    river::EncryptedData optionals;
+    optionals.set_ciphertext("c");
+    optionals.set_checksum("");
+    optionals.set_ref_event_id("ref");
+    optionals.set_device_key("");
+    c.valid.push_back({serialize(optionals), "proto3 optional fields set to their defaults are encoded"});
+    c.valid.push_back({"", "the empty message: every field at its default"});
+    river::EncryptedData text;
+    text.set_ciphertext("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92");
+    text.set_algorithm(std::string("nul \0 inside", 12));
+    text.set_checksum("\xef\xbb\xbf" "bom");
+    c.valid.push_back({serialize(text),
+                       "strings beyond ASCII: two-, three- and four-byte UTF-8, a U+0000, and a leading U+FEFF "
+                       "that is text, not a byte-order mark"});
+    river::EncryptedData unnamed;
+    unnamed.set_algorithm("a");
+    unnamed.set_version(static_cast<river::EncryptedDataVersion>(5));
+    c.valid.push_back({serialize(unnamed), "version 5, a value the enum does not name (proto3 enums are open): a number in JSON"});
+    river::EncryptedData negative;
+    negative.set_version(static_cast<river::EncryptedDataVersion>(-1));
+    c.valid.push_back({serialize(negative), "version -1: a negative enum value is a ten-byte varint"});
+
+    c.noncanonical.push_back({full_bytes + unknown_fields(13) + num(7, 1),
+                              "unknown fields of every wire type appended, and the reserved field 7: skipped"});
+    c.noncanonical.push_back({ld(12, full.device_key()) + num(11, 1) + ld(10, full.session_id_bytes()) +
+                                  ld(4, full.session_id()) + ld(2, full.algorithm()) + ld(1, full.ciphertext()),
+                              "fields in reverse number order"});
+    c.noncanonical.push_back({ld(2, "first") + ld(9, raw(12)) + ld(2, megolm.algorithm()) + ld(9, hybrid.iv_bytes()) +
+                                  ld(5, "a") + ld(5, ""),
+                              "a string, a bytes and an optional string field each given twice: the last wins (the "
+                              "optional one stays set, to \"\")"});
+    c.noncanonical.push_back({ld(1, "") + ld(8, "") + num(11, 0) + ld(2, "grpaes"),
+                              "implicit-presence fields written at their defaults: read as unset, not encoded"});
+    c.noncanonical.push_back({ld(2, "grpaes") + tag(11, 0) + "\x81\x80\x00"s,
+                              "version 1 as a three-byte varint: non-minimal varints are read"});
+    c.noncanonical.push_back(
+        {ld(2, "grpaes") + tag(8, 5) + "\x01\x02\x03\x04",
+         "ciphertext_bytes (8) under wire type 5 (fixed32): this library skips it as an unknown field, as "
+          "protobuf's C++ reader does; protobuf-es reads field 8 as bytes whatever the wire type and refuses the "
+          "rest (docs/compat.md)",
+         {"ClientDeviation"}});
+
+    c.malformed.push_back({full_bytes.substr(0, full_bytes.size() - 3), "truncated inside the last field (device_key)"});
+    c.malformed.push_back({ld(2, "grpaes") + tag(3, 2) + varint(43) + megolm.sender_key().substr(0, 20),
+                           "sender_key's length runs past the end"});
+    c.malformed.push_back({ld(2, "grpaes") + tag(11, 0) + eleven_byte_varint, "version as an 11-byte varint"});
+    c.malformed.push_back({"\x58"s + std::string(10, '\xff'), "a varint that never ends"});
+    c.malformed.push_back({ld(2, "grpaes") + "\x00\x01"s, "field number 0"});
+    c.malformed.push_back({ld(2, "grpaes") + tag(1, 6) + "\x00"s, "ciphertext's number with wire type 6"});
+    c.malformed.push_back({ld(2, "grpaes") + tag(13, 7) + "\x00"s, "wire type 7 on an unknown field"});
+    c.malformed.push_back({ld(2, "grpaes") + tag(13, 4), "an end-group tag without its start"});
+    c.malformed.push_back({ld(2, "grpaes") + tag(13, 3) + num(1, 1), "a start-group tag never closed"});
+    c.malformed.push_back({tag(13, 3) + tag(14, 4), "a group closed with another field number"});
+    c.malformed.push_back({ld(2, "gr\xff" "aes"), "invalid UTF-8 (a 0xff byte) in algorithm"});
+    c.malformed.push_back({ld(12, "\xed\xa0\x80"), "invalid UTF-8 in the optional device_key: an encoded surrogate (U+D800)"});
+  }
+
+  // ---- river.MemberPayload.KeySolicitation, river.MemberPayload.KeyFulfillment, river.MemberPayload
+  const std::string device_key = b64(32);
+  const std::string fallback_key = b64(32);
+  std::vector<std::string> session_ids = {b64(32), b64(32), hex(rng.bytes(32).span())};
+  river::MemberPayload::KeySolicitation sol;
+  sol.set_device_key(device_key);
+  sol.set_fallback_key(fallback_key);
+  sol.set_is_new_device(true);
+  for (const auto& id : session_ids) sol.add_session_ids(id);
+  const auto sol_bytes = serialize(sol);
+  river::MemberPayload::KeyFulfillment ful;
+  ful.set_user_address(raw(20));
+  ful.set_device_key(device_key);
+  for (const auto& id : session_ids) ful.add_session_ids(id);
+  const auto ful_bytes = serialize(ful);
+  {
+    auto& c = message("river.MemberPayload.KeySolicitation");
+    c.valid.push_back({sol_bytes, "a key solicitation: every field set, three session ids"});
+    c.valid.push_back({"", "the empty message"});
+    river::MemberPayload::KeySolicitation ids;
+    ids.add_session_ids("");
+    ids.add_session_ids("\xe2\x9c\x93 \xf0\x9f\x94\x91");
+    ids.add_session_ids("");
+    c.valid.push_back({serialize(ids), "is_new_device false (not encoded); session ids that are empty or beyond ASCII"});
+
+    c.noncanonical.push_back({sol_bytes + unknown_fields(5), "unknown fields of every wire type appended: skipped"});
+    c.noncanonical.push_back({ld(4, session_ids[0]) + num(3, 1) + ld(2, fallback_key) + ld(1, device_key),
+                              "fields in reverse number order"});
+    c.noncanonical.push_back({ld(4, session_ids[0]) + ld(1, device_key) + ld(4, session_ids[1]) + num(3, 1) +
+                                  ld(4, session_ids[2]),
+                              "session_ids split in three runs around other fields: read in order, one list"});
+    c.noncanonical.push_back({ld(1, "old") + ld(2, fallback_key) + ld(1, device_key),
+                              "device_key given twice: the last one wins"});
+    c.noncanonical.push_back({num(3, 2) + ld(1, device_key), "is_new_device as 2: any non-zero varint is true"});
+    c.noncanonical.push_back({tag(3, 0) + std::string(9, '\xff') + "\x01"s + ld(1, device_key),
+                              "is_new_device as a ten-byte varint: true"});
+    c.noncanonical.push_back({num(3, 0) + ld(1, device_key), "is_new_device written as false: not encoded"});
+
+    c.malformed.push_back({sol_bytes.substr(0, sol_bytes.size() - 5), "truncated inside the last session id"});
+    c.malformed.push_back({ld(1, device_key) + tag(4, 2) + "\x7f"s + "abc", "a session id's length runs past the end"});
+    c.malformed.push_back({ld(1, device_key) + tag(3, 0) + eleven_byte_varint, "is_new_device as an 11-byte varint"});
+    c.malformed.push_back({ld(1, device_key) + "\x02\x01x"s, "field number 0 (length-delimited)"});
+    c.malformed.push_back({tag(4, 6) + "\x00"s, "session_ids' number with wire type 6"});
+    c.malformed.push_back({ld(1, device_key) + tag(9, 7), "wire type 7 on an unknown field"});
+    c.malformed.push_back({tag(9, 4) + ld(1, device_key), "an end-group tag without its start"});
+    c.malformed.push_back({ld(1, device_key) + tag(9, 3), "a start-group tag never closed"});
+    c.malformed.push_back({ld(4, session_ids[0]) + ld(4, "\xc0\x80"), "invalid UTF-8 in the second session id: an overlong U+0000"});
+  }
+  {
+    auto& c = message("river.MemberPayload.KeyFulfillment");
+    c.valid.push_back({ful_bytes, "a key fulfillment: every field set, three session ids"});
+    c.valid.push_back({"", "the empty message"});
+    river::MemberPayload::KeyFulfillment odd;
+    odd.set_user_address("\xff\xfe\x00\x80"s);
+    odd.set_device_key("\xd0\x9a\xd0\xbb\xd1\x8e\xd1\x87");
+    c.valid.push_back({serialize(odd), "a bytes field takes bytes that are not UTF-8; a device key in Cyrillic"});
+
+    c.noncanonical.push_back({ful_bytes + unknown_fields(4), "unknown fields of every wire type appended: skipped"});
+    c.noncanonical.push_back({ld(3, session_ids[0]) + ld(2, device_key) + ld(1, ful.user_address()),
+                              "fields in reverse number order"});
+    c.noncanonical.push_back({ld(3, session_ids[0]) + ld(1, ful.user_address()) + ld(3, session_ids[1]) +
+                                  ld(2, device_key) + ld(3, session_ids[2]),
+                              "session_ids split in three runs around other fields"});
+    c.noncanonical.push_back({ld(1, raw(20)) + ld(1, ful.user_address()), "user_address (bytes) given twice: the last one wins"});
+
+    c.malformed.push_back({ful_bytes.substr(0, 10), "truncated inside user_address"});
+    c.malformed.push_back({tag(1, 2) + "\x15"s + ful.user_address().substr(0, 19), "user_address's length (21) runs past the end"});
+    c.malformed.push_back({ld_long_length(2, device_key), "device_key's length as an 11-byte varint"});
+    c.malformed.push_back({"\x00\x00"s + ful_bytes, "field number 0 first"});
+    c.malformed.push_back({ful_bytes + tag(2, 7), "device_key's number with wire type 7"});
+    c.malformed.push_back({ful_bytes + tag(100, 4), "an end-group tag without its start"});
+    c.malformed.push_back({ful_bytes + tag(100, 3) + ld(1, "x") + tag(101, 3) + tag(101, 4), "a start-group tag never closed (a group inside it is)"});
+    c.malformed.push_back({ld(2, "\xe2\x82"), "invalid UTF-8 in device_key: a three-byte sequence cut short"});
+  }
+  {
+    auto& c = message("river.MemberPayload");
+    river::MemberPayload mp;
+    *mp.mutable_key_solicitation() = sol;
+    c.valid.push_back({serialize(mp), "a member payload carrying a key solicitation (field 2)"});
+    river::MemberPayload mf;
+    *mf.mutable_key_fulfillment() = ful;
+    c.valid.push_back({serialize(mf), "a member payload carrying a key fulfillment (field 3)"});
+    c.valid.push_back({"", "the empty message: no member of the oneof set"});
+    c.valid.push_back({ld(2, ""), "an empty key solicitation: the oneof member is set, to a message with no fields"});
+
+    c.noncanonical.push_back({ld(3, ful_bytes) + ld(2, sol_bytes), "both members of the oneof: the last one wins"});
+    c.noncanonical.push_back({ld(2, ld(1, device_key) + ld(4, session_ids[0])) + ld(2, ld(2, fallback_key) + ld(4, session_ids[1]) + ld(1, "new")),
+                              "the key solicitation given twice: the two merge (scalars from the last, lists joined)"});
+    // (The client's MemberPayload has more members, 1 to 12: the unknown
+    // fields here are numbered past them.)
+    c.noncanonical.push_back({ld(2, sol_bytes + unknown_fields(20)) + unknown_fields(13),
+                              "unknown fields inside the member and after it: skipped"});
+
+    c.malformed.push_back({ld(2, sol_bytes).substr(0, 30), "truncated inside the key solicitation"});
+    c.malformed.push_back({tag(3, 2) + varint(ful_bytes.size() + 1) + ful_bytes, "the key fulfillment's length runs past the end"});
+    c.malformed.push_back({ld(2, ld(1, device_key) + tag(3, 0) + eleven_byte_varint),
+                           "inside the key solicitation: is_new_device as an 11-byte varint"});
+    c.malformed.push_back({ld(3, ld(2, "\xf4\x90\x80\x80")), "inside the key fulfillment: invalid UTF-8 in device_key (above U+10FFFF)"});
+    c.malformed.push_back({ld(2, "\x00\x01"s), "inside the key solicitation: field number 0"});
+    c.malformed.push_back({ld(2, sol_bytes) + tag(2, 6), "the key solicitation's number with wire type 6"});
+    c.malformed.push_back({ld(2, sol_bytes) + tag(20, 4), "an end-group tag without its start"});
+    c.malformed.push_back({ld(3, ful_bytes + tag(7, 3)), "inside the key fulfillment: a start-group tag never closed"});
+  }
+
+  // ---- river.UserInboxPayload.GroupEncryptionSessions, river.UserInboxPayload
+  // Map entries: key 1, value 2 (the ciphertexts map of device key to olm message).
+  auto entry = [&](const std::string& k, const std::string& v) { return ld(4, ld(1, k) + ld(2, v)); };
+  std::vector<std::string> devices = {b64(32), b64(32), b64(32)};
+  std::vector<std::string> olm_messages = {b64(60), b64(60), b64(60)};
+  river::UserInboxPayload::GroupEncryptionSessions ges;
+  ges.set_stream_id(raw(32));
+  ges.set_sender_key(device_key);
+  for (const auto& id : session_ids) ges.add_session_ids(id);
+  for (size_t i = 0; i < devices.size(); ++i) (*ges.mutable_ciphertexts())[devices[i]] = olm_messages[i];
+  ges.set_algorithm("r.group-encryption.v1.aes-sha2");
+  const auto ges_bytes = serialize(ges);
+  // The entries in the reverse of their sorted order.
+  std::vector<std::string> by_key = devices;
+  std::sort(by_key.rbegin(), by_key.rend());
+  std::string reversed_entries;
+  for (const auto& k : by_key) reversed_entries += entry(k, ges.ciphertexts().at(k));
+  {
+    auto& c = message("river.UserInboxPayload.GroupEncryptionSessions");
+    c.valid.push_back({ges_bytes, "every field set: three session ids, a ciphertext for each of three devices, the map's "
+                                  "entries sorted by key"});
+    c.valid.push_back({"", "the empty message"});
+    river::UserInboxPayload::GroupEncryptionSessions edge;
+    (*edge.mutable_ciphertexts())[""] = "for no key";
+    (*edge.mutable_ciphertexts())["k\xc3\xa9y"] = "";
+    (*edge.mutable_ciphertexts())["K"] = "upper case sorts first";
+    c.valid.push_back({serialize(edge), "map entries with an empty key, an empty value, a key beyond ASCII: every entry "
+                                        "writes both key and value"});
+
+    c.noncanonical.push_back({ld(1, ges.stream_id()) + reversed_entries,
+                              "map entries in reverse key order: encoding sorts them by key"});
+    c.noncanonical.push_back({entry(devices[0], "old") + entry(devices[1], olm_messages[1]) + entry(devices[0], olm_messages[0]),
+                              "a map key given twice: the last entry wins"});
+    c.noncanonical.push_back({ld(4, ld(2, "v2") + ld(1, "k2")) + ld(4, ld(1, "k1")) + ld(4, ld(2, "v3")) +
+                                  ld(4, ld(1, "k4") + ld(2, "x") + ld(2, "v4") + ld(1, "k4")),
+                              "map entries with the value before the key, without a value, without a key, and with "
+                              "both given twice (the last wins): a missing key or value is \"\""});
+    c.noncanonical.push_back({ld(4, ld(1, "k") + unknown_fields(3) + ld(2, "v")) + ges_bytes + unknown_fields(6),
+                              "unknown fields inside a map entry and after the message: skipped"});
+    c.noncanonical.push_back({ld(5, ges.algorithm()) + ld(3, session_ids[0]) + entry(devices[0], olm_messages[0]) +
+                                  ld(3, session_ids[1]) + ld(2, device_key) + ld(3, session_ids[2]) + ld(1, ges.stream_id()),
+                              "fields out of number order, session_ids split around other fields"});
+
+    c.malformed.push_back({ges_bytes.substr(0, ges_bytes.size() - 40), "truncated inside the last map entry"});
+    c.malformed.push_back({ld(4, ld(1, "k") + tag(2, 2) + "\x05v"s), "a map entry's value length runs past the entry's end"});
+    c.malformed.push_back({ld(4, ld(1, "k\xff") + ld(2, "v")), "invalid UTF-8 in a map key"});
+    c.malformed.push_back({ld(4, ld(1, "k") + ld(2, "\x80v")), "invalid UTF-8 in a map value: a lone continuation byte"});
+    c.malformed.push_back({ld(4, ld(1, "k") + "\x00\x00"s), "field number 0 inside a map entry"});
+    c.malformed.push_back({ld(4, ld(1, "k") + tag(9, 4)), "an end-group tag without its start inside a map entry"});
+    c.malformed.push_back({ld_long_length(3, session_ids[0]), "a session id's length as an 11-byte varint"});
+    c.malformed.push_back({ld(3, session_ids[0]) + ld(3, "\xed\xbf\xbf"), "invalid UTF-8 in a session id: an encoded surrogate (U+DFFF)"});
+    c.malformed.push_back({ld(1, ges.stream_id()) + tag(4, 7), "the map's number with wire type 7"});
+    c.malformed.push_back({ld(1, ges.stream_id()) + tag(6, 3) + tag(6, 3) + tag(6, 4), "two nested groups, one closed"});
+  }
+  {
+    auto& c = message("river.UserInboxPayload");
+    river::UserInboxPayload inbox;
+    *inbox.mutable_group_encryption_sessions() = ges;
+    c.valid.push_back({serialize(inbox), "a user inbox payload carrying group encryption sessions (field 3)"});
+    c.valid.push_back({"", "the empty message"});
+    c.valid.push_back({ld(3, ""), "empty group encryption sessions: the member is set"});
+
+    c.noncanonical.push_back({ld(3, ld(1, ges.stream_id()) + entry(devices[1], olm_messages[1])) +
+                                  ld(3, entry(devices[0], olm_messages[0]) + ld(5, ges.algorithm())),
+                              "the member given twice: the two merge, their map entries too"});
+    // (The client's UserInboxPayload also has fields 1 and 2: the unknown
+    // fields here are numbered past 3.)
+    c.noncanonical.push_back({num(4, 1) + ld(5, "unused") + ld(3, ld(1, ges.stream_id()) + reversed_entries) + unknown_fields(10),
+                              "unknown fields before the member and after it; the member's map entries out of order"});
+
+    c.malformed.push_back({ld(3, ges_bytes).substr(0, 100), "truncated inside the member"});
+    c.malformed.push_back({tag(3, 2) + varint(1000) + ges_bytes, "the member's length runs past the end"});
+    c.malformed.push_back({ld(3, ld(4, ld(1, "k") + tag(2, 2) + "\x09v"s)), "inside the member: a map entry's value runs past the entry"});
+    c.malformed.push_back({ld(3, entry("\xc3", "v")), "inside the member: invalid UTF-8 in a map key (a two-byte sequence cut short)"});
+    c.malformed.push_back({ld_long_length(3, ges_bytes), "the member's length as an 11-byte varint"});
+    c.malformed.push_back({"\x02\x00"s + ld(3, ges_bytes), "field number 0 (length-delimited, empty) first"});
+    c.malformed.push_back({ld(3, ges_bytes) + tag(3, 6) + "\x00"s, "the member's number with wire type 6"});
+    c.malformed.push_back({ld(3, ges_bytes) + tag(4, 4), "an end-group tag without its start"});
+    c.malformed.push_back({ld(3, ld(1, ges.stream_id()) + tag(8, 3) + ld(1, "x")), "inside the member: a start-group tag never closed"});
+  }
+
+  // ---- river.UserMetadataPayload.EncryptionDevice
+  {
+    auto& c = message("river.UserMetadataPayload.EncryptionDevice");
+    river::UserMetadataPayload::EncryptionDevice dev;
+    dev.set_device_key(device_key);
+    dev.set_fallback_key(fallback_key);
+    const auto dev_bytes = serialize(dev);
+    c.valid.push_back({dev_bytes, "a published device: both keys"});
+    c.valid.push_back({"", "the empty message"});
+    river::UserMetadataPayload::EncryptionDevice text;
+    text.set_fallback_key("\xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x97\x9d");
+    c.valid.push_back({serialize(text), "only the fallback key, beyond ASCII"});
+
+    c.noncanonical.push_back({dev_bytes + unknown_fields(3), "unknown fields of every wire type appended: skipped"});
+    c.noncanonical.push_back({ld(2, fallback_key) + ld(1, device_key), "fields in reverse number order"});
+    c.noncanonical.push_back({ld(1, "stale") + ld(2, fallback_key) + ld(1, device_key) + ld(2, "") ,
+                              "both fields given twice: the last wins, for fallback_key the empty string"});
+
+    c.malformed.push_back({dev_bytes.substr(0, dev_bytes.size() - 1), "truncated inside fallback_key"});
+    c.malformed.push_back({ld(1, device_key) + tag(2, 2) + "\x2c"s + fallback_key, "fallback_key's length (44) runs past the end"});
+    c.malformed.push_back({ld_long_length(1, device_key), "device_key's length as an 11-byte varint"});
+    c.malformed.push_back({dev_bytes + "\x05\x00\x00\x00\x00"s, "field number 0 (fixed32)"});
+    c.malformed.push_back({dev_bytes + tag(1, 7), "device_key's number with wire type 7"});
+    c.malformed.push_back({tag(3, 3) + tag(4, 4), "a group closed with another field number"});
+    c.malformed.push_back({dev_bytes + tag(3, 3) + tag(3, 3) + tag(3, 4), "nested groups, the outer one never closed"});
+    c.malformed.push_back({tag(15, 4), "an end-group tag without its start"});
+    c.malformed.push_back({ld(1, device_key) + ld(2, "\xf8\x88\x80\x80\x80"), "invalid UTF-8 in fallback_key: a five-byte sequence"});
+  }
+
+  // ---- river.SessionKeys
+  {
+    auto& c = message("river.SessionKeys");
+    river::SessionKeys keys;
+    std::vector<std::string> key_list = {b64(32), b64(32), b64(32)};
+    for (const auto& k : key_list) keys.add_keys(k);
+    const auto keys_bytes = serialize(keys);
+    c.valid.push_back({keys_bytes, "three session keys"});
+    c.valid.push_back({"", "the empty message: no keys"});
+    river::SessionKeys edge;
+    edge.add_keys("");
+    edge.add_keys("\xce\xba\xce\xbb\xce\xb5\xce\xb9\xce\xb4\xce\xaf");
+    edge.add_keys("");
+    c.valid.push_back({serialize(edge), "empty keys are kept in the list, as is one beyond ASCII"});
+
+    c.noncanonical.push_back({ld(1, key_list[0]) + unknown_fields(2) + ld(1, key_list[1]) + num(9, 9) + ld(1, key_list[2]),
+                              "the list split by unknown fields: one list, in order"});
+    c.noncanonical.push_back({"\x08\x00"s + ld(1, key_list[0]),
+                              "keys (1) under wire type 0: this library skips it as an unknown field, as protobuf's "
+                              "C++ reader does; protobuf-es reads field 1 as a string whatever the wire type and adds "
+                              "an empty key (docs/compat.md)",
+                              {"ClientDeviation"}});
+
+    c.malformed.push_back({keys_bytes.substr(0, keys_bytes.size() - 10), "truncated inside the last key"});
+    c.malformed.push_back({ld(1, key_list[0]) + tag(1, 2) + "\x02k"s, "the second key's length runs past the end"});
+    c.malformed.push_back({ld_long_length(1, key_list[0]), "a key's length as an 11-byte varint"});
+    c.malformed.push_back({"\x01"s + std::string(8, '\0') + keys_bytes, "field number 0 (fixed64) first"});
+    c.malformed.push_back({keys_bytes + tag(1, 6), "keys' number with wire type 6"});
+    c.malformed.push_back({ld(1, key_list[0]) + tag(2, 4), "an end-group tag without its start"});
+    c.malformed.push_back({tag(2, 3) + ld(1, "k"), "a start-group tag never closed"});
+    c.malformed.push_back({ld(1, key_list[0]) + ld(1, "ok") + ld(1, "\xfe"), "invalid UTF-8 in the third key"});
+  }
+
+  // ---- river.HybridGroupSessionKey
+  river::HybridGroupSessionKey hk;
+  hk.set_session_id(raw(32));
+  hk.set_stream_id(raw(32));
+  hk.set_key(raw(32));
+  hk.set_miniblock_num(9223372036854775807LL);
+  hk.set_miniblock_hash(raw(32));
+  const auto hk_bytes = serialize(hk);
+  {
+    auto& c = message("river.HybridGroupSessionKey");
+    c.valid.push_back({hk_bytes, "every field set, miniblock 2^63-1"});
+    c.valid.push_back({"", "the empty message"});
+    river::HybridGroupSessionKey neg;
+    neg.set_miniblock_num(-1);
+    c.valid.push_back({serialize(neg), "miniblock -1 (a ten-byte varint)"});
+    river::HybridGroupSessionKey min;
+    min.set_key(hk.key());
+    min.set_miniblock_num(std::numeric_limits<int64_t>::min());
+    c.valid.push_back({serialize(min), "miniblock -2^63, the smallest int64"});
+    river::HybridGroupSessionKey js;
+    js.set_stream_id(hk.stream_id());
+    js.set_miniblock_num(9007199254740993LL);
+    c.valid.push_back({serialize(js), "miniblock 2^53+1: not a JavaScript double, read exactly"});
+
+    c.noncanonical.push_back({hk_bytes + unknown_fields(6), "unknown fields of every wire type appended: skipped"});
+    c.noncanonical.push_back({ld(5, hk.miniblock_hash()) + num(4, 12) + ld(3, hk.key()) + ld(2, hk.stream_id()) + ld(1, hk.session_id()),
+                              "fields in reverse number order"});
+    c.noncanonical.push_back({ld(3, raw(32)) + num(4, 5) + ld(3, hk.key()) + num(4, 6),
+                              "key and miniblock_num each given twice: the last wins"});
+    c.noncanonical.push_back({num(4, 0) + ld(1, "") + ld(3, hk.key()),
+                              "miniblock_num 0 and an empty session_id written: read as unset, not encoded"});
+    c.noncanonical.push_back({tag(4, 0) + "\x87\x80\x80\x80\x80\x80\x80\x80\x80\x00"s,
+                              "miniblock 7 as a ten-byte varint"});
+
+    c.malformed.push_back({hk_bytes.substr(0, hk_bytes.size() - 2), "truncated inside miniblock_hash"});
+    c.malformed.push_back({ld(1, hk.session_id()) + tag(3, 2) + "\x20"s + hk.key().substr(0, 31), "key's length (32) runs past the end by one"});
+    c.malformed.push_back({ld(3, hk.key()) + tag(4, 0) + eleven_byte_varint, "miniblock_num as an 11-byte varint"});
+    c.malformed.push_back({ld(3, hk.key()) + tag(4, 0) + "\xff\xff"s, "miniblock_num's varint never ends"});
+    c.malformed.push_back({"\x00"s, "field number 0, nothing after the tag"});
+    c.malformed.push_back({ld(3, hk.key()) + tag(4, 6) + "\x01"s, "miniblock_num's number with wire type 6"});
+    c.malformed.push_back({ld(3, hk.key()) + tag(6, 7) + "\x01"s, "wire type 7 on an unknown field"});
+    c.malformed.push_back({tag(6, 4) + ld(3, hk.key()), "an end-group tag without its start"});
+    c.malformed.push_back({ld(3, hk.key()) + tag(6, 3) + num(4, 1), "a start-group tag never closed"});
+  }
+
+  // ---- river.ExportedDevice
+  {
+    auto& c = message("river.ExportedDevice");
+    river::ExportedDevice ed;
+    ed.set_picklekey(b64(32));
+    ed.set_pickledaccount(b64(120));
+    for (int i = 0; i < 2; ++i) {
+      auto* o = ed.add_outboundsessions();
+      o->set_session_id(b64(32));
+      o->set_stream_id(stream_of(rng));
+      o->set_session(b64(150));
+    }
+    for (int i = 0; i < 3; ++i) {
+      auto* in = ed.add_inboundsessions();
+      in->set_session_id(b64(32));
+      in->set_stream_id(stream_of(rng));
+      in->set_session(b64(150));
+    }
+    int64_t miniblocks[] = {3, -1};
+    for (int64_t n : miniblocks) {
+      auto* h = ed.add_hybridgroupsessions();
+      h->set_session_id(hex(rng.bytes(32).span()));
+      h->set_stream_id(stream_of(rng));
+      h->set_session_key(hk_bytes);
+      h->set_miniblock_num(n);
+    }
+    const auto ed_bytes = serialize(ed);
+    c.valid.push_back({ed_bytes, "every field set: two outbound, three inbound and two hybrid group sessions (miniblocks "
+                                 "3 and -1)"});
+    c.valid.push_back({"", "the empty message"});
+    river::ExportedDevice empties;
+    empties.set_picklekey("cl\xc3\xa9 \xf0\x9f\x94\x91");
+    empties.add_outboundsessions();
+    empties.add_inboundsessions();
+    empties.add_hybridgroupsessions();
+    c.valid.push_back({serialize(empties), "a pickle key beyond ASCII; one empty session in each list (kept: an element "
+                                           "of a repeated message field is encoded even when empty)"});
+
+    auto group_session = [&](const river::ExportedDevice::GroupSession& s) {
+      return ld(1, s.session_id()) + ld(2, s.stream_id()) + ld(3, s.session());
+    };
+    const auto& out0 = ed.outboundsessions(0);
+    const auto& in0 = ed.inboundsessions(0);
+    const auto& in1 = ed.inboundsessions(1);
+    const auto& hy0 = ed.hybridgroupsessions(0);
+    c.noncanonical.push_back({ld(4, group_session(in0)) + ld(3, group_session(out0)) + ld(4, group_session(in1)) +
+                                  ld(2, ed.pickledaccount()) + ld(5, serialize(hy0)) + ld(1, ed.picklekey()),
+                              "fields out of number order; inboundSessions split around outboundSessions"});
+    c.noncanonical.push_back({ld(3, ld(3, out0.session()) + unknown_fields(4) + ld(2, out0.stream_id()) + ld(1, out0.session_id())) +
+                                  ld(5, num(4, 3) + ld(9, "x") + ld(3, hy0.session_key()) + ld(1, hy0.session_id())) +
+                                  unknown_fields(6),
+                              "inside the sessions: fields in reverse order and unknown fields, skipped"});
+    c.noncanonical.push_back({ld(1, "old key") + ld(1, ed.picklekey()) + ld(3, ld(3, "old") + ld(3, out0.session())),
+                              "pickleKey given twice, and a session's session field: the last wins"});
+
+    c.malformed.push_back({ed_bytes.substr(0, ed_bytes.size() / 2), "truncated in the middle"});
+    c.malformed.push_back({ld(3, ld(1, out0.session_id()) + tag(3, 2) + "\x7f"s + "pickle"),
+                           "inside an outbound session: the session's length runs past the session's end"});
+    c.malformed.push_back({ld(5, ld(1, hy0.session_id()) + tag(4, 0) + eleven_byte_varint),
+                           "inside a hybrid group session: miniblock_num as an 11-byte varint"});
+    c.malformed.push_back({ld(4, ld(2, "20\xaa")), "inside an inbound session: invalid UTF-8 in stream_id"});
+    c.malformed.push_back({ld(5, ld(1, "\xe0\x80\xaf")), "inside a hybrid group session: invalid UTF-8 in session_id (an overlong '/')"});
+    c.malformed.push_back({ld(5, "\x00\x00"s), "inside a hybrid group session: field number 0"});
+    c.malformed.push_back({ld(3, ld(1, "s") + tag(5, 4)), "inside an outbound session: an end-group tag without its start"});
+    c.malformed.push_back({ld(1, ed.picklekey()) + tag(3, 7), "outboundSessions' number with wire type 7"});
+    c.malformed.push_back({ld(1, ed.picklekey()) + tag(6, 3) + num(1, 1), "a start-group tag never closed"});
+    c.malformed.push_back({tag(2, 2) + varint(500) + ed.pickledaccount(), "pickledAccount's length runs past the end"});
+  }
+
+  // Each message's groups: canonical, non-canonical, malformed. protobuf's own
+  // reader settles every case here, and the library's and protobuf-es's
+  // verdicts are held to it by the verifiers.
+  for (const auto& c : all) {
+    auto& valid = f.group("protobufMessage", {{"message", c.message}});
+    for (const auto& t : c.valid) {
+      auto m = parse(c.message, t.bytes);
+      if (!m || serialize(*m) != t.bytes) throw Error(ErrorCode::INTERNAL, "not canonical: " + t.comment);
+      f.add(valid, t.comment, {{"json", json_of(*m)}, {"bytes", hex(t.bytes)}}, t.flags);
+    }
+    auto& other = f.group("protobufNonCanonical", {{"message", c.message}});
+    for (const auto& t : c.noncanonical) {
+      auto m = parse(c.message, t.bytes);
+      if (!m) throw Error(ErrorCode::INTERNAL, "does not parse: " + t.comment);
+      m->DiscardUnknownFields();
+      auto encoded = serialize(*m);
+      if (encoded == t.bytes) throw Error(ErrorCode::INTERNAL, "canonical already: " + t.comment);
+      f.add(other, t.comment, {{"json", json_of(*m)}, {"bytes", hex(t.bytes)}, {"encoded", hex(encoded)}}, t.flags);
+    }
+    auto& bad = f.group("protobufMalformed", {{"message", c.message}});
+    for (const auto& t : c.malformed) {
+      if (parse(c.message, t.bytes)) throw Error(ErrorCode::INTERNAL, "parses: " + t.comment);
+      f.add(bad, t.comment, {{"bytes", hex(t.bytes)}}, t.flags, "INVALID_ARGUMENT");
+    }
+  }
   f.write(dir + "/protobuf.json", seed_hex);
 }
 
