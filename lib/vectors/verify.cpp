@@ -221,8 +221,13 @@ void check(const std::string& type, const json& g, const json& t) {
       expect(s && s->session_key.str() == want[i].at("sessionKey") && s->algorithm == want[i].at("algorithm"), "imported key differs");
     }
   } else if (type == "decideSolicitation") {
+    // Ours: our user's stored ones and our ephemeral records, with our device
+    // key, in the listed order (the SDK's getKeySolicitations, then its find).
     std::vector<KeySolicitation> pending;
-    for (const auto& p : t.at("pending")) pending.push_back(solicitation_of(p));
+    for (const auto& p : t.at("pending")) {
+      bool ours = p.value("ephemeral", false) || p.value("userId", "") == sparam(t, g, "ownUserId");
+      if (ours && p.value("deviceKey", "") == sparam(t, g, "ownDeviceKey")) pending.push_back(solicitation_of(p));
+    }
     auto d = decide_key_solicitation(t.at("missingSessionIds").get<std::vector<std::string>>(),
                                      t.at("heldSessionCount").get<size_t>(), pending);
     const auto& want = t.at("solicitation");

@@ -19,6 +19,7 @@ import {
 } from '@towns-protocol/encryption'
 import { codeOf, decideAnswer, decideSolicitation, importOne, receiveSessions, toHex } from './client_ops'
 import { deriveKeyAndIV } from '@towns-protocol/sdk-crypto'
+import { sdkDecideAnswer, sdkDecideSolicitation } from './sdk_decisions'
 import { derivedDecrypt, derivedEncrypt, mediaDecryptChunks, mediaDecryptWholeFile, mediaEncrypt } from './sdk_crypto_ops'
 
 console.log = (...args: any[]) => process.stderr.write(args.join(' ') + '\n')
@@ -285,8 +286,15 @@ async function check(type: string, g: any, t: any): Promise<void> {
             return
         }
         case 'decideSolicitation': {
-            const d = decideSolicitation(t.missingSessionIds, t.heldSessionCount, t.pending)
+            // client_ops' rules take our device's pending ones; the SDK's own
+            // code looks through the whole list itself.
+            const own = param(t, g, 'ownDeviceKey')
+            const user = param(t, g, 'ownUserId')
+            const ours = t.pending.filter((p: any) => (p.ephemeral || p.userId === user) && p.deviceKey === own)
+            const d = decideSolicitation(t.missingSessionIds, t.heldSessionCount, ours)
             expect(JSON.stringify(d) === JSON.stringify(t.solicitation), 'decision differs')
+            const sdk = await sdkDecideSolicitation(user, own, t.missingSessionIds, t.heldSessionCount, t.pending)
+            expect(JSON.stringify(sdk) === JSON.stringify(t.solicitation), `the SDK decides ${JSON.stringify(sdk)?.slice(0, 80)}`)
             return
         }
         case 'keyExchangeTrace':
@@ -294,6 +302,8 @@ async function check(type: string, g: any, t: any): Promise<void> {
         case 'decideAnswer': {
             const d = decideAnswer(t.known, g.ownDeviceKey, t.solicitation, t.requesterEntitled)
             expect(JSON.stringify(d) === JSON.stringify(t.answer), 'decision differs')
+            const sdk = await sdkDecideAnswer(t.known, g.ownDeviceKey, t.solicitation, t.requesterEntitled)
+            expect(JSON.stringify(sdk) === JSON.stringify(t.answer), `the SDK decides ${JSON.stringify(sdk)?.slice(0, 80)}`)
             return
         }
         case 'importDevice': {

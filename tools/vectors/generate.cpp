@@ -621,15 +621,37 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
     return json{{"deviceKey", s.device_key()}, {"isNewDevice", s.is_new_device()},
                 {"sessionIds", std::vector<std::string>(s.session_ids().begin(), s.session_ids().end())}};
   };
-  auto& gs = f.group("decideSolicitation");
+  // pending: what the SDK's getKeySolicitations looks through, stored
+  // solicitations (each in the record of the member who posted it, userId)
+  // first, then our ephemeral records (ephemeral: true). Only ours with our
+  // device key count, and the first of those decides.
+  auto own_user = hex(rng.bytes(20).span());
+  auto other_user = hex(rng.bytes(20).span());
+  auto other_device = id();
+  struct Pending {
+    std::string user;  // empty: one of our ephemeral records
+    river::MemberPayload::KeySolicitation s;
+  };
+  auto& gs = f.group("decideSolicitation", {{"ownUserId", own_user}, {"ownDeviceKey", own}});
   auto add_sol = [&](const std::string& comment, std::vector<std::string> missing, size_t held,
-                     std::vector<river::MemberPayload::KeySolicitation> pending) {
+                     std::vector<Pending> pending) {
     json pj = json::array();
-    for (const auto& p : pending) pj.push_back(sol_json(p));
-    auto d = decide_key_solicitation(missing, held, wire_convert::to_plain(pending));
+    std::vector<river::MemberPayload::KeySolicitation> ours;
+    for (const auto& p : pending) {
+      auto j = sol_json(p.s);
+      if (p.user.empty()) {
+        j["ephemeral"] = true;
+      } else {
+        j["userId"] = p.user;
+      }
+      pj.push_back(j);
+      if ((p.user.empty() || p.user == own_user) && p.s.device_key() == own) ours.push_back(p.s);
+    }
+    auto d = decide_key_solicitation(missing, held, wire_convert::to_plain(ours));
     json out = d ? json{{"isNewDevice", d->is_new_device}, {"sessionIds", d->session_ids}} : json(nullptr);
     f.add(gs, comment, {{"missingSessionIds", missing}, {"heldSessionCount", held}, {"pending", pj}, {"solicitation", out}});
   };
+  auto mine = [&](const river::MemberPayload::KeySolicitation& s) { return Pending{own_user, s}; };
   auto a = id(), b = id(), c = id();
   river::MemberPayload::KeySolicitation same, newdev, other;
   // Pending ids are compared as given: stream state keeps them sorted.
@@ -645,14 +667,51 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
   add_sol("a new device: holds nothing", {b, a}, 0, {});
   add_sol("missing some: ids sorted and once", {b, a, b}, 3, {});
   add_sol("nothing missing: no solicitation", {}, 3, {});
-  add_sol("the same ids pending", {b, a}, 3, {same});
-  add_sol("a new-device solicitation pending", {a}, 0, {newdev});
-  add_sol("other ids pending", {a, b}, 3, {other});
-  add_sol("the same ids pending in another order: compared as given, asked again", {b, a}, 3, {reversed});
-  add_sol("two pending: only the first counts (the SDK looks at the first)", {a, b}, 3, {other, same});
+  add_sol("the same ids pending", {b, a}, 3, {mine(same)});
+  add_sol("a new-device solicitation pending", {a}, 0, {mine(newdev)});
+  add_sol("other ids pending", {a, b}, 3, {mine(other)});
+  add_sol("the same ids pending in another order: compared as given, asked again", {b, a}, 3, {mine(reversed)});
+  add_sol("two pending: only the first counts (the SDK looks at the first)", {a, b}, 3, {mine(other), mine(same)});
   std::vector<std::string> many;
   for (int i = 0; i < 130; ++i) many.push_back(id());
   add_sol("130 missing: the first 100 sorted", many, 1, {});
+
+  // Another user's solicitations sit in that user's record: never ours.
+  auto theirs = same;
+  theirs.set_device_key(other_device);
+  add_sol("the same ids pending, posted by another user's device: asked", {a, b}, 3, {Pending{other_user, theirs}});
+  add_sol("the same ids pending under our device key but posted by another user: asked", {a, b}, 3, {Pending{other_user, same}});
+  auto theirs_new = newdev;
+  theirs_new.set_device_key(other_device);
+  add_sol("a new-device solicitation of another user's device pending: asked, as a new device", {a}, 0, {Pending{other_user, theirs_new}});
+  add_sol("another user's new-device solicitation under our device key: asked", {a}, 0, {Pending{other_user, newdev}});
+  add_sol("the same ids pending from our user's other device: asked", {a, b}, 3, {mine(theirs)});
+  add_sol("our other device's first, then ours with the same ids: ours is the first with our key, not asked", {a, b}, 3,
+          {mine(theirs), mine(same)});
+  add_sol("another user's first, then ours with the same ids: not asked", {a, b}, 3, {Pending{other_user, same}, mine(same)});
+  add_sol("our ephemeral record with the same ids: not asked", {b, a}, 3, {Pending{"", same}});
+  add_sol("our ephemeral new-device record: not asked", {a, b, c}, 0, {Pending{"", newdev}});
+  add_sol("our stored one with other ids, then an ephemeral record with the same ids: the stored one decides, asked", {a, b}, 3,
+          {mine(other), Pending{"", same}});
+  auto fulfilled = same;
+  fulfilled.clear_session_ids();
+  add_sol("our stored solicitation with every id fulfilled (no ids left): asked again", {a, b}, 3, {mine(fulfilled)});
+  auto dup = same;
+  dup.add_session_ids(same.session_ids(1));
+  add_sol("our pending solicitation lists an id twice: not equal, asked", {a, b}, 3, {mine(dup)});
+  add_sol("the same id missing three times: one id", {c, c, c}, 0, {});
+  add_sol("pending ids are a superset of the missing: asked", {a}, 3, {mine(same)});
+  std::vector<std::string> hundred(many.begin(), many.begin() + 100);
+  add_sol("exactly 100 missing: all of them", hundred, 2, {});
+  std::vector<std::string> hundred_one(many.begin(), many.begin() + 101);
+  add_sol("101 missing: the first 100 sorted", hundred_one, 2, {});
+  auto first100 = hundred_one;
+  std::sort(first100.begin(), first100.end());
+  first100.resize(100);
+  river::MemberPayload::KeySolicitation p100;
+  p100.set_device_key(own);
+  for (const auto& x : first100) p100.add_session_ids(x);
+  add_sol("101 missing, the first 100 already pending: not asked", hundred_one, 2, {mine(p100)});
 
   auto& ga = f.group("decideAnswer", {{"ownDeviceKey", own}});
   std::map<std::string, GroupEncryptionAlgorithm> known;
@@ -711,6 +770,66 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
     if (i < 120) s7.add_session_ids(x);
   }
   add_ans("150 known, 120 requested: shares of at most 100 sessions", s7, true, lots);
+  auto sol_of = [&](const std::string& device, bool is_new, const std::vector<std::string>& ids) {
+    river::MemberPayload::KeySolicitation s;
+    s.set_device_key(device);
+    s.set_is_new_device(is_new);
+    for (const auto& x : ids) s.add_session_ids(x);
+    return s;
+  };
+  add_ans("a solicitation listing ids twice: each fulfilled and shared once",
+          sol_of(requester, false, {hybrid_ids[1], megolm_ids[2], hybrid_ids[1], megolm_ids[2]}), true, known);
+  add_ans("requested ids out of order: fulfilled sorted", sol_of(requester, false, {megolm_ids[2], megolm_ids[0], hybrid_ids[1]}), true, known);
+  add_ans("a new device, not entitled", s2, false, known);
+  add_ans("a new device, our own device key", sol_of(own, true, {megolm_ids[0]}), true, known);
+  add_ans("every requested id unknown, not a new device", sol_of(requester, false, {id(), hid(), id()}), true, known);
+  add_ans("every requested id unknown, not entitled either", sol_of(requester, false, {id()}), false, known);
+  add_ans("a new device, we hold nothing", sol_of(requester, true, {id()}), true, {});
+  add_ans("not a new device, we hold nothing", sol_of(requester, false, {megolm_ids[0]}), true, {});
+  // Both algorithms, ids interleaved in sort order: megolm ids are base64,
+  // hybrid ids hex; the first character decides the order here.
+  auto with_first = [](std::string x, char c) {
+    x[0] = c;
+    return x;
+  };
+  std::map<std::string, GroupEncryptionAlgorithm> mixed;
+  std::vector<std::string> mixed_ids;
+  for (auto [c, alg] : std::vector<std::pair<char, GroupEncryptionAlgorithm>>{
+           {'0', GroupEncryptionAlgorithm::kGroupEncryption}, {'1', GroupEncryptionAlgorithm::kHybridGroupEncryption},
+           {'2', GroupEncryptionAlgorithm::kGroupEncryption}, {'3', GroupEncryptionAlgorithm::kHybridGroupEncryption},
+           {'A', GroupEncryptionAlgorithm::kGroupEncryption}, {'a', GroupEncryptionAlgorithm::kHybridGroupEncryption},
+           {'b', GroupEncryptionAlgorithm::kGroupEncryption}, {'c', GroupEncryptionAlgorithm::kHybridGroupEncryption}}) {
+    auto x = with_first(alg == GroupEncryptionAlgorithm::kGroupEncryption ? id() : hid(), c);
+    mixed.emplace(x, alg);
+    mixed_ids.push_back(x);
+  }
+  add_ans("both algorithms interleaved in sort order, megolm first: one share each, megolm's first", sol_of(requester, false, mixed_ids), true, mixed);
+  add_ans("both algorithms interleaved, a new device asking for some: all shared, the requested fulfilled",
+          sol_of(requester, true, {mixed_ids[3], mixed_ids[4]}), true, mixed);
+  add_ans("both algorithms interleaved, hybrid first in sort order: the hybrid share first",
+          sol_of(requester, false, {mixed_ids[1], mixed_ids[2], mixed_ids[5], mixed_ids[6]}), true, mixed);
+  std::map<std::string, GroupEncryptionAlgorithm> many_hybrid;
+  std::vector<std::string> many_hybrid_ids;
+  for (int i = 0; i < 130; ++i) {
+    auto x = hid();
+    many_hybrid.emplace(x, GroupEncryptionAlgorithm::kHybridGroupEncryption);
+    many_hybrid_ids.push_back(x);
+  }
+  for (int i = 0; i < 20; ++i) many_hybrid.emplace(id(), GroupEncryptionAlgorithm::kGroupEncryption);
+  add_ans("130 hybrid and 20 megolm sessions, a new device: hybrid in runs of 100 and 30, then megolm (hex ids sort first)",
+          sol_of(requester, true, {many_hybrid_ids[5]}), true, many_hybrid);
+  add_ans("130 hybrid requested: runs of 100 and 30", sol_of(requester, false, many_hybrid_ids), true, many_hybrid);
+  std::map<std::string, GroupEncryptionAlgorithm> megolm100;
+  std::vector<std::string> m100_ids;
+  for (int i = 0; i < 101; ++i) {
+    auto x = id();
+    megolm100.emplace(x, GroupEncryptionAlgorithm::kGroupEncryption);
+    m100_ids.push_back(x);
+  }
+  add_ans("exactly 100 requested and held: one share", sol_of(requester, false, std::vector<std::string>(m100_ids.begin(), m100_ids.begin() + 100)),
+          true, megolm100);
+  add_ans("101 requested and held: a share of 100 and one of 1", sol_of(requester, false, m100_ids), true, megolm100);
+  add_ans("an empty device key is not ours: answered", sol_of("", false, {megolm_ids[1]}), true, known);
   (void)known_json;
   f.write(dir + "/key_exchange.json", seed_hex);
 }
