@@ -69,14 +69,19 @@ struct Device {
   EncryptionDevice device{store};
   GroupEncryptionCrypto crypto{nullptr, device};
   Device() { crypto.init(); }
-  explicit Device(const std::string& exported_device_hex) {
+  // With own_pickle_key, the device takes the export's own pickle key, as the
+  // client does.
+  explicit Device(const std::string& exported_device_hex, bool own_pickle_key = false) {
     auto bytes = unhex(exported_device_hex);
+    ExportedDevice e;
     try {
-      (void)ExportedDevice::decode(crypto::as_bytes(bytes));
+      e = ExportedDevice::decode(crypto::as_bytes(bytes));
     } catch (const Error&) {
       throw Error(ErrorCode::INVALID_ARGUMENT, "not a valid protobuf");
     }
-    crypto.init({.from_exported_device = SecretBytes(std::string_view(bytes))});
+    DeviceInitOptions options{.from_exported_device = SecretBytes(std::string_view(bytes))};
+    if (own_pickle_key) options.pickle_key = e.pickle_key;
+    crypto.init(options);
   }
 
   // Imports one shared key; throws the error the import reports.
@@ -270,6 +275,9 @@ void check(const std::string& type, const json& g, const json& t) {
       expect(key && key->session_id == o.at("sessionId") && key->chain_index == o.at("nextMessageIndex").get<uint32_t>(),
              "outbound session does not continue");
     }
+  } else if (type == "exportDevice") {
+    Device d(t.at("exportedDevice").get<std::string>(), true);
+    expect(hex(d.crypto.export_device().span()) == t.at("exported"), "exported bytes differ");
   } else if (type == "deriveKeyAndIv") {
     auto d = derive_key_and_iv(t.at("keyPhrase").get<std::string>());
     expect(hex(d.key.span()) == t.at("key"), "key differs");
