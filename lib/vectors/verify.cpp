@@ -71,15 +71,21 @@ struct Device {
   GroupEncryptionCrypto crypto{nullptr, device};
   Device() : device(store) { crypto.init(); }
   // rng: where the device's random draws come from (a vector's given bytes).
-  explicit Device(const std::string& exported_device_hex, crypto::RandomSource& rng = crypto::os_random())
+  // With own_pickle_key, the device takes the export's own pickle key, as the
+  // client does.
+  explicit Device(const std::string& exported_device_hex, crypto::RandomSource& rng = crypto::os_random(),
+                  bool own_pickle_key = false)
       : device(store, rng) {
     auto bytes = unhex(exported_device_hex);
+    ExportedDevice e;
     try {
-      (void)ExportedDevice::decode(crypto::as_bytes(bytes));
+      e = ExportedDevice::decode(crypto::as_bytes(bytes));
     } catch (const Error&) {
       throw Error(ErrorCode::INVALID_ARGUMENT, "not a valid protobuf");
     }
-    crypto.init({.from_exported_device = SecretBytes(std::string_view(bytes))});
+    DeviceInitOptions options{.from_exported_device = SecretBytes(std::string_view(bytes))};
+    if (own_pickle_key) options.pickle_key = e.pickle_key;
+    crypto.init(options);
   }
 
   // Imports one shared key; throws the error the import reports.
@@ -414,8 +420,13 @@ void check(const std::string& type, const json& g, const json& t) {
       ++i;
     }
   } else if (type == "decideSolicitation") {
+    // Ours: our user's stored ones and our ephemeral records, with our device
+    // key, in the listed order (the SDK's getKeySolicitations, then its find).
     std::vector<KeySolicitation> pending;
-    for (const auto& p : t.at("pending")) pending.push_back(solicitation_of(p));
+    for (const auto& p : t.at("pending")) {
+      bool ours = p.value("ephemeral", false) || p.value("userId", "") == sparam(t, g, "ownUserId");
+      if (ours && p.value("deviceKey", "") == sparam(t, g, "ownDeviceKey")) pending.push_back(solicitation_of(p));
+    }
     auto d = decide_key_solicitation(t.at("missingSessionIds").get<std::vector<std::string>>(),
                                      t.at("heldSessionCount").get<size_t>(), pending);
     const auto& want = t.at("solicitation");
@@ -458,6 +469,9 @@ void check(const std::string& type, const json& g, const json& t) {
       expect(key && key->session_id == o.at("sessionId") && key->chain_index == o.at("nextMessageIndex").get<uint32_t>(),
              "outbound session does not continue");
     }
+  } else if (type == "exportDevice") {
+    Device d(t.at("exportedDevice").get<std::string>(), crypto::os_random(), true);
+    expect(hex(d.crypto.export_device().span()) == t.at("exported"), "exported bytes differ");
   } else if (type == "deriveKeyAndIv") {
     auto d = derive_key_and_iv(t.at("keyPhrase").get<std::string>());
     expect(hex(d.key.span()) == t.at("key"), "key differs");

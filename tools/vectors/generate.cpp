@@ -1824,15 +1824,37 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
     return json{{"deviceKey", s.device_key()}, {"isNewDevice", s.is_new_device()},
                 {"sessionIds", std::vector<std::string>(s.session_ids().begin(), s.session_ids().end())}};
   };
-  auto& gs = f.group("decideSolicitation");
+  // pending: what the SDK's getKeySolicitations looks through, stored
+  // solicitations (each in the record of the member who posted it, userId)
+  // first, then our ephemeral records (ephemeral: true). Only ours with our
+  // device key count, and the first of those decides.
+  auto own_user = hex(rng.bytes(20).span());
+  auto other_user = hex(rng.bytes(20).span());
+  auto other_device = id();
+  struct Pending {
+    std::string user;  // empty: one of our ephemeral records
+    river::MemberPayload::KeySolicitation s;
+  };
+  auto& gs = f.group("decideSolicitation", {{"ownUserId", own_user}, {"ownDeviceKey", own}});
   auto add_sol = [&](const std::string& comment, std::vector<std::string> missing, size_t held,
-                     std::vector<river::MemberPayload::KeySolicitation> pending) {
+                     std::vector<Pending> pending) {
     json pj = json::array();
-    for (const auto& p : pending) pj.push_back(sol_json(p));
-    auto d = decide_key_solicitation(missing, held, wire_convert::to_plain(pending));
+    std::vector<river::MemberPayload::KeySolicitation> ours;
+    for (const auto& p : pending) {
+      auto j = sol_json(p.s);
+      if (p.user.empty()) {
+        j["ephemeral"] = true;
+      } else {
+        j["userId"] = p.user;
+      }
+      pj.push_back(j);
+      if ((p.user.empty() || p.user == own_user) && p.s.device_key() == own) ours.push_back(p.s);
+    }
+    auto d = decide_key_solicitation(missing, held, wire_convert::to_plain(ours));
     json out = d ? json{{"isNewDevice", d->is_new_device}, {"sessionIds", d->session_ids}} : json(nullptr);
     f.add(gs, comment, {{"missingSessionIds", missing}, {"heldSessionCount", held}, {"pending", pj}, {"solicitation", out}});
   };
+  auto mine = [&](const river::MemberPayload::KeySolicitation& s) { return Pending{own_user, s}; };
   auto a = id(), b = id(), c = id();
   river::MemberPayload::KeySolicitation same, newdev, other;
   // Pending ids are compared as given: stream state keeps them sorted.
@@ -1848,14 +1870,51 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
   add_sol("a new device: holds nothing", {b, a}, 0, {});
   add_sol("missing some: ids sorted and once", {b, a, b}, 3, {});
   add_sol("nothing missing: no solicitation", {}, 3, {});
-  add_sol("the same ids pending", {b, a}, 3, {same});
-  add_sol("a new-device solicitation pending", {a}, 0, {newdev});
-  add_sol("other ids pending", {a, b}, 3, {other});
-  add_sol("the same ids pending in another order: compared as given, asked again", {b, a}, 3, {reversed});
-  add_sol("two pending: only the first counts (the SDK looks at the first)", {a, b}, 3, {other, same});
+  add_sol("the same ids pending", {b, a}, 3, {mine(same)});
+  add_sol("a new-device solicitation pending", {a}, 0, {mine(newdev)});
+  add_sol("other ids pending", {a, b}, 3, {mine(other)});
+  add_sol("the same ids pending in another order: compared as given, asked again", {b, a}, 3, {mine(reversed)});
+  add_sol("two pending: only the first counts (the SDK looks at the first)", {a, b}, 3, {mine(other), mine(same)});
   std::vector<std::string> many;
   for (int i = 0; i < 130; ++i) many.push_back(id());
   add_sol("130 missing: the first 100 sorted", many, 1, {});
+
+  // Another user's solicitations sit in that user's record: never ours.
+  auto theirs = same;
+  theirs.set_device_key(other_device);
+  add_sol("the same ids pending, posted by another user's device: asked", {a, b}, 3, {Pending{other_user, theirs}});
+  add_sol("the same ids pending under our device key but posted by another user: asked", {a, b}, 3, {Pending{other_user, same}});
+  auto theirs_new = newdev;
+  theirs_new.set_device_key(other_device);
+  add_sol("a new-device solicitation of another user's device pending: asked, as a new device", {a}, 0, {Pending{other_user, theirs_new}});
+  add_sol("another user's new-device solicitation under our device key: asked", {a}, 0, {Pending{other_user, newdev}});
+  add_sol("the same ids pending from our user's other device: asked", {a, b}, 3, {mine(theirs)});
+  add_sol("our other device's first, then ours with the same ids: ours is the first with our key, not asked", {a, b}, 3,
+          {mine(theirs), mine(same)});
+  add_sol("another user's first, then ours with the same ids: not asked", {a, b}, 3, {Pending{other_user, same}, mine(same)});
+  add_sol("our ephemeral record with the same ids: not asked", {b, a}, 3, {Pending{"", same}});
+  add_sol("our ephemeral new-device record: not asked", {a, b, c}, 0, {Pending{"", newdev}});
+  add_sol("our stored one with other ids, then an ephemeral record with the same ids: the stored one decides, asked", {a, b}, 3,
+          {mine(other), Pending{"", same}});
+  auto fulfilled = same;
+  fulfilled.clear_session_ids();
+  add_sol("our stored solicitation with every id fulfilled (no ids left): asked again", {a, b}, 3, {mine(fulfilled)});
+  auto dup = same;
+  dup.add_session_ids(same.session_ids(1));
+  add_sol("our pending solicitation lists an id twice: not equal, asked", {a, b}, 3, {mine(dup)});
+  add_sol("the same id missing three times: one id", {c, c, c}, 0, {});
+  add_sol("pending ids are a superset of the missing: asked", {a}, 3, {mine(same)});
+  std::vector<std::string> hundred(many.begin(), many.begin() + 100);
+  add_sol("exactly 100 missing: all of them", hundred, 2, {});
+  std::vector<std::string> hundred_one(many.begin(), many.begin() + 101);
+  add_sol("101 missing: the first 100 sorted", hundred_one, 2, {});
+  auto first100 = hundred_one;
+  std::sort(first100.begin(), first100.end());
+  first100.resize(100);
+  river::MemberPayload::KeySolicitation p100;
+  p100.set_device_key(own);
+  for (const auto& x : first100) p100.add_session_ids(x);
+  add_sol("101 missing, the first 100 already pending: not asked", hundred_one, 2, {mine(p100)});
 
   auto& ga = f.group("decideAnswer", {{"ownDeviceKey", own}});
   std::map<std::string, GroupEncryptionAlgorithm> known;
@@ -1914,6 +1973,66 @@ void key_exchange(const std::string& dir, const std::string& seed_hex, crypto::R
     if (i < 120) s7.add_session_ids(x);
   }
   add_ans("150 known, 120 requested: shares of at most 100 sessions", s7, true, lots);
+  auto sol_of = [&](const std::string& device, bool is_new, const std::vector<std::string>& ids) {
+    river::MemberPayload::KeySolicitation s;
+    s.set_device_key(device);
+    s.set_is_new_device(is_new);
+    for (const auto& x : ids) s.add_session_ids(x);
+    return s;
+  };
+  add_ans("a solicitation listing ids twice: each fulfilled and shared once",
+          sol_of(requester, false, {hybrid_ids[1], megolm_ids[2], hybrid_ids[1], megolm_ids[2]}), true, known);
+  add_ans("requested ids out of order: fulfilled sorted", sol_of(requester, false, {megolm_ids[2], megolm_ids[0], hybrid_ids[1]}), true, known);
+  add_ans("a new device, not entitled", s2, false, known);
+  add_ans("a new device, our own device key", sol_of(own, true, {megolm_ids[0]}), true, known);
+  add_ans("every requested id unknown, not a new device", sol_of(requester, false, {id(), hid(), id()}), true, known);
+  add_ans("every requested id unknown, not entitled either", sol_of(requester, false, {id()}), false, known);
+  add_ans("a new device, we hold nothing", sol_of(requester, true, {id()}), true, {});
+  add_ans("not a new device, we hold nothing", sol_of(requester, false, {megolm_ids[0]}), true, {});
+  // Both algorithms, ids interleaved in sort order: megolm ids are base64,
+  // hybrid ids hex; the first character decides the order here.
+  auto with_first = [](std::string x, char c) {
+    x[0] = c;
+    return x;
+  };
+  std::map<std::string, GroupEncryptionAlgorithm> mixed;
+  std::vector<std::string> mixed_ids;
+  for (auto [c, alg] : std::vector<std::pair<char, GroupEncryptionAlgorithm>>{
+           {'0', GroupEncryptionAlgorithm::kGroupEncryption}, {'1', GroupEncryptionAlgorithm::kHybridGroupEncryption},
+           {'2', GroupEncryptionAlgorithm::kGroupEncryption}, {'3', GroupEncryptionAlgorithm::kHybridGroupEncryption},
+           {'A', GroupEncryptionAlgorithm::kGroupEncryption}, {'a', GroupEncryptionAlgorithm::kHybridGroupEncryption},
+           {'b', GroupEncryptionAlgorithm::kGroupEncryption}, {'c', GroupEncryptionAlgorithm::kHybridGroupEncryption}}) {
+    auto x = with_first(alg == GroupEncryptionAlgorithm::kGroupEncryption ? id() : hid(), c);
+    mixed.emplace(x, alg);
+    mixed_ids.push_back(x);
+  }
+  add_ans("both algorithms interleaved in sort order, megolm first: one share each, megolm's first", sol_of(requester, false, mixed_ids), true, mixed);
+  add_ans("both algorithms interleaved, a new device asking for some: all shared, the requested fulfilled",
+          sol_of(requester, true, {mixed_ids[3], mixed_ids[4]}), true, mixed);
+  add_ans("both algorithms interleaved, hybrid first in sort order: the hybrid share first",
+          sol_of(requester, false, {mixed_ids[1], mixed_ids[2], mixed_ids[5], mixed_ids[6]}), true, mixed);
+  std::map<std::string, GroupEncryptionAlgorithm> many_hybrid;
+  std::vector<std::string> many_hybrid_ids;
+  for (int i = 0; i < 130; ++i) {
+    auto x = hid();
+    many_hybrid.emplace(x, GroupEncryptionAlgorithm::kHybridGroupEncryption);
+    many_hybrid_ids.push_back(x);
+  }
+  for (int i = 0; i < 20; ++i) many_hybrid.emplace(id(), GroupEncryptionAlgorithm::kGroupEncryption);
+  add_ans("130 hybrid and 20 megolm sessions, a new device: hybrid in runs of 100 and 30, then megolm (hex ids sort first)",
+          sol_of(requester, true, {many_hybrid_ids[5]}), true, many_hybrid);
+  add_ans("130 hybrid requested: runs of 100 and 30", sol_of(requester, false, many_hybrid_ids), true, many_hybrid);
+  std::map<std::string, GroupEncryptionAlgorithm> megolm100;
+  std::vector<std::string> m100_ids;
+  for (int i = 0; i < 101; ++i) {
+    auto x = id();
+    megolm100.emplace(x, GroupEncryptionAlgorithm::kGroupEncryption);
+    m100_ids.push_back(x);
+  }
+  add_ans("exactly 100 requested and held: one share", sol_of(requester, false, std::vector<std::string>(m100_ids.begin(), m100_ids.begin() + 100)),
+          true, megolm100);
+  add_ans("101 requested and held: a share of 100 and one of 1", sol_of(requester, false, m100_ids), true, megolm100);
+  add_ans("an empty device key is not ours: answered", sol_of("", false, {megolm_ids[1]}), true, known);
   (void)known_json;
   f.write(dir + "/key_exchange.json", seed_hex);
 }
@@ -1955,6 +2074,258 @@ void exported_devices(const std::string& dir, const std::string& seed_hex, crypt
   wrong_key.set_picklekey("not the pickle key");
   f.add(g, "the pickle key does not open the pickles", {{"exportedDevice", pb_hex(wrong_key)}}, {}, "IMPORT_FAILED");
   f.add(g, "not a protobuf", {{"exportedDevice", "0001"}}, {}, "INVALID_ARGUMENT");
+
+  // ---- more refusals, each against the client's verdict. The client only
+  // unpickles the account (protocol.md section 14.3); what it stores unread is
+  // a ClientDeviation here.
+  const std::string their_key = exported.picklekey();
+  auto bytes = serialize(exported);
+  auto ident = [&](const Device& x) {
+    return json{{"deviceKey", x.crypto.get_user_device().device_key}, {"fallbackKey", x.crypto.get_user_device().fallback_key},
+                {"events", json::array()}, {"outbound", json::array()}};
+  };
+  json same_device = ident(d);
+  // The test's fields: the device's, with the given ones added.
+  auto merge = [](json base, const json& extra) {
+    for (auto& [k, v] : extra.items()) base[k] = v;
+    return base;
+  };
+  f.add(g, "truncated in the middle of the account pickle", {{"exportedDevice", hex(bytes.substr(0, bytes.size() / 2))}}, {},
+        "INVALID_ARGUMENT");
+  f.add(g, "garbage: a varint that never ends", {{"exportedDevice", "ffffffffffffffffffffff"}}, {}, "INVALID_ARGUMENT");
+  f.add(g, "trailing junk: a field whose length runs past the end", {{"exportedDevice", hex(bytes) + "0a05ab"}}, {},
+        "INVALID_ARGUMENT");
+  f.add(g, "trailing junk: wire type 7", {{"exportedDevice", hex(bytes) + "0f"}}, {}, "INVALID_ARGUMENT");
+  auto no_account = exported;
+  no_account.clear_pickledaccount();
+  f.add(g, "no pickled account", {{"exportedDevice", pb_hex(no_account)}}, {}, "IMPORT_FAILED");
+  auto account = olm::Account::unpickle(SecretBytes(std::string_view(their_key)), exported.pickledaccount());
+  auto other_key_account = exported;
+  other_key_account.set_pickledaccount(account.pickle(SecretBytes(std::string_view("another pickle key"))));
+  f.add(g, "the account pickled under another key than pickleKey (the sessions under pickleKey)",
+        {{"exportedDevice", pb_hex(other_key_account)}}, {}, "IMPORT_FAILED");
+  auto change_char = [](std::string p, size_t at) {
+    p[at] = p[at] == 'A' ? 'B' : 'A';
+    return p;
+  };
+  auto bad_account = exported;
+  bad_account.set_pickledaccount(change_char(exported.pickledaccount(), exported.pickledaccount().size() / 2));
+  f.add(g, "the account pickle with one base64 character changed", {{"exportedDevice", pb_hex(bad_account)}}, {},
+        "IMPORT_FAILED");
+  auto short_account = exported;
+  short_account.set_pickledaccount(exported.pickledaccount().substr(0, exported.pickledaccount().size() - 12));
+  f.add(g, "the account pickle truncated", {{"exportedDevice", pb_hex(short_account)}}, {}, "IMPORT_FAILED");
+  auto bad_outbound = exported;
+  bad_outbound.mutable_outboundsessions(0)->set_session(change_char(exported.outboundsessions(0).session(), 40));
+  f.add(g, "an outbound session pickle with one base64 character changed", merge(same_device, {{"exportedDevice", pb_hex(bad_outbound)}}),
+        {"ClientDeviation"}, "IMPORT_FAILED");
+  auto bad_inbound = exported;
+  bad_inbound.mutable_inboundsessions(0)->set_session(change_char(exported.inboundsessions(0).session(), 40));
+  f.add(g, "an inbound session pickle with one base64 character changed", merge(same_device, {{"exportedDevice", pb_hex(bad_inbound)}}),
+        {"ClientDeviation"}, "IMPORT_FAILED");
+  auto other_outbound = exported;
+  other_outbound.mutable_outboundsessions(0)->set_session_id("AAAA" + exported.outboundsessions(0).session_id().substr(4));
+  f.add(g, "an outbound session listed under another session id than its pickle's", merge(same_device, {{"exportedDevice", pb_hex(other_outbound)}}),
+        {"ClientDeviation"}, "IMPORT_FAILED");
+
+  // Hybrid records: the client stores them unread.
+  river::HybridGroupSessionKey hkey;
+  if (!hkey.ParseFromString(exported.hybridgroupsessions(0).session_key())) throw Error(ErrorCode::INTERNAL, "hybrid key");
+  auto not_a_key = exported;
+  not_a_key.mutable_hybridgroupsessions(0)->set_session_key("not a HybridGroupSessionKey");
+  f.add(g, "a hybrid session whose sessionKey is not a HybridGroupSessionKey", merge(same_device, {{"exportedDevice", pb_hex(not_a_key)}}),
+        {"ClientDeviation"}, "IMPORT_FAILED");
+  auto flipped = hkey;
+  flipped.mutable_key()->at(0) ^= 1;
+  auto bad_hash = exported;
+  bad_hash.mutable_hybridgroupsessions(0)->set_session_key(serialize(flipped));
+  f.add(g, "a hybrid session whose key does not hash to its session id", merge(same_device, {{"exportedDevice", pb_hex(bad_hash)}}),
+        {"ClientDeviation"}, "IMPORT_FAILED");
+  auto hybrid_key = [&](const std::string& stream_hex, size_t key_size, int64_t num) {
+    river::HybridGroupSessionKey k;
+    auto stream_bytes = crypto::hex_decode(stream_hex);
+    k.set_stream_id(std::string(stream_bytes.begin(), stream_bytes.end()));
+    auto key = rng.bytes(key_size);
+    k.set_key(std::string(key.view()));
+    k.set_miniblock_num(num);
+    auto h = rng.bytes(32);
+    k.set_miniblock_hash(std::string(h.view()));
+    auto id = hybrid_session_key_hash(stream_bytes, key.span(), num, h.span());
+    k.set_session_id(std::string(id.begin(), id.end()));
+    return k;
+  };
+  auto hybrid_entry = [&](const river::HybridGroupSessionKey& k) {
+    river::ExportedDevice::HybridGroupSession s;
+    s.set_session_id(hex(k.session_id()));
+    s.set_stream_id(hex(k.stream_id()));
+    s.set_session_key(serialize(k));
+    s.set_miniblock_num(k.miniblock_num());
+    return s;
+  };
+  auto short_key = exported;
+  *short_key.add_hybridgroupsessions() = hybrid_entry(hybrid_key(stream_id, 16, 9));
+  f.add(g, "a hybrid session with a 16-byte key (its id is the hash of it)", merge(same_device, {{"exportedDevice", pb_hex(short_key)}}),
+        {"ClientDeviation"}, "IMPORT_FAILED");
+  auto other_stream = exported;
+  other_stream.mutable_hybridgroupsessions(0)->set_stream_id(stream_of(rng));
+  f.add(g, "a hybrid session listed under another stream id than its key holds", merge(same_device, {{"exportedDevice", pb_hex(other_stream)}}),
+        {"ClientDeviation"}, "IMPORT_FAILED");
+  auto twice_hybrid = exported;
+  auto second = hybrid_entry(hybrid_key(stream_id, 32, 11));
+  second.set_session_id(exported.hybridgroupsessions(0).session_id());
+  *twice_hybrid.add_hybridgroupsessions() = second;
+  f.add(g, "one hybrid session id twice, the second with another key (whose own id differs): the client keeps the last",
+        merge(same_device, {{"exportedDevice", pb_hex(twice_hybrid)}}), {"ClientDeviation"}, "IMPORT_FAILED");
+
+  // ---- a device with several streams, megolm sessions of its own and of a
+  // sender, one of them from a later index, and grpaes sessions.
+  Device sender(rng, "sender pickle key");
+  Device multi(rng, "multi stream key");
+  std::vector<std::string> streams{stream_of(rng), stream_of(rng), stream_of(rng)};
+  json mevents = json::array();
+  auto event = [&](Device& from, const std::string& s, const std::string& text, GroupEncryptionAlgorithm alg) {
+    auto e = wire_convert::to_river(from.crypto.encrypt_group_event(s, crypto::as_bytes(text), alg));
+    return json{{"streamId", s}, {"encryptedData", pb_hex(e)}, {"plaintext", hex(text)}};
+  };
+  std::vector<json> late_events;
+  json early_event;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    for (int k = 0; k < 2; ++k) mevents.push_back(event(multi, streams[i], "own megolm " + std::to_string(i) + "." + std::to_string(k), GroupEncryptionAlgorithm::kGroupEncryption));
+    if (i != 1) {
+      auto h = rng.bytes(32);
+      multi.crypto.ensure_outbound_session(streams[i], GroupEncryptionAlgorithm::kHybridGroupEncryption,
+                                           {.miniblock_info = MiniblockInfo{static_cast<int64_t>(10 + i), {h.data(), h.data() + 32}}});
+      mevents.push_back(event(multi, streams[i], "own grpaes " + std::to_string(i), GroupEncryptionAlgorithm::kHybridGroupEncryption));
+    }
+    // The sender's session: shared from index 0 on stream 0, from index 2 elsewhere.
+    std::vector<json> sent;
+    for (int k = 0; k < 4; ++k) sent.push_back(event(sender, streams[i], "from the sender " + std::to_string(i) + "." + std::to_string(k), GroupEncryptionAlgorithm::kGroupEncryption));
+    auto sid = sender.device.outbound().session_key(streams[i])->session_id;
+    auto full = sender.crypto.export_group_session(streams[i], sid);
+    uint32_t from = i == 0 ? 0 : 2;
+    auto key = olm::InboundGroupSession::import_session(full->session_key).export_session(from);
+    auto r = multi.device.import_sessions({{streams[i], sid, std::move(key), GroupEncryptionAlgorithm::kGroupEncryption}});
+    if (r.at(0).error) throw *r[0].error;
+    for (uint32_t k = from; k < 4; ++k) mevents.push_back(sent[k]);
+    if (i == 1) {
+      late_events.assign(sent.begin() + 2, sent.end());
+      early_event = sent[0];
+    }
+  }
+  auto sender_hybrid = rng.bytes(32);
+  sender.crypto.ensure_outbound_session(streams[2], GroupEncryptionAlgorithm::kHybridGroupEncryption,
+                                        {.miniblock_info = MiniblockInfo{40, {sender_hybrid.data(), sender_hybrid.data() + 32}}});
+  {
+    auto e = event(sender, streams[2], "sender grpaes", GroupEncryptionAlgorithm::kHybridGroupEncryption);
+    auto id = sender.crypto.get_group_session_ids(streams[2]);
+    for (const auto& s : id) {
+      auto x = sender.crypto.export_group_session(streams[2], s);
+      if (x && x->algorithm == algorithm_id(GroupEncryptionAlgorithm::kHybridGroupEncryption)) {
+        auto r = multi.device.import_sessions({{streams[2], s, std::move(x->session_key), GroupEncryptionAlgorithm::kHybridGroupEncryption}});
+        if (r.at(0).error) throw *r[0].error;
+      }
+    }
+    mevents.push_back(e);
+  }
+  auto multi_export = exported_device(multi);
+  json mout = json::array();
+  for (const auto& s : streams) {
+    mout.push_back({{"streamId", s}, {"sessionId", multi.device.outbound().session_key(s)->session_id},
+                    {"nextMessageIndex", OutboundSessions::kReservation}});
+  }
+  auto multi_case = ident(multi);
+  multi_case["events"] = mevents;
+  multi_case["outbound"] = mout;
+  f.add(g, "three streams: own megolm and grpaes sessions, a sender's megolm sessions (two from index 2) and a sender's grpaes session",
+        merge(multi_case, {{"exportedDevice", pb_hex(multi_export)}}));
+  // Listed in reverse: the import does not depend on the order.
+  auto reversed = multi_export;
+  std::reverse(reversed.mutable_outboundsessions()->begin(), reversed.mutable_outboundsessions()->end());
+  std::reverse(reversed.mutable_inboundsessions()->begin(), reversed.mutable_inboundsessions()->end());
+  std::reverse(reversed.mutable_hybridgroupsessions()->begin(), reversed.mutable_hybridgroupsessions()->end());
+  f.add(g, "the same device with every session list reversed", merge(multi_case, {{"exportedDevice", pb_hex(reversed)}}));
+  // The session shared from index 2: only its later messages decrypt.
+  int late = -1;
+  for (int i = 0; i < multi_export.inboundsessions_size(); ++i) {
+    if (multi_export.inboundsessions(i).stream_id() == streams[1] &&
+        olm::InboundGroupSession::unpickle(SecretBytes(std::string_view(multi_export.picklekey())), multi_export.inboundsessions(i).session())
+                .first_known_index() == 2) {
+      late = i;
+    }
+  }
+  if (late < 0) throw Error(ErrorCode::INTERNAL, "no late inbound session");
+  auto late_case = ident(multi);
+  late_case["events"] = late_events;
+  f.add(g, "an inbound session whose pickle starts at index 2: messages 2 and 3 decrypt",
+        merge(late_case, {{"exportedDevice", pb_hex(multi_export)}}));
+  late_case["events"] = json::array({early_event});
+  f.add(g, "the same session's message 0, below the pickle's first known index", merge(late_case, {{"exportedDevice", pb_hex(multi_export)}}),
+        {}, "DECRYPTION_FAILED");
+  auto with_unknown = serialize(multi_export) + std::string("\x48\x01\x62\x03" "abc", 7);
+  f.add(g, "unknown fields 9 (varint) and 12 (bytes) after the known ones are skipped",
+        merge(multi_case, {{"exportedDevice", hex(with_unknown)}}));
+  // The same inbound session twice: the last listed wins, here and in the client.
+  auto full_late = multi_export.inboundsessions(late);
+  auto twice_inbound = multi_export;
+  auto other_inbound = multi_export.inboundsessions(late == 0 ? 1 : 0);
+  auto dup = full_late;
+  dup.set_session(other_inbound.session());
+  *twice_inbound.add_inboundsessions() = dup;
+  f.add(g, "one inbound session id twice, the second a pickle of another session: the client keeps the last",
+        merge(ident(multi), {{"exportedDevice", pb_hex(twice_inbound)}}), {"ClientDeviation"}, "IMPORT_FAILED");
+
+  // The empty pickle key: used as given, by this library as by the client
+  // (this library refuses an empty key only as a device's own, docs/compat.md).
+  auto empty_key = multi_export;
+  empty_key.set_picklekey("");
+  {
+    SecretBytes k(std::string_view(multi_export.picklekey()));
+    SecretBytes none;
+    empty_key.set_pickledaccount(olm::Account::unpickle(k, multi_export.pickledaccount()).pickle(none));
+    for (auto& s : *empty_key.mutable_outboundsessions()) s.set_session(olm::OutboundGroupSession::unpickle(k, s.session()).pickle(none));
+    for (auto& s : *empty_key.mutable_inboundsessions()) s.set_session(olm::InboundGroupSession::unpickle(k, s.session()).pickle(none));
+  }
+  f.add(g, "pickleKey empty, every pickle under the empty key", merge(multi_case, {{"exportedDevice", pb_hex(empty_key)}}));
+
+  // ---- exportDevice: what this library's export_device gives after importing
+  // the state, with the export's own pickle key (as the client, whose pickle key
+  // becomes the export's).
+  auto& ge = f.group("exportDevice");
+  auto add_export = [&](const std::string& comment, const river::ExportedDevice& in) {
+    MemoryCryptoStore store;
+    EncryptionDevice device(store, rng);
+    GroupEncryptionCrypto c(nullptr, device);
+    auto in_bytes = serialize(in);
+    c.init({.pickle_key = SecretBytes(std::string_view(in.picklekey())), .from_exported_device = SecretBytes(std::string_view(in_bytes))});
+    auto out = c.export_device();
+    f.add(ge, comment, {{"exportedDevice", hex(in_bytes)}, {"exported", hex(out.span())}});
+  };
+  add_export("a device with megolm and grpaes sessions on one stream", exported);
+  add_export("three streams, lists in this library's order", multi_export);
+  add_export("three streams, every list reversed", reversed);
+  auto shuffled = multi_export;
+  std::rotate(shuffled.mutable_inboundsessions()->begin(), shuffled.mutable_inboundsessions()->begin() + 2, shuffled.mutable_inboundsessions()->end());
+  std::rotate(shuffled.mutable_outboundsessions()->begin(), shuffled.mutable_outboundsessions()->begin() + 1, shuffled.mutable_outboundsessions()->end());
+  std::swap(*shuffled.mutable_hybridgroupsessions(0), *shuffled.mutable_hybridgroupsessions(2));
+  add_export("three streams, lists rotated and swapped", shuffled);
+  {
+    river::ExportedDevice parsed;
+    if (!parsed.ParseFromString(with_unknown)) throw Error(ErrorCode::INTERNAL, "unknown fields");
+    add_export("unknown fields are not exported again", parsed);
+  }
+  auto account_only = multi_export;
+  account_only.clear_outboundsessions();
+  account_only.clear_inboundsessions();
+  account_only.clear_hybridgroupsessions();
+  add_export("an account and no session", account_only);
+  auto dup_same = multi_export;
+  *dup_same.add_inboundsessions() = multi_export.inboundsessions(0);
+  *dup_same.add_hybridgroupsessions() = multi_export.hybridgroupsessions(1);
+  add_export("an inbound and a hybrid session listed twice: exported once", dup_same);
+  Device plain(rng, std::string(kDefaultPickleKey));
+  auto ps = stream_of(rng);
+  (void)plain.crypto.encrypt_group_event(ps, crypto::as_bytes(std::string("hello")), GroupEncryptionAlgorithm::kGroupEncryption);
+  add_export("a device under the default pickle key", exported_device(plain));
   f.write(dir + "/exported_device.json", seed_hex);
 }
 
