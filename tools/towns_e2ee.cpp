@@ -86,6 +86,8 @@ int usage(FILE* out) {
                "              write the test-vector corpus, deterministically from the seed\n"
                "  vectors verify <dir>\n"
                "              check every vector in dir; prints N passed, N failed\n"
+               "  vectors coverage <dir>\n"
+               "              print the corpus's coverage table (markdown, as in docs/vectors.md)\n"
                "  wire decode\n"
                "              read lines \"<message> <hex>\" on stdin (message: a full name such as\n"
                "              river.EncryptedData) and print, per line, the library codec's reading\n"
@@ -126,6 +128,10 @@ int main(int argc, char** argv) {
         for (const auto& f : r.failures) std::printf("FAIL %s\n", f.c_str());
         std::printf("%zu passed, %zu failed\n", r.passed, r.failed);
         return r.failed == 0 ? 0 : 1;
+      }
+      if (sub == "coverage" && argc == 4) {
+        std::fputs(towns::vectors::coverage_table(argv[3]).c_str(), stdout);
+        return 0;
       }
       return usage(stderr);
     }

@@ -148,6 +148,31 @@ json trace_timeline(const json& test) {
 }
 
 std::string check_trace(const json& test) {
+  // An id the timeline does not list is recorded as "new"; any other text
+  // there would also read "new" when compared, and so go unchecked.
+  std::set<std::string> known;
+  for (const auto& id : test.at("sessions")) known.insert(id.get<std::string>());
+  auto listed = [&](const json& outputs, const std::string& where) -> std::string {
+    for (const auto& o : outputs) {
+      if (!o.is_object() || !o.contains("session_ids")) continue;
+      for (const auto& id : o["session_ids"]) {
+        if (!id.is_string()) return where + ": a session id that is not text";
+        if (id != "new" && known.count(id.get<std::string>()) == 0) {
+          return where + ": session id " + id.get<std::string>() + " is neither in sessions nor \"new\"";
+        }
+      }
+    }
+    return {};
+  };
+  std::string why = listed(test.value("outputs_at_start", json::array()), "outputs_at_start");
+  size_t index = 0;
+  for (const auto& s : test.at("steps")) {
+    ++index;
+    if (why.empty()) why = listed(s.at("outputs_before"), "step " + std::to_string(index) + " outputs_before");
+    if (why.empty()) why = listed(s.at("outputs_after"), "step " + std::to_string(index) + " outputs_after");
+  }
+  if (why.empty()) why = listed(test.at("outputs_at_end"), "outputs_at_end");
+  if (!why.empty()) return "  " + why + "\n";
   auto r = run_timeline(trace_timeline(test));
   return r.matches ? std::string() : r.first_diff;
 }

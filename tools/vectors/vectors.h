@@ -19,4 +19,9 @@ void generate(std::span<const uint8_t> seed, const std::string& dir);
 // The names of the corpus files, in generation order.
 std::vector<std::string> file_names();
 
+// The coverage table of the vector files in dir, as markdown (docs/vectors.md):
+// a row per file and group type, then the totals. Throws towns::Error for a
+// group type the table does not know, or a file that is not a vector file.
+std::string coverage_table(const std::string& dir);
+
 }  // namespace towns::vectors
