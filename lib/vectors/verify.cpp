@@ -384,6 +384,7 @@ void check(const std::string& type, const json& g, const json& t) {
     expect(c.get_user_device().device_key == param(t, g, "receiverDeviceKey"), "receiver device key differs");
     auto result = receive_group_encryption_sessions(c, decode_hex<GroupEncryptionSessions>(t.at("groupEncryptionSessions")));
     const auto& want = t.at("imported");
+    expect(result.failed == t.at("failed").get<std::vector<std::string>>(), "failed ids differ");
     expect(result.imported.size() == want.size(), "imported count differs");
     for (size_t i = 0; i < want.size(); ++i) {
       expect(result.imported[i] == want[i].at("sessionId"), "imported ids differ");
@@ -397,7 +398,7 @@ void check(const std::string& type, const json& g, const json& t) {
     for (const auto& seed : t.at("seeds")) seeds += unhex(seed.get<std::string>());
     GivenRandom random(crypto::as_bytes(seeds));
     Device d(sparam(t, g, "senderExportedDevice"), random);
-    expect(d.crypto.get_user_device().device_key == g.at("senderKey"), "sender key differs");
+    expect(d.crypto.get_user_device().device_key == sparam(t, g, "senderKey"), "sender key differs");
     std::vector<GroupEncryptionSession> sessions;
     auto algorithm = parse_group_encryption_algorithm(t.at("algorithm").get<std::string>());
     expect(algorithm.has_value(), "unknown algorithm");
@@ -423,7 +424,7 @@ void check(const std::string& type, const json& g, const json& t) {
         ExportedDevice::decode(crypto::hex_decode_secret(sparam(t, g, "senderExportedDevice")).span()).pickled_account.view());
     size_t i = 0;
     for (const auto& dv : devices) {
-      if (dv.device_key == g.at("senderKey")) continue;
+      if (dv.device_key == sparam(t, g, "senderKey")) continue;
       crypto::SeededRandom expand(crypto::hex_decode(t.at("seeds")[i].get<std::string>()));
       expect(hex(expand.bytes(64).span()) == olm_random[i], "olmRandom is not the seed's expansion");
       auto it = plan.message.ciphertexts.find(dv.device_key);

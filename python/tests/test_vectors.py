@@ -43,7 +43,23 @@ NOT_EXPRESSIBLE = {
     "decideSolicitation": (26, "the engine's decision functions are not in the C ABI"),
     "decideAnswer": (24, "the engine's decision functions are not in the C ABI"),
     "keyExchangeTrace": (67, "replaying a trace needs the driver's world (tools/exchange_diff.cpp), not in the C ABI"),
+    "megolmOutbound": (5, "a session from given random bytes: the C ABI draws its own"),
+    "megolmExport": (10, "export at any index is libolm's; the C ABI exports at the first known index"),
+    "olmAccount": (5, "an account from given random bytes: the C ABI draws its own"),
+    "deviceInit": (2, "a device from given random bytes: the C ABI draws its own"),
+    "olmEncrypt": (9, "a pre-key message from given random bytes: the C ABI draws its own"),
+    "olmAccountUnpickle": (9, "libolm's unpickle errors; the C ABI reports a pickle that does not open as IMPORT_FAILED"),
+    "buildSessions": (7, "sharing from given random bytes: the C ABI draws its own"),
 }
+
+# Cases of handled types that the C ABI cannot express: (type, predicate, count, why).
+NOT_EXPRESSIBLE_CASES = [
+    ("megolmEncrypt", lambda tc: tc["version"] == 0, 3, "version 0 encryption is not in the C ABI"),
+]
+
+
+def expressible(g, tc):
+    return not any(ty == g["type"] and pred(tc) for ty, pred, _, _ in NOT_EXPRESSIBLE_CASES)
 
 # Cases where the C ABI gives another code than the vector, on purpose or not
 # yet reconciled: (file, tcId) -> (the vector's code, the C ABI's code, why).
@@ -91,9 +107,19 @@ def megolm_decrypt(g, tc, device):
     stream = param(tc, g, "streamId")
     d = device()
     import_one(d, stream, param(tc, g, "sessionId"), param(tc, g, "sessionKey"), MEGOLM)
+    for first in tc.get("decryptFirst", []):
+        d.decrypt_group_event(stream, bytes.fromhex(first))
     out = d.decrypt_group_event(stream, bytes.fromhex(tc["encryptedData"]))
     assert out.plaintext.hex() == tc["plaintext"]
     assert out.message_index == tc["messageIndex"]
+
+
+def megolm_encrypt(g, tc, device):
+    # The state's outbound session encrypts without drawing: the exact bytes.
+    exported = bytes.fromhex(tc["exportedDevice"])
+    d = device(pickle_key=pickle_key_of(exported), exported_device=exported)
+    event = d.encrypt_group_event(g["streamId"], bytes.fromhex(tc["plaintext"]))
+    assert event.hex() == tc["encryptedData"]
 
 
 def import_case(g, tc, device, algorithm_id, algorithm):
@@ -156,18 +182,24 @@ def hybrid_decrypt(g, tc, device):
     stream = param(tc, g, "streamId")
     d = device()
     import_one(d, stream, param(tc, g, "sessionId"), param(tc, g, "sessionKey"), GRPAES)
-    out = d.decrypt_group_event(stream, bytes.fromhex(tc["encryptedData"]))
+    out = d.decrypt_group_event(tc.get("decryptStreamId", stream), bytes.fromhex(tc["encryptedData"]))
     assert out.plaintext.hex() == tc["plaintext"]
     assert out.message_index is None
 
 
 def hybrid_encrypt(g, tc, device):
+    # The C ABI draws its own IV, so the bytes cannot match: the sender encrypts
+    # the plaintext with the session(s) the vector gives, and both its event and
+    # the vector's decrypt to it.
     stream = param(tc, g, "streamId")
-    d = device()
+    d = device(exported_device=bytes.fromhex(g["exportedDevice"]))
     import_one(d, stream, param(tc, g, "sessionId"), param(tc, g, "sessionKey"), GRPAES)
+    for more in tc.get("moreSessions", []):
+        import_one(d, stream, more["sessionId"], more["sessionKey"], GRPAES)
     plaintext = bytes.fromhex(tc["plaintext"])
     event = d.encrypt_group_event(stream, plaintext, t.Algorithm.HYBRID_GROUP_ENCRYPTION)
     assert d.decrypt_group_event(stream, event).plaintext == plaintext
+    assert d.decrypt_group_event(stream, bytes.fromhex(tc["encryptedData"])).plaintext == plaintext
 
 
 def olm_decrypt(g, tc, device):
@@ -194,11 +226,12 @@ def receive_sessions(g, tc, device):
     result = t.receive_group_encryption_sessions(d, bytes.fromhex(tc["groupEncryptionSessions"]))
     want = tc["imported"]
     assert result["imported"] == [w["sessionId"] for w in want]
-    assert result["failed"] == []
+    assert result["failed"] == tc["failed"]
     assert result["streamId"] == g["streamId"]
     flags = tc["flags"]
     expected_status = ("not_for_this_device" if "NotForThisDevice" in flags
-                       else "unknown_algorithm" if "UnknownAlgorithm" in flags else "imported")
+                       else "unknown_algorithm" if "UnknownAlgorithm" in flags
+                       else "imported" if want else "nothing_missing")
     assert result["status"] == expected_status
     for w in want:
         assert d.export_group_session(g["streamId"], w["sessionId"]) == session_key(
@@ -248,6 +281,7 @@ HANDLERS = {
     "aesGcm": aes_gcm,
     "hybridDecrypt": hybrid_decrypt,
     "hybridEncrypt": hybrid_encrypt,
+    "megolmEncrypt": megolm_encrypt,
     "olmDecrypt": olm_decrypt,
     "receiveSessions": receive_sessions,
     "importDevice": import_device,
@@ -264,7 +298,7 @@ def all_cases():
 
 def handled_cases():
     return [pytest.param(name, g, tc, id=f"{name}-{g['type']}-tc{tc['tcId']}")
-            for name, g, tc in all_cases() if g["type"] in HANDLERS]
+            for name, g, tc in all_cases() if g["type"] in HANDLERS and expressible(g, tc)]
 
 
 def test_vectors_found():
@@ -284,11 +318,17 @@ def test_every_case_is_accounted_for():
     assert unknown == [], f"case types neither handled nor listed as not expressible: {unknown}"
     not_expressible = {ty: n for ty, n in counted.items() if ty in NOT_EXPRESSIBLE}
     assert not_expressible == {ty: n for ty, (n, _) in NOT_EXPRESSIBLE.items()}
-    assert sum(not_expressible.values()) == 374
-    handled = {ty: n for ty, n in counted.items() if ty in HANDLERS}
-    assert handled == {"megolmDecrypt": 18, "megolmImport": 5, "hybridSessionId": 6, "hybridSessionImport": 6,
-                       "aesGcm": 3, "hybridDecrypt": 10, "hybridEncrypt": 1, "olmDecrypt": 6,
-                       "receiveSessions": 7, "importDevice": 27, "exportDevice": 8}
+    assert sum(not_expressible.values()) == 454
+    excluded = collections.Counter()
+    for _, g, tc in all_cases():
+        if not expressible(g, tc):
+            excluded[g["type"]] += 1
+    assert dict(excluded) == {ty: n for ty, _, n, _ in NOT_EXPRESSIBLE_CASES}
+    handled = {ty: n - excluded[ty] for ty, n in counted.items() if ty in HANDLERS}
+    assert handled == {"megolmDecrypt": 40, "megolmImport": 14, "hybridSessionId": 6,
+                       "hybridSessionImport": 9, "aesGcm": 3, "hybridDecrypt": 20,
+                       "hybridEncrypt": 8, "olmDecrypt": 14, "receiveSessions": 15,
+                       "importDevice": 27, "exportDevice": 8, "megolmEncrypt": 9}
 
 
 @pytest.mark.parametrize("file,group,case", handled_cases())
