@@ -189,6 +189,17 @@ const fixed: [string, string, { ok: boolean; json?: unknown }, { ok: boolean; js
   // field 3 (bool) as length-delimited "\x01\x02"
   ['river.MemberPayload.KeySolicitation', '1a020102', { ok: true, json: {} }, { ok: false },
     'a bool field sent length-delimited: we skip it, the client reads a varint and trips on the rest'],
+  // over-long varints and lengths (docs/compat.md): we refuse, the client reads on
+  ['river.SessionKeys', '10ffffffffffffffffffff01', { ok: false }, { ok: true, json: {} },
+    'an unknown varint field of 11 bytes: we refuse it, the client skips it'],
+  ['river.SessionKeys', '7b10ffffffffffffffffffff017c', { ok: false }, { ok: true, json: {} },
+    'an 11-byte varint inside an unknown group: we refuse it, the client skips it'],
+  ['river.MemberPayload.KeySolicitation', '0a81808080800061', { ok: false }, { ok: true, json: { deviceKey: 'a' } },
+    'a length of 1 written in 6 bytes: we refuse it, the client reads it'],
+  ['river.MemberPayload.KeySolicitation', '0a818080801061', { ok: false }, { ok: true, json: { deviceKey: 'a' } },
+    'a length of 2^32 + 1: we refuse it, the client cuts it to 1'],
+  ['river.MemberPayload.KeySolicitation', '0a8080808010', { ok: false }, { ok: true, json: {} },
+    'a length of 2^32: we refuse it, the client cuts it to 0'],
 ]
 // Lines the command cannot read are answered, each with its code.
 for (const [line, code, what] of [['river.EncryptedData', 'INVALID_ARGUMENT', 'a line without bytes'],

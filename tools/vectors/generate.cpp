@@ -478,6 +478,15 @@ void protobuf(const std::string& dir, const std::string& seed_hex, crypto::Rando
     c.malformed.push_back({tag(9, 4) + ld(1, device_key), "an end-group tag without its start"});
     c.malformed.push_back({ld(1, device_key) + tag(9, 3), "a start-group tag never closed"});
     c.malformed.push_back({ld(4, session_ids[0]) + ld(4, "\xc0\x80"), "invalid UTF-8 in the second session id: an overlong U+0000"});
+    // protobuf-es reads lengths as 32-bit numbers and takes varints of any
+    // length (docs/compat.md, "over-long varints"): these three parse there.
+    auto raw = [](const char* h) {
+      auto b = crypto::hex_decode(h);
+      return std::string(b.begin(), b.end());
+    };
+    c.malformed.push_back({raw("0a81808080800061"), "a length of 1 written in 6 bytes (protobuf allows 5 at most)", {"ClientDeviation"}});
+    c.malformed.push_back({raw("0a818080801061"), "a length of 2^32 + 1 (the client cuts it to 32 bits: 1)", {"ClientDeviation"}});
+    c.malformed.push_back({raw("0a8080808010"), "a length of 2^32 (the client cuts it to 32 bits: 0)", {"ClientDeviation"}});
   }
   {
     auto& c = message("river.MemberPayload.KeyFulfillment");
@@ -676,6 +685,14 @@ void protobuf(const std::string& dir, const std::string& seed_hex, crypto::Rando
     c.malformed.push_back({ld(1, key_list[0]) + tag(2, 4), "an end-group tag without its start"});
     c.malformed.push_back({tag(2, 3) + ld(1, "k"), "a start-group tag never closed"});
     c.malformed.push_back({ld(1, key_list[0]) + ld(1, "ok") + ld(1, "\xfe"), "invalid UTF-8 in the third key"});
+    {
+      // An 11-byte varint where the client only skips: an unknown field, and
+      // one inside an unknown group (docs/compat.md, "over-long varints").
+      auto h = crypto::hex_decode("10ffffffffffffffffffff01");
+      c.malformed.push_back({std::string(h.begin(), h.end()), "an unknown varint field of 11 bytes (the client skips it)", {"ClientDeviation"}});
+      auto g = crypto::hex_decode("7b10ffffffffffffffffffff017c");
+      c.malformed.push_back({std::string(g.begin(), g.end()), "the same inside an unknown group (the client skips it)", {"ClientDeviation"}});
+    }
   }
 
   // ---- river.HybridGroupSessionKey
@@ -1097,9 +1114,10 @@ void megolm_receiving_edges(File& f, Device& d, const std::string& stream_id, co
   };
   const std::string& ct = events[1].ciphertext();
   auto raw = crypto::base64_decode(ct, Base64Padding::kNone);
-  bad("a character outside the base64 alphabet in the ciphertext", with_ciphertext(ct.substr(0, 10) + "!" + ct.substr(11)),
+  bad("a character outside the base64 alphabet in the ciphertext (libolm does not check the alphabet: the signature fails)",
+      with_ciphertext(ct.substr(0, 10) + "!" + ct.substr(11)),
       "DECRYPTION_FAILED");
-  bad("the ciphertext with base64 padding (libolm's decoder takes no '=')", with_ciphertext(ct + "=="),
+  bad("the ciphertext with base64 padding (libolm decodes '=' as data: the signature fails)", with_ciphertext(ct + "=="),
       "DECRYPTION_FAILED");
   bad("a ciphertext of 4n+1 base64 characters", with_ciphertext(ct.substr(0, ((ct.size() - 1) / 4) * 4 + 1)),
       "DECRYPTION_FAILED");
