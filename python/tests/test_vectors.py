@@ -28,8 +28,8 @@ GRPAES = "grpaes"
 NOT_EXPRESSIBLE = {
     "base64Decode": (20, "the encodings are internal: no C function"),
     "base64Encode": (10, "the encodings are internal: no C function"),
-    "hexDecode": (7, "the encodings are internal: no C function"),
-    "hexEncode": (1, "the encodings are internal: no C function"),
+    "hexDecode": (13, "the encodings are internal: no C function"),
+    "hexEncode": (3, "the encodings are internal: no C function"),
     "sessionKeysJson": (9, "SessionKeys JSON parsing is internal: no C function"),
     "protobufMessage": (38, "the C ABI has no generic protobuf parser"),
     "protobufNonCanonical": (40, "the C ABI has no generic protobuf parser"),
@@ -318,7 +318,7 @@ def test_every_case_is_accounted_for():
     assert unknown == [], f"case types neither handled nor listed as not expressible: {unknown}"
     not_expressible = {ty: n for ty, n in counted.items() if ty in NOT_EXPRESSIBLE}
     assert not_expressible == {ty: n for ty, (n, _) in NOT_EXPRESSIBLE.items()}
-    assert sum(not_expressible.values()) == 459
+    assert sum(not_expressible.values()) == 467
     excluded = collections.Counter()
     for _, g, tc in all_cases():
         if not expressible(g, tc):

@@ -235,8 +235,20 @@ void encodings(const std::string& dir, const std::string& seed_hex, crypto::Rand
   f.add(hd, "odd length", {{"input", "abc"}}, {}, "BAD_ENCODING");
   f.add(hd, "not a hex digit", {{"input", "0g"}}, {}, "BAD_ENCODING");
   f.add(hd, "0X prefix (the client refuses it too)", {{"input", "0X0a"}}, {}, "BAD_ENCODING");
+  f.add(hd, "the prefix alone: no bytes", {{"input", "0x"}, {"output", ""}});
+  f.add(hd, "mixed case", {{"input", "aBcD"}, {"output", "abcd"}});
+  f.add(hd, "a space inside", {{"input", "0a 0b"}}, {}, "BAD_ENCODING");
+  f.add(hd, "a line break at the end", {{"input", "0a\n"}}, {}, "BAD_ENCODING");
+  f.add(hd, "the prefix twice", {{"input", "0x0x0a"}}, {}, "BAD_ENCODING");
+  f.add(hd, "a sign in front", {{"input", "-0a"}}, {}, "BAD_ENCODING");
   auto& he = f.group("hexEncode");
   f.add(he, "lowercase", {{"input", hex(random.span())}, {"output", hex(random.span())}});
+  f.add(he, "no bytes", {{"input", ""}, {"output", ""}});
+  {
+    std::vector<uint8_t> all(256);
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint8_t>(i);
+    f.add(he, "every byte value, 00 to ff", {{"input", hex(all)}, {"output", hex(all)}});
+  }
 
   auto& sk = f.group("sessionKeysJson");
   f.add(sk, "two keys", {{"json", R"({"keys":["k1","k2"]})"}, {"keys", {"k1", "k2"}}});
