@@ -103,6 +103,34 @@ function olmCode(e: any, fallback: string): string {
 
 const utf8 = (h: string) => new TextDecoder().decode(unhex(h))
 
+// The client's facade encrypts the test's plaintext as its version (0: the
+// UTF-8 text, 1: the bytes), its draws answered from random; a refusal is
+// coded as the driver codes it.
+async function encryptWith(c: any, streamId: string, t: any, algorithm: GroupEncryptionAlgorithmId, random: Uint8Array) {
+    try {
+        return await withGivenRandom(random, () =>
+            t.version === 0
+                ? c.encryptGroupEvent_deprecated_v0(streamId, utf8(t.plaintext), algorithm)
+                : c.encryptGroupEvent(streamId, unhex(t.plaintext), algorithm),
+        )
+    } catch (err: any) {
+        if (err instanceof Mismatch) throw err
+        throw coded(err, codeOf(err, 'other'))
+    }
+}
+
+// The message type's schema and the hex bytes read by protobuf-es (refused:
+// INVALID_ARGUMENT).
+function parseMessage(message: string, bytes: string): { schema: any; a: any } {
+    const schema = schemas.get(message)
+    expect(schema, `unknown message ${message}`)
+    try {
+        return { schema, a: fromBinary(schema, unhex(bytes)) }
+    } catch (e) {
+        throw coded(e, 'INVALID_ARGUMENT')
+    }
+}
+
 function padded(s: string, padding: string) {
     return padding === 'padded' ? s : s.replace(/=+$/, '')
 }
@@ -211,14 +239,7 @@ async function check(type: string, g: any, t: any): Promise<void> {
         }
         case 'protobufMessage':
         case 'protobufMalformed': {
-            const schema = schemas.get(g.message)
-            expect(schema, `unknown message ${g.message}`)
-            let a
-            try {
-                a = fromBinary(schema, unhex(t.bytes))
-            } catch (e) {
-                throw coded(e, 'INVALID_ARGUMENT')
-            }
+            const { schema, a } = parseMessage(g.message, t.bytes)
             expect(type === 'protobufMessage', 'malformed bytes parsed')
             const b = fromJsonString(schema, t.json)
             expect(equals(schema, a, b), 'bytes and JSON differ')
@@ -228,14 +249,7 @@ async function check(type: string, g: any, t: any): Promise<void> {
         case 'protobufNonCanonical': {
             // equals() disregards unknown fields; the message from the JSON has
             // none, and protobuf-es writes a map in the JSON's (sorted) order.
-            const schema = schemas.get(g.message)
-            expect(schema, `unknown message ${g.message}`)
-            let a
-            try {
-                a = fromBinary(schema, unhex(t.bytes))
-            } catch (e) {
-                throw coded(e, 'INVALID_ARGUMENT')
-            }
+            const { schema, a } = parseMessage(g.message, t.bytes)
             const b = fromJsonString(schema, t.json)
             expect(equals(schema, a, b), 'bytes and JSON differ')
             expect(hex(toBinary(schema, b)) === t.encoded, 'encoding differs')
@@ -271,17 +285,7 @@ async function check(type: string, g: any, t: any): Promise<void> {
             const streamId = param(t, g, 'streamId')
             await c.encryptionDevice.addHybridGroupSession(streamId, param(t, g, 'sessionId'), param(t, g, 'sessionKey'))
             for (const m of t.moreSessions ?? []) await c.encryptionDevice.addHybridGroupSession(streamId, m.sessionId, m.sessionKey)
-            let e
-            try {
-                e = await withGivenRandom(unhex(t.iv), () =>
-                    t.version === 0
-                        ? c.encryptGroupEvent_deprecated_v0(streamId, utf8(t.plaintext), GroupEncryptionAlgorithmId.HybridGroupEncryption)
-                        : c.encryptGroupEvent(streamId, unhex(t.plaintext), GroupEncryptionAlgorithmId.HybridGroupEncryption),
-                )
-            } catch (err: any) {
-                if (err instanceof Mismatch) throw err
-                throw coded(err, codeOf(err, 'other'))
-            }
+            const e = await encryptWith(c, streamId, t, GroupEncryptionAlgorithmId.HybridGroupEncryption, unhex(t.iv))
             expect(hex(toBinary(proto.EncryptedDataSchema, e)) === t.encryptedData, 'EncryptedData differs')
             return
         }
@@ -346,17 +350,7 @@ async function check(type: string, g: any, t: any): Promise<void> {
         case 'megolmEncrypt': {
             const c = await freshCrypto(fromBinary(proto.ExportedDeviceSchema, unhex(t.exportedDevice)))
             const streamId = param(t, g, 'streamId')
-            let e
-            try {
-                e = await withGivenRandom(new Uint8Array(), () =>
-                    t.version === 0
-                        ? c.encryptGroupEvent_deprecated_v0(streamId, utf8(t.plaintext), GroupEncryptionAlgorithmId.GroupEncryption)
-                        : c.encryptGroupEvent(streamId, unhex(t.plaintext), GroupEncryptionAlgorithmId.GroupEncryption),
-                )
-            } catch (err: any) {
-                if (err instanceof Mismatch) throw err
-                throw coded(err, codeOf(err, 'other'))
-            }
+            const e = await encryptWith(c, streamId, t, GroupEncryptionAlgorithmId.GroupEncryption, new Uint8Array())
             expect(hex(toBinary(proto.EncryptedDataSchema, e)) === t.encryptedData, 'EncryptedData differs')
             const after = (await c.encryptionDevice.exportDevice()).outboundSessions.find((o: any) => o.streamId === streamId)
             expect(after?.session === t.sessionAfter, 'the session after differs')

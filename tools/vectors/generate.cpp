@@ -896,13 +896,16 @@ void hybrid(const std::string& dir, const std::string& seed_hex, crypto::RandomS
   auto stream_id = stream_of(rng);
   // HybridSessionKey's methods are not exported from the shared library, so
   // the HybridGroupSessionKey is built here from its fields (as encode() does).
-  auto session_key = d.device.hybrid().create(stream_id, 42, mhash.span());
-  river::HybridGroupSessionKey session;
-  session.set_session_id(session_key.session_id);
-  session.set_stream_id(session_key.stream_id);
-  session.set_key(session_key.key.str());
-  session.set_miniblock_num(session_key.miniblock_num);
-  session.set_miniblock_hash(session_key.miniblock_hash);
+  auto key_message = [](const auto& k) {
+    river::HybridGroupSessionKey m;
+    m.set_session_id(k.session_id);
+    m.set_stream_id(k.stream_id);
+    m.set_key(k.key.str());
+    m.set_miniblock_num(k.miniblock_num);
+    m.set_miniblock_hash(k.miniblock_hash);
+    return m;
+  };
+  auto session = key_message(d.device.hybrid().create(stream_id, 42, mhash.span()));
   auto session_id = hex(session.session_id());
   auto session_key_hex = pb_hex(session);
 
@@ -1055,13 +1058,7 @@ void hybrid(const std::string& dir, const std::string& seed_hex, crypto::RandomS
   {
     // A second session of the stream, at a later miniblock: encryption uses
     // the session of the highest miniblock number (protocol.md 6.3).
-    auto later = sender.device.hybrid().create(stream_id, 43, mhash.span());
-    river::HybridGroupSessionKey k;
-    k.set_session_id(later.session_id);
-    k.set_stream_id(later.stream_id);
-    k.set_key(later.key.str());
-    k.set_miniblock_num(later.miniblock_num);
-    k.set_miniblock_hash(later.miniblock_hash);
+    auto k = key_message(sender.device.hybrid().create(stream_id, 43, mhash.span()));
     add_enc("two sessions for the stream: the one of the later miniblock (43, not 42) encrypts", "which session?", 1,
             rng.bytes(12), [&] {
               json one = json::object();
