@@ -312,6 +312,8 @@ async function check(type: string, g: any, t: any): Promise<void> {
             const streamId = param(t, g, 'streamId')
             const sessionId = param(t, g, 'sessionId')
             await c.encryptionDevice.addInboundGroupSession(streamId, sessionId, param(t, g, 'sessionKey'), {}, false)
+            const held = (await c.encryptionDevice.getInboundGroupSession(streamId, sessionId)).session
+            expect(held?.first_known_index() === param(t, g, 'firstKnownIndex'), 'first known index differs')
             for (const first of t.decryptFirst ?? []) {
                 await c.decryptGroupEvent(streamId, fromBinary(proto.EncryptedDataSchema, unhex(first)))
             }
@@ -398,6 +400,9 @@ async function check(type: string, g: any, t: any): Promise<void> {
             try {
                 const receiver = new O.Account()
                 receiver.unpickle(param(t, g, 'receiverPickleKey'), param(t, g, 'receiverPickle'))
+                expect(JSON.parse(receiver.identity_keys()).curve25519 === param(t, g, 'receiverIdentityKey'), 'the receiver pickle is not the receiver')
+                expect(Object.values(JSON.parse(receiver.unpublished_fallback_key()).curve25519)[0] === param(t, g, 'receiverFallbackKey'),
+                    'receiver fallback key differs')
                 const session = new O.Session()
                 session.create_inbound_from(receiver, param(t, g, 'senderIdentityKey'), param(t, g, 'message'))
                 const payload = session.decrypt(0, param(t, g, 'message'))
