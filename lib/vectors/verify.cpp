@@ -76,14 +76,15 @@ struct Device {
   explicit Device(const std::string& exported_device_hex, crypto::RandomSource& rng = crypto::os_random(),
                   bool own_pickle_key = false)
       : device(store, rng) {
-    auto bytes = unhex(exported_device_hex);
+    // The export holds every key of the device: wiped memory only.
+    auto bytes = crypto::hex_decode_secret(exported_device_hex);
     ExportedDevice e;
     try {
-      e = ExportedDevice::decode(crypto::as_bytes(bytes));
+      e = ExportedDevice::decode(bytes.span());
     } catch (const Error&) {
       throw Error(ErrorCode::INVALID_ARGUMENT, "not a valid protobuf");
     }
-    DeviceInitOptions options{.from_exported_device = SecretBytes(std::string_view(bytes))};
+    DeviceInitOptions options{.from_exported_device = std::move(bytes)};
     if (own_pickle_key) options.pickle_key = e.pickle_key;
     crypto.init(options);
   }
@@ -197,7 +198,7 @@ void check(const std::string& type, const json& g, const json& t) {
   } else if (type == "hybridEncrypt") {
     // The sender (an ExportedDevice: its account gives the sender key) holds
     // the group's session and any more; its one draw is the IV.
-    GivenRandom iv(crypto::hex_decode(t.at("iv").get<std::string>()));
+    GivenRandom iv(crypto::hex_decode_secret(t.at("iv").get<std::string>()).span());
     Device d(sparam(t, g, "exportedDevice"), iv);
     auto stream = sparam(t, g, "streamId");
     d.import(stream, sparam(t, g, "sessionId"), sparam(t, g, "sessionKey"), GroupEncryptionAlgorithm::kHybridGroupEncryption);
@@ -244,7 +245,7 @@ void check(const std::string& type, const json& g, const json& t) {
     expect(hex(out.plaintext.span()) == t.at("plaintext"), "plaintext differs");
     expect(out.message_index && *out.message_index == t.at("messageIndex").get<uint32_t>(), "message index differs");
   } else if (type == "megolmOutbound") {
-    GivenRandom random(crypto::hex_decode(t.at("random").get<std::string>()));
+    GivenRandom random(crypto::hex_decode_secret(t.at("random").get<std::string>()).span());
     auto s = olm::OutboundGroupSession::create(random);
     expect(random.all_used(), "not every random byte was drawn");
     expect(s.session_id() == t.at("sessionId"), "session id differs");
@@ -284,6 +285,7 @@ void check(const std::string& type, const json& g, const json& t) {
     for (const auto& s : state.outbound_sessions) {
       if (s.stream_id == stream) copy = olm::OutboundGroupSession::unpickle(state.pickle_key, s.session.view());
     }
+    expect(copy.has_value(), "the state holds no outbound session for the stream");
     auto text = version == 0 ? pt : crypto::base64_encode(crypto::as_bytes(pt), Base64Padding::kPadded);
     expect(copy->encrypt(crypto::as_bytes(text)) == e->ciphertext, "the ciphertext is not libolm's for the state");
     expect(copy->pickle(state.pickle_key) == t.at("sessionAfter"), "the session after differs");
@@ -335,10 +337,10 @@ void check(const std::string& type, const json& g, const json& t) {
       throw Error(ErrorCode::DECRYPTION_FAILED, e.what());
     }
   } else if (type == "olmAccount") {
-    GivenRandom random(crypto::hex_decode(t.at("random").get<std::string>()));
+    GivenRandom random(crypto::hex_decode_secret(t.at("random").get<std::string>()).span());
     auto a = olm::Account::create(random);
     expect(random.all_used(), "not every random byte was drawn");
-    GivenRandom fallback_random(crypto::hex_decode(t.at("fallbackRandom").get<std::string>()));
+    GivenRandom fallback_random(crypto::hex_decode_secret(t.at("fallbackRandom").get<std::string>()).span());
     a.generate_fallback_key(fallback_random);
     expect(fallback_random.all_used(), "not every fallback random byte was drawn");
     auto keys = json::parse(a.identity_keys());
@@ -351,7 +353,7 @@ void check(const std::string& type, const json& g, const json& t) {
     expect(a.sign(sparam(t, g, "signMessage")) == t.at("signature"), "signature differs");
     expect(a.pickle(SecretBytes(std::string_view(sparam(t, g, "pickleKey")))) == t.at("pickle"), "pickle differs");
   } else if (type == "deviceInit") {
-    GivenRandom random(crypto::hex_decode(t.at("random").get<std::string>()));
+    GivenRandom random(crypto::hex_decode_secret(t.at("random").get<std::string>()).span());
     MemoryCryptoStore store;
     EncryptionDevice device(store, random);
     GroupEncryptionCrypto c(nullptr, device);
@@ -364,7 +366,7 @@ void check(const std::string& type, const json& g, const json& t) {
   } else if (type == "olmEncrypt") {
     auto sender = olm::Account::unpickle(SecretBytes(std::string_view(sparam(t, g, "senderPickleKey"))), sparam(t, g, "senderPickle"));
     expect(sender.curve25519_key() == g.at("senderIdentityKey"), "the sender pickle is not the sender");
-    GivenRandom random(crypto::hex_decode(t.at("random").get<std::string>()));
+    GivenRandom random(crypto::hex_decode_secret(t.at("random").get<std::string>()).span());
     auto session = olm::Session::create_outbound(sender, sparam(t, g, "receiverIdentityKey"), sparam(t, g, "receiverFallbackKey"), random);
     auto m = session.encrypt(crypto::as_bytes(t.at("payload").get<std::string>()), random);
     expect(random.all_used(), "not every random byte was drawn");
@@ -379,7 +381,7 @@ void check(const std::string& type, const json& g, const json& t) {
     auto a = olm::Account::unpickle(SecretBytes(std::string_view(sparam(t, g, "pickleKey"))), sparam(t, g, "pickle"));
     expect(a.curve25519_key() == t.at("curve25519") && a.ed25519_key() == t.at("ed25519"), "keys differ");
   } else if (type == "receiveSessions") {
-    Device d(g.at("receiverExportedDevice").get<std::string>());
+    Device d(sparam(t, g, "receiverExportedDevice"));
     auto& c = d.crypto;
     expect(c.get_user_device().device_key == param(t, g, "receiverDeviceKey"), "receiver device key differs");
     auto result = receive_group_encryption_sessions(c, decode_hex<GroupEncryptionSessions>(t.at("groupEncryptionSessions")));
@@ -388,17 +390,28 @@ void check(const std::string& type, const json& g, const json& t) {
     expect(result.imported.size() == want.size(), "imported count differs");
     for (size_t i = 0; i < want.size(); ++i) {
       expect(result.imported[i] == want[i].at("sessionId"), "imported ids differ");
-      auto s = c.export_group_session(g.at("streamId").get<std::string>(), result.imported[i]);
+      auto s = c.export_group_session(sparam(t, g, "streamId"), result.imported[i]);
       expect(s && s->session_key.str() == want[i].at("sessionKey") && s->algorithm == want[i].at("algorithm"), "imported key differs");
     }
   } else if (type == "buildSessions") {
     // The library draws a seed per device (besides the sender's own) and
     // expands it into olm's 64 bytes; the vector gives both.
-    std::string seeds;
-    for (const auto& seed : t.at("seeds")) seeds += unhex(seed.get<std::string>());
-    GivenRandom random(crypto::as_bytes(seeds));
+    const auto sender_key = sparam(t, g, "senderKey");
+    size_t receivers = 0;
+    for (const auto& dv : t.at("devices")) receivers += dv.at("deviceKey").get<std::string>() != sender_key;
+    const auto& seed_list = t.at("seeds");
+    const auto& olm_random = t.at("olmRandom");
+    expect(seed_list.size() == receivers && olm_random.size() == receivers,
+           "one seed and one olmRandom per device other than the sender's");
+    SecretBytes seeds;
+    for (const auto& seed : seed_list) {
+      auto one = crypto::hex_decode_secret(seed.get<std::string>());
+      expect(one.size() == 32, "a seed is 32 bytes");
+      seeds.append(one.span());
+    }
+    GivenRandom random(seeds.span());
     Device d(sparam(t, g, "senderExportedDevice"), random);
-    expect(d.crypto.get_user_device().device_key == sparam(t, g, "senderKey"), "sender key differs");
+    expect(d.crypto.get_user_device().device_key == sender_key, "sender key differs");
     std::vector<GroupEncryptionSession> sessions;
     auto algorithm = parse_group_encryption_algorithm(t.at("algorithm").get<std::string>());
     expect(algorithm.has_value(), "unknown algorithm");
@@ -417,19 +430,18 @@ void check(const std::string& type, const json& g, const json& t) {
     expect(plan.skipped_devices == t.at("skippedDevices").get<std::vector<std::string>>(), "skipped devices differ");
     // Each seed's expansion is the olm random given, and each pre-key message
     // is libolm's from it (what the client, which draws those bytes, sends).
-    const auto& olm_random = t.at("olmRandom");
-    expect(olm_random.size() == t.at("seeds").size(), "one olmRandom per seed");
-    auto sender = olm::Account::unpickle(
-        ExportedDevice::decode(crypto::hex_decode_secret(sparam(t, g, "senderExportedDevice")).span()).pickle_key,
-        ExportedDevice::decode(crypto::hex_decode_secret(sparam(t, g, "senderExportedDevice")).span()).pickled_account.view());
+    auto sender_state = ExportedDevice::decode(crypto::hex_decode_secret(sparam(t, g, "senderExportedDevice")).span());
+    auto sender = olm::Account::unpickle(sender_state.pickle_key, sender_state.pickled_account.view());
     size_t i = 0;
     for (const auto& dv : devices) {
-      if (dv.device_key == sparam(t, g, "senderKey")) continue;
-      crypto::SeededRandom expand(crypto::hex_decode(t.at("seeds")[i].get<std::string>()));
-      expect(hex(expand.bytes(64).span()) == olm_random[i], "olmRandom is not the seed's expansion");
+      if (dv.device_key == sender_key) continue;
+      auto seed = crypto::hex_decode_secret(seed_list.at(i).get<std::string>());
+      auto given_bytes = crypto::hex_decode_secret(olm_random.at(i).get<std::string>());
+      crypto::SeededRandom expand(seed.span());
+      expect(expand.bytes(64) == given_bytes, "olmRandom is not the seed's expansion");
       auto it = plan.message.ciphertexts.find(dv.device_key);
       if (it != plan.message.ciphertexts.end()) {
-        GivenRandom given(crypto::hex_decode(olm_random[i].get<std::string>()));
+        GivenRandom given(given_bytes.span());
         auto session = olm::Session::create_outbound(sender, dv.device_key, dv.fallback_key, given);
         auto payload = session_keys_json([&] {
           std::vector<SecretBytes> keys;
@@ -437,6 +449,7 @@ void check(const std::string& type, const json& g, const json& t) {
           return keys;
         }());
         expect(session.encrypt(payload.span(), given).body == it->second, "a pre-key message is not libolm's from olmRandom");
+        expect(given.all_used(), "olmRandom is not what one pre-key message draws");
       }
       ++i;
     }

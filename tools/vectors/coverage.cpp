@@ -55,7 +55,7 @@ const std::map<std::string, TypeInfo> kTypes = {
     {"olmEncrypt", {"olm pre-key message from given random bytes", "send", "byte for byte"}},
     {"olmAccountUnpickle", {"olm account pickle opened", "receive", "byte for byte"}},
     {"receiveSessions", {"group sessions shared to a device", "receive", "decrypts our output"}},
-    {"buildSessions", {"group sessions shared, random bytes given", "send", "byte for byte"}},
+    {"buildSessions", {"group sessions shared, random bytes given", "send", "byte for byte (MapOrder: as a message)"}},
     {"decideSolicitation", {"whether to ask for missing keys", "decide", "byte for byte"}},
     {"decideAnswer", {"how to answer a key solicitation", "decide", "byte for byte"}},
     {"importDevice", {"exported device import", "receive", "decrypts our output"}},

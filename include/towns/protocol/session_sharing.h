@@ -34,7 +34,7 @@ TOWNS_API SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypt
 
 enum class ReceiveStatus {
   kImported,          // at least one missing session was imported
-  kNothingMissing,    // every listed session was already held
+  kNothingMissing,    // none was imported: each listed one was held, or its key was refused (see failed)
   kNotForThisDevice,  // no ciphertext for our device key
   kUnknownAlgorithm,  // ignored
 };
