@@ -38,6 +38,8 @@ auto values_of(const Map& m) {
 
 }  // namespace
 
+MemoryCryptoStore::MemoryCryptoStore() = default;
+
 std::optional<std::string> MemoryCryptoStore::get_account() {
   MutexLock l(mu_);
   return t_.account;

@@ -23,7 +23,7 @@ namespace towns {
 
 class TOWNS_API MemoryCryptoStore final : public CryptoStore {
  public:
-  MemoryCryptoStore() = default;
+  MemoryCryptoStore();  // out of line: one exported constructor, whatever the compiler inlines
 
   std::optional<std::string> get_account() override;
   void delete_account() override;
