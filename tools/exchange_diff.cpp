@@ -1,4 +1,5 @@
 #include "exchange_diff.h"
+#include "peer.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -925,104 +926,7 @@ json random_timeline(uint64_t seed) {
 
 // ---------------------------------------------------------------- peers
 
-class Peer {
- public:
-  explicit Peer(std::string command) : command_(std::move(command)) {}
-  ~Peer() { stop(); }
-
-  void start() {
-    int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) throw Error(ErrorCode::INTERNAL, "pipe failed");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, in[1]);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    const char* argv[] = {"/bin/sh", "-c", command_.c_str(), nullptr};
-    int rc = posix_spawn(&pid_, "/bin/sh", &fa, nullptr, const_cast<char* const*>(argv), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(in[0]);
-    close(out[1]);
-    if (rc != 0) throw Error(ErrorCode::INTERNAL, "cannot start peer: " + command_);
-    to_ = in[1];
-    from_ = out[0];
-    signal(SIGPIPE, SIG_IGN);
-  }
-
-  void stop() {
-    if (pid_ <= 0) return;
-    if (to_ >= 0) close(to_);
-    to_ = -1;
-    int status = 0;
-    for (int i = 0; i < 50 && waitpid(pid_, &status, WNOHANG) == 0; ++i) usleep(20000);
-    if (waitpid(pid_, &status, WNOHANG) == 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-    }
-    if (from_ >= 0) close(from_);
-    from_ = -1;
-    pid_ = -1;
-  }
-
-  // One request, its reply; throws on a dead, silent (timeout_ms) or garbled peer.
-  json request(json req, int timeout_ms = 120000) {
-    if (pid_ <= 0) start();
-    req["id"] = ++id_;
-    std::string line = req.dump() + "\n";
-    size_t off = 0;
-    while (off < line.size()) {
-      ssize_t n = write(to_, line.data() + off, line.size() - off);
-      if (n <= 0) {
-        stop();
-        throw Error(ErrorCode::INTERNAL, "the peer is gone");
-      }
-      off += static_cast<size_t>(n);
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      auto nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        std::string got = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        auto reply = json::parse(got, nullptr, false);
-        if (reply.is_discarded() || !reply.is_object()) throw Error(ErrorCode::INTERNAL, "the peer answered garbage");
-        if (reply.value("id", json()) != json(id_)) throw Error(ErrorCode::INTERNAL, "the peer answered out of order");
-        return reply;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-      if (left <= 0) {
-        stop();
-        throw Error(ErrorCode::INTERNAL, "the peer did not answer in time");
-      }
-      pollfd p{from_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-      char chunk[65536];
-      ssize_t n = read(from_, chunk, sizeof chunk);
-      if (n <= 0) {
-        stop();
-        throw Error(ErrorCode::INTERNAL, "the peer exited");
-      }
-      buf_.append(chunk, static_cast<size_t>(n));
-    }
-  }
-
-  json ok(json req) {
-    auto cmd = req.value("cmd", std::string());
-    auto reply = request(std::move(req));
-    if (!reply.value("ok", false)) {
-      throw Error(ErrorCode::INTERNAL, "peer refused " + cmd + ": " + reply.value("error", json::object()).dump());
-    }
-    return reply;
-  }
-
- private:
-  std::string command_;
-  pid_t pid_ = -1;
-  int to_ = -1, from_ = -1;
-  int64_t id_ = 0;
-  std::string buf_;
-};
+// The peer driver: tools/peer.h.
 
 // ---------------------------------------------------------------- comparing
 
@@ -1179,6 +1083,15 @@ RunResult run_timeline(const json& timeline, Peer* peer, bool verbose) {
   }
   return res;
 }
+
+}  // namespace
+
+PeerTraceVerdict replay_trace_through_peer(const json& test, Peer& peer) {
+  auto r = run_timeline(test, &peer, false);
+  return {r.passed, r.documented, r.report};
+}
+
+namespace {
 
 // The traces as a vector file (docs/vectors.md): one keyExchangeTrace group.
 json trace_vector_file(const json& traces) {
@@ -1347,8 +1260,8 @@ int run_exchange(int argc, char** argv) {
   }
   if (peer) {
     try {
-      peer->request({{"cmd", "quit"}}, 10000);
-    } catch (const Error&) {
+      peer->request({{"cmd", "quit"}});
+    } catch (const PeerError&) {
     }
     peer->stop();
   }

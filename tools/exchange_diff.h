@@ -17,6 +17,19 @@ nlohmann::json make_trace_vectors(int random_seeds);
 // (Replaying one keyExchangeTrace test is the library's: trace::check_trace in
 // lib/exchange/timeline.h.)
 
+class Peer;
+
+// One keyExchangeTrace test (docs/vectors.md) replayed through this library's
+// engine and a peer driver's (the engine commands of docs/driver.md), compared
+// output by output. documented: the test names a documented divergence
+// (docs/compat.md) and the peer showed it; report: the first difference.
+struct PeerTraceVerdict {
+  bool passed = false;
+  bool documented = false;
+  std::string report;
+};
+PeerTraceVerdict replay_trace_through_peer(const nlohmann::json& test, Peer& peer);
+
 // towns-e2ee exchange diff|trace|list ... ; returns the exit status.
 int run_exchange(int argc, char** argv);
 

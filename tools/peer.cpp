@@ -1,0 +1,147 @@
+#include "peer.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+
+extern char** environ;
+
+namespace towns::tools {
+
+using nlohmann::json;
+
+void Peer::start() {
+  int in[2], out[2];
+  if (pipe(in) != 0) throw PeerError("pipe failed");
+  if (pipe(out) != 0) {
+    close(in[0]);
+    close(in[1]);
+    throw PeerError("pipe failed");
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addclose(&fa, in[1]);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  // Its own process group, so that stop() ends everything the command started
+  // (a wrapper's children too), not only the shell.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  const char* argv[] = {"/bin/sh", "-c", command_.c_str(), nullptr};
+  int rc = posix_spawn(&pid_, "/bin/sh", &fa, &attr, const_cast<char* const*>(argv), environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[0]);
+  close(out[1]);
+  if (rc != 0) {
+    close(in[1]);
+    close(out[0]);
+    pid_ = -1;
+    throw PeerError("cannot start the peer: " + command_);
+  }
+  to_ = in[1];
+  from_ = out[0];
+  group_ = pid_;
+  buf_.clear();
+  signal(SIGPIPE, SIG_IGN);
+}
+
+void Peer::stop() {
+  // pid_ is 0 when the peer was already reaped (it exited on its own).
+  if (to_ >= 0) close(to_);
+  to_ = -1;
+  if (pid_ > 0) {
+    int status = 0;
+    for (int i = 0; i < 50 && waitpid(pid_, &status, WNOHANG) == 0; ++i) usleep(20000);
+    if (waitpid(pid_, &status, WNOHANG) == 0) {
+      kill(-group_, SIGKILL);
+      waitpid(pid_, &status, 0);
+    }
+  }
+  // Whatever of the group is left (a child that outlived the shell).
+  if (group_ > 0) kill(-group_, SIGKILL);
+  group_ = -1;
+  if (from_ >= 0) close(from_);
+  from_ = -1;
+  pid_ = -1;
+  buf_.clear();
+}
+
+json Peer::request(json req) {
+  req["id"] = ++id_;
+  exchanges_.push_back({req, nullptr, ""});
+  auto failed = [&](const std::string& why) {
+    exchanges_.back().failure = why;
+    stop();
+    return PeerError(why);
+  };
+  if (pid_ <= 0) start();
+  std::string line = req.dump() + "\n";
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = write(to_, line.data() + off, line.size() - off);
+    if (n <= 0) throw failed("the peer is gone (it closed its input)");
+    off += static_cast<size_t>(n);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+  for (;;) {
+    auto nl = buf_.find('\n');
+    if (nl != std::string::npos) {
+      std::string got = buf_.substr(0, nl);
+      buf_.erase(0, nl + 1);
+      auto reply = json::parse(got, nullptr, false);
+      if (reply.is_discarded() || !reply.is_object()) {
+        throw failed("the peer answered a line that is not a JSON object: " + got.substr(0, 200));
+      }
+      exchanges_.back().reply = reply;
+      if (reply.value("id", json()) != json(id_)) {
+        throw failed("the peer answered out of order: id " + reply.value("id", json()).dump() + ", expected " +
+                     std::to_string(id_));
+      }
+      return reply;
+    }
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) {
+      throw failed("the peer did not answer " + req.value("cmd", std::string("?")) + " within " +
+                   std::to_string(timeout_ms_) + " ms");
+    }
+    pollfd p{from_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    char chunk[65536];
+    ssize_t n = read(from_, chunk, sizeof chunk);
+    if (n <= 0) {
+      int status = 0;
+      std::string how = "the peer exited";
+      if (waitpid(pid_, &status, 0) == pid_) {
+        how += WIFEXITED(status) ? " with status " + std::to_string(WEXITSTATUS(status))
+                                 : WIFSIGNALED(status) ? " on signal " + std::to_string(WTERMSIG(status)) : "";
+        pid_ = 0;  // reaped; stop() only closes the pipes
+      }
+      throw failed(how + " while answering " + req.value("cmd", std::string("?")));
+    }
+    buf_.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+json Peer::ok(json req) {
+  auto cmd = req.value("cmd", std::string());
+  auto reply = request(std::move(req));
+  if (!reply.value("ok", false)) throw PeerError("the peer refused " + cmd + ": " + reply.value("error", json::object()).dump());
+  return reply;
+}
+
+std::vector<Peer::Exchange> Peer::take_exchanges() {
+  std::vector<Exchange> out;
+  out.swap(exchanges_);
+  return out;
+}
+
+}  // namespace towns::tools

@@ -1,0 +1,63 @@
+// A driver process (docs/driver.md) steered over its stdin and stdout: the
+// peer of `exchange diff` and of `vectors verify --driver`.
+//
+// Every request waits for its reply at most a timeout; a peer that exits,
+// stays silent, answers a line that is not a JSON object, or answers another
+// request's id is stopped and the request throws a PeerError saying which. The
+// next request starts the peer again, so one broken case does not end a run.
+#pragma once
+
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace towns::tools {
+
+class PeerError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Peer {
+ public:
+  // One request and what came back: the reply, or why none did.
+  struct Exchange {
+    nlohmann::json sent;
+    nlohmann::json reply;  // null when there was none
+    std::string failure;   // "" when a reply came
+  };
+
+  explicit Peer(std::string command, int timeout_ms = 120000) : command_(std::move(command)), timeout_ms_(timeout_ms) {}
+  ~Peer() { stop(); }
+  Peer(const Peer&) = delete;
+  Peer& operator=(const Peer&) = delete;
+
+  void start();
+  // Closes stdin, waits up to a second for the peer to exit, then kills it.
+  void stop();
+
+  // Sends req (its "id" set here) and returns the reply object; throws PeerError.
+  nlohmann::json request(nlohmann::json req);
+  // request(), and the reply must be ok; else throws PeerError naming the error.
+  nlohmann::json ok(nlohmann::json req);
+
+  // The exchanges since the last take_exchanges() (each request is recorded).
+  std::vector<Exchange> take_exchanges();
+  int timeout_ms() const { return timeout_ms_; }
+
+ private:
+  std::string command_;
+  int timeout_ms_;
+  pid_t pid_ = -1;
+  pid_t group_ = -1;  // the peer's process group (its shell's pid)
+  int to_ = -1, from_ = -1;
+  int64_t id_ = 0;
+  std::string buf_;
+  std::vector<Exchange> exchanges_;
+};
+
+}  // namespace towns::tools
