@@ -18,6 +18,7 @@
 #include "driver.h"
 #include "exchange_diff.h"
 #include "vectors.h"
+#include "driver_verify.h"
 #include "towns/crypto/encoding.h"
 
 #include <iostream>
@@ -85,6 +86,7 @@ int usage(FILE* out) {
                "  vectors generate --seed <hex> --out <dir>\n"
                "              write the test-vector corpus, deterministically from the seed\n"
                "  vectors verify <dir>\n"
+               "  vectors verify <dir> --driver \"<command>\" [--report <dir>] [--only <text>] [--timeout-ms N]\n"
                "              check every vector in dir; prints N passed, N failed\n"
                "  vectors coverage <dir>\n"
                "              print the corpus's coverage table (markdown, as in docs/vectors.md)\n"
@@ -122,6 +124,21 @@ int main(int argc, char** argv) {
         towns::vectors::generate(towns::crypto::hex_decode(argv[4]), argv[6]);
         std::printf("wrote %zu files to %s\n", towns::vectors::file_names().size(), argv[6]);
         return 0;
+      }
+      if (sub == "verify" && argc > 4) {
+        towns::vectors::DriverVerifyOptions o;
+        o.dir = argv[3];
+        for (int i = 4; i < argc; ++i) {
+          std::string_view a = argv[i];
+          if (i + 1 >= argc) return usage(stderr);
+          if (a == "--driver") o.command = argv[++i];
+          else if (a == "--report") o.report_dir = argv[++i];
+          else if (a == "--only") o.only = argv[++i];
+          else if (a == "--timeout-ms") o.timeout_ms = std::stoi(argv[++i]);
+          else return usage(stderr);
+        }
+        if (o.command.empty() || o.timeout_ms <= 0) return usage(stderr);
+        return towns::vectors::verify_with_driver(o);
       }
       if (sub == "verify" && argc == 4) {
         auto r = towns::vectors::verify(argv[3]);
