@@ -73,6 +73,9 @@ class Driver {
   Ctx& ctx_;
   char role_;
   int who_;  // 0 reference, 1 the first peer, 2 the second
+  bool used_ = false;  // a request was sent
+  bool done_ = false;  // quit was sent
+  int exit_code_ = 0;
   std::string name_;
   tools::Peer peer_;
 };

@@ -92,6 +92,7 @@ void Driver::log(const std::string& cmd) {
 
 json Driver::call(const std::string& cmd, json args) {
   args["cmd"] = cmd;
+  used_ = true;
   try {
     auto reply = peer_.request(std::move(args));
     log(cmd);
@@ -112,6 +113,8 @@ json Driver::ok(const std::string& cmd, json args) {
 
 json Driver::err(const std::string& cmd, json args, const std::string& code) {
   auto reply = call(cmd, std::move(args));
+  // A refusal checked against its code is the peer acting, init's included.
+  if (is_peer()) ctx_.peer_acted = true;
   if (!h::is_error(reply, code)) {
     throw Failure{name_ + " " + cmd + ": expected error " + code, code,
                   reply.value("ok", false) == true ? json("ok") : reply.value("error", json())};
@@ -120,6 +123,7 @@ json Driver::err(const std::string& cmd, json args, const std::string& code) {
 }
 
 json Driver::raw(const std::string& line) {
+  used_ = true;
   try {
     auto reply = peer_.raw(line);
     log("raw");
@@ -131,10 +135,12 @@ json Driver::raw(const std::string& line) {
 }
 
 int Driver::quit() {
+  if (done_ || !used_) return exit_code_;
+  done_ = true;
   try {
-    int code = peer_.quit();
+    exit_code_ = peer_.quit();
     log("quit");
-    return code;
+    return exit_code_;
   } catch (const PeerError& e) {
     log("quit");
     throw PeerError(name_ + " quit: " + e.what());
@@ -286,7 +292,7 @@ int run_conformance(const Options& o) {
       bool counted = ctx.peer_acted || (result == "fail" && ctx.peer_started);
       if (result != "not-expressible" && !counted) {
         result = "reference-only";
-        why = "no peer answered a command besides init and quit in this run: not counted";
+        why = "no peer answered a command besides init and quit, nor had a refusal checked, in this run: not counted";
       }
       row["result"] = result;
       if (!why.empty()) row["why"] = why;
