@@ -76,14 +76,25 @@ void Peer::stop() {
 
 json Peer::request(json req) {
   req["id"] = ++id_;
-  exchanges_.push_back({req, nullptr, ""});
+  auto line = req.dump();
+  auto what = req.value("cmd", std::string("?"));
+  exchanges_.push_back({std::move(req), nullptr, ""});
+  return exchange(line, json(id_), what);
+}
+
+json Peer::raw(const std::string& line) {
+  exchanges_.push_back({json(line), nullptr, ""});
+  return exchange(line, json(), "a raw line");
+}
+
+json Peer::exchange(const std::string& sent, const json& want_id, const std::string& what) {
   auto failed = [&](const std::string& why) {
     exchanges_.back().failure = why;
     stop();
     return PeerError(why);
   };
   if (pid_ <= 0) start();
-  std::string line = req.dump() + "\n";
+  std::string line = sent + "\n";
   size_t off = 0;
   while (off < line.size()) {
     ssize_t n = write(to_, line.data() + off, line.size() - off);
@@ -101,17 +112,16 @@ json Peer::request(json req) {
         throw failed("the peer answered a line that is not a JSON object: " + got.substr(0, 200));
       }
       exchanges_.back().reply = reply;
-      if (reply.value("id", json()) != json(id_)) {
+      if (!want_id.is_null() && reply.value("id", json()) != want_id) {
         throw failed("the peer answered out of order: id " + reply.value("id", json()).dump() + ", expected " +
-                     std::to_string(id_));
+                     want_id.dump());
       }
       return reply;
     }
     auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left <= 0) {
-      throw failed("the peer did not answer " + req.value("cmd", std::string("?")) + " within " +
-                   std::to_string(timeout_ms_) + " ms");
+      throw failed("the peer did not answer " + what + " within " + std::to_string(timeout_ms_) + " ms");
     }
     pollfd p{from_, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
@@ -125,10 +135,29 @@ json Peer::request(json req) {
                                  : WIFSIGNALED(status) ? " on signal " + std::to_string(WTERMSIG(status)) : "";
         pid_ = 0;  // reaped; stop() only closes the pipes
       }
-      throw failed(how + " while answering " + req.value("cmd", std::string("?")));
+      throw failed(how + " while answering " + what);
     }
     buf_.append(chunk, static_cast<size_t>(n));
   }
+}
+
+int Peer::quit() {
+  request({{"cmd", "quit"}});
+  if (to_ >= 0) close(to_);
+  to_ = -1;
+  int status = 0;
+  pid_t got = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+  while (pid_ > 0 && (got = waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+    usleep(5000);
+  }
+  int code = -1;
+  if (pid_ > 0 && got == pid_) {
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    pid_ = 0;
+  }
+  stop();
+  return code;
 }
 
 json Peer::ok(json req) {

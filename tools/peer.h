@@ -44,6 +44,13 @@ class Peer {
   nlohmann::json request(nlohmann::json req);
   // request(), and the reply must be ok; else throws PeerError naming the error.
   nlohmann::json ok(nlohmann::json req);
+  // Sends one raw line (not necessarily JSON) and returns the reply object,
+  // whatever its id; throws PeerError.
+  nlohmann::json raw(const std::string& line);
+  // Sends quit, closes stdin and waits (at most the timeout) for the peer to
+  // exit: its exit status, or -1 when it ended on a signal or had to be killed.
+  // Throws PeerError when quit is not answered.
+  int quit();
 
   // The exchanges since the last take_exchanges() (each request is recorded).
   std::vector<Exchange> take_exchanges();
@@ -58,6 +65,9 @@ class Peer {
   int64_t id_ = 0;
   std::string buf_;
   std::vector<Exchange> exchanges_;
+
+  // Writes line and reads one reply; want_id null accepts any id.
+  nlohmann::json exchange(const std::string& line, const nlohmann::json& want_id, const std::string& what);
 };
 
 }  // namespace towns::tools

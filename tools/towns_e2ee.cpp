@@ -19,6 +19,7 @@
 #include "exchange_diff.h"
 #include "vectors.h"
 #include "driver_verify.h"
+#include "conformance/conformance.h"
 #include "towns/crypto/encoding.h"
 
 #include <iostream>
@@ -88,6 +89,10 @@ int usage(FILE* out) {
                "  vectors verify <dir>\n"
                "  vectors verify <dir> --driver \"<command>\" [--report <dir>] [--only <text>] [--timeout-ms N]\n"
                "              check every vector in dir; prints N passed, N failed\n"
+               "  conformance --peer \"<command>\" [--peer \"<command>\"] [--report <dir>] [--only <name>]\n"
+               "              [--timeout-ms N] [--quiet]\n"
+               "              the interop scenarios with this library's driver as the peer's counterpart\n"
+               "              (docs/driver.md, \"The conformance suite\")\n"
                "  vectors coverage <dir>\n"
                "              print the corpus's coverage table (markdown, as in docs/vectors.md)\n"
                "  wire decode\n"
@@ -151,6 +156,24 @@ int main(int argc, char** argv) {
         return 0;
       }
       return usage(stderr);
+    }
+    if (cmd == "conformance") {
+      towns::conformance::Options o;
+      for (int i = 2; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "--quiet") {
+          o.quiet = true;
+          continue;
+        }
+        if (i + 1 >= argc) return usage(stderr);
+        if (a == "--peer") o.peers.push_back(argv[++i]);
+        else if (a == "--report") o.report_dir = argv[++i];
+        else if (a == "--only") o.only = argv[++i];
+        else if (a == "--timeout-ms") o.timeout_ms = std::stoi(argv[++i]);
+        else return usage(stderr);
+      }
+      if (o.peers.empty() || o.peers.size() > 2 || o.timeout_ms <= 0) return usage(stderr);
+      return towns::conformance::run_conformance(o);
     }
     if (cmd == "wire") {
       if (argc != 3 || std::string_view(argv[2]) != "decode") return usage(stderr);

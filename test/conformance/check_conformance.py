@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""`towns-e2ee conformance` against our own driver, against drivers broken on
+purpose (broken_driver.py), and with --client against the canonical client's
+driver.
+
+    check_conformance.py TOWNS_E2EE [--client "COMMAND" WORKDIR]
+
+Our driver passes every run with no deviation; the one run in which only the
+reference acts is reported as such and not counted. A broken peer fails exactly
+the runs it plays a broken part in, and the run goes on. The client's driver
+passes, its documented deviations reported as deviations."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+passed = failed = 0
+
+
+def check(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL: {what}")
+
+
+def run(cli, peer, report, *extra, cwd=None):
+    r = subprocess.run([cli, "conformance", "--peer", peer, "--report", report, "--quiet", *extra],
+                       capture_output=True, text=True, cwd=cwd)
+    with open(os.path.join(report, "report.json")) as f:
+        return r.returncode, r.stdout, json.load(f)
+
+
+def common(rep, out, name):
+    s = rep["summary"]
+    check(len(rep["cases"]) == sum(s.values()), f"{name}: a row per run")
+    check(all(c["section"].startswith("protocol.md ") and c["roles"] for c in rep["cases"]),
+          f"{name}: every row names its protocol section and roles")
+    check(re.fullmatch(r"\d+ passed, \d+ failed, \d+ deviations \(\d+ not expressible, \d+ reference only: not counted\)",
+                       out.strip()) is not None, f"{name}: the summary line: {out.strip()}")
+    check(out.startswith(f"{s['passed']} passed, {s['failed']} failed, {s['deviations']} deviations"),
+          f"{name}: the summary line gives the counts")
+
+
+def main():
+    cli = os.path.abspath(sys.argv[1])
+    tmp = tempfile.mkdtemp(prefix="towns-conformance-")
+    if len(sys.argv) > 2 and sys.argv[2] == "--client":
+        code, out, rep = run(cli, sys.argv[3], os.path.join(tmp, "client"), cwd=sys.argv[4])
+        s = rep["summary"]
+        common(rep, out, "client")
+        check(code == 0 and s["failed"] == 0 and s["passed"] > 20, f"the client's driver conforms, deviations aside: {out.strip()}")
+        dev = [c for c in rep["cases"] if c["result"] == "deviation"]
+        check(len(dev) > 0 and all(c["exchanges"] and "docs/compat.md" in c["why"] for c in dev),
+              "each deviation names docs/compat.md and shows the exchanges")
+        print(f"{passed} passed, {failed} failed")
+        return 1 if failed else 0
+
+    ours = f"{cli} driver"
+    code, out, rep = run(cli, ours, os.path.join(tmp, "ours"))
+    s = rep["summary"]
+    common(rep, out, "ours")
+    check(code == 0 and s["failed"] == 0 and s["deviations"] == 0 and s["passed"] > 50,
+          f"our driver passes every run: {out.strip()}")
+    only_ref = [c["id"] for c in rep["cases"] if c["result"] == "reference-only"]
+    check(only_ref == ["solicitation_duplicate_pending [A=peer B=reference]"],
+          f"the run in which only the reference acts is not counted: {only_ref}")
+    with open(os.path.join(tmp, "ours", "report.html")) as f:
+        html = f.read()
+    check(html.startswith("<!DOCTYPE html>") and "towns-e2ee conformance" in html and "<script" not in html,
+          "the HTML report is one self-contained page")
+
+    # Two peers: each against the reference, and the two together.
+    code, out, rep = run(cli, ours, os.path.join(tmp, "two"), "--peer", ours, "--only", "version0_payloads")
+    ids = [c["id"] for c in rep["cases"]]
+    check(code == 0 and len(ids) == 8 and "version0_payloads [A=peer 1 B=peer 2]" in ids,
+          f"two peers: 3 runs each with the reference, 2 together: {ids}")
+
+    def broken(mode, only, want_failed, why_has, *extra):
+        code, out, rep = run(cli, f"{sys.executable} {HERE}/broken_driver.py {mode} {ours}",
+                             os.path.join(tmp, mode.replace("=", "-")), "--only", only, *extra)
+        got = {c["id"] for c in rep["cases"] if c["result"] == "fail"}
+        check(code == 1, f"{mode}: the run fails")
+        check(got == want_failed, f"{mode}: failed {sorted(got - want_failed)} not expected, {sorted(want_failed - got)} not caught")
+        whys = [c.get("why", "") for c in rep["cases"] if c["result"] == "fail"]
+        check(all(why_has in w for w in whys), f"{mode}: each failure says why ({why_has}): {whys[:2]}")
+        check(all(c["exchanges"] for c in rep["cases"] if c["result"] == "fail"), f"{mode}: failures show the exchanges")
+
+    broken("flip-plaintext", "derived_scheme",
+           {f"derived_scheme [{r}]" for r in ("A=reference B=peer", "A=peer B=reference", "A=peer B=peer")}, " reads ")
+    # A hang in share fails the runs where the peer shares (it plays A), and only those.
+    broken("hang-on=share", "megolm_encrypt_share_decrypt",
+           {f"megolm_encrypt_share_decrypt [A=peer {r}]" for r in
+            ("B=reference C=reference", "B=reference C=peer", "B=peer C=reference", "B=peer C=peer")},
+           "did not answer share within 1500 ms", "--timeout-ms", "1500")
+    # A wrong code fails the runs where the peer decrypts from a device (it plays B).
+    broken("wrong-code", "olm_to_device_payloads",
+           {f"olm_to_device_payloads [{r}]" for r in ("A=reference B=peer", "A=peer B=peer")}, "expected error DECRYPTION_FAILED")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
