@@ -17,16 +17,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}")
+sys.path.insert(0, HERE)
+from checks import check, summary  # noqa: E402
 
 
 def run(cli, peer, report, *extra, cwd=None):
@@ -58,8 +50,7 @@ def main():
         dev = [c for c in rep["cases"] if c["result"] == "deviation"]
         check(len(dev) > 0 and all(c["exchanges"] and "docs/compat.md" in c["why"] for c in dev),
               "each deviation names docs/compat.md and shows the exchanges")
-        print(f"{passed} passed, {failed} failed")
-        return 1 if failed else 0
+        return summary()
 
     ours = f"{cli} driver"
     code, out, rep = run(cli, ours, os.path.join(tmp, "ours"))
@@ -101,8 +92,7 @@ def main():
     # A wrong code fails the runs where the peer decrypts from a device (it plays B).
     broken("wrong-code", "olm_to_device_payloads",
            {f"olm_to_device_payloads [{r}]" for r in ("A=reference B=peer", "A=peer B=peer")}, "expected error DECRYPTION_FAILED")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -15,16 +15,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}")
+sys.path.insert(0, HERE)
+from checks import check, summary  # noqa: E402
 
 
 def run(cli, vectors, driver, report, *extra, cwd=None):
@@ -50,8 +42,7 @@ def main():
         check(s["deviations"] > 0 and s["passed"] > 200, f"the client's documented deviations are reported: {s}")
         dev = [c for c in rep["cases"] if c["result"] == "deviation"]
         check(all(c["exchanges"] for c in dev), "each deviation shows what was sent and answered")
-        print(f"{passed} passed, {failed} failed")
-        return 1 if failed else 0
+        return summary()
 
     ours = f"{cli} driver"
     code, out, rep = run(cli, vectors, ours, os.path.join(tmp, "ours"))
@@ -92,8 +83,7 @@ def main():
     broken("exit-on=derived_encrypt", "derived.json", derived_encrypt, "exited with status 3")
     broken("garbage-on=derived_encrypt", "derived.json", derived_encrypt, "not a JSON object")
     broken("swap-id-on=derived_encrypt", "derived.json", derived_encrypt, "out of order")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":
