@@ -1,11 +1,13 @@
 #include "peer.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 
 extern char** environ;
@@ -14,10 +16,18 @@ namespace towns::tools {
 
 using nlohmann::json;
 
+namespace {
+// A reply line longer than this fails the request (the largest legitimate one,
+// a media decryption, is under 2 MB; a driver's request limit is 16 MiB).
+constexpr size_t kMaxReplyBytes = size_t{64} << 20;
+}  // namespace
+
 void Peer::start() {
+  // Close-on-exec: a driver started later must not hold this one's pipes
+  // (posix_spawn's dup2 onto 0 and 1 clears the flag there).
   int in[2], out[2];
-  if (pipe(in) != 0) throw PeerError("pipe failed");
-  if (pipe(out) != 0) {
+  if (pipe2(in, O_CLOEXEC) != 0) throw PeerError("pipe failed");
+  if (pipe2(out, O_CLOEXEC) != 0) {
     close(in[0]);
     close(in[1]);
     throw PeerError("pipe failed");
@@ -48,6 +58,8 @@ void Peer::start() {
   }
   to_ = in[1];
   from_ = out[0];
+  // Writes never block: a peer that stops reading fails on the deadline.
+  fcntl(to_, F_SETFL, fcntl(to_, F_GETFL) | O_NONBLOCK);
   group_ = pid_;
   buf_.clear();
   signal(SIGPIPE, SIG_IGN);
@@ -96,14 +108,39 @@ json Peer::exchange(const std::string& sent, const json& want_id, const std::str
   if (pid_ <= 0) start();
   std::string line = sent + "\n";
   size_t off = 0;
+  size_t scanned = 0;  // buf_ holds no newline before this
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+  auto left_ms = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+  };
+  // Writes the line, reading what comes back meanwhile (a peer may answer a
+  // earlier part, or write diagnostics, while we still write).
   while (off < line.size()) {
     ssize_t n = write(to_, line.data() + off, line.size() - off);
-    if (n <= 0) throw failed("the peer is gone (it closed its input)");
-    off += static_cast<size_t>(n);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      throw failed("the peer is gone (it closed its input)");
+    }
+    auto left = left_ms();
+    if (left <= 0) throw failed("the peer did not read " + what + " within " + std::to_string(timeout_ms_) + " ms");
+    pollfd p[2] = {{to_, POLLOUT, 0}, {from_, POLLIN, 0}};
+    if (poll(p, 2, static_cast<int>(left)) <= 0) continue;
+    if (p[1].revents & (POLLIN | POLLHUP)) {
+      char chunk[65536];
+      ssize_t r = read(from_, chunk, sizeof chunk);
+      if (r > 0) buf_.append(chunk, static_cast<size_t>(r));
+      if (buf_.size() > kMaxReplyBytes) throw failed("the peer wrote more than " + std::to_string(kMaxReplyBytes) + " bytes without a newline");
+    }
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
   for (;;) {
-    auto nl = buf_.find('\n');
+    auto nl = buf_.find('\n', scanned);
+    scanned = nl == std::string::npos ? buf_.size() : 0;
+    if (buf_.size() > kMaxReplyBytes && nl == std::string::npos) {
+      throw failed("the peer wrote more than " + std::to_string(kMaxReplyBytes) + " bytes without a newline");
+    }
     if (nl != std::string::npos) {
       std::string got = buf_.substr(0, nl);
       buf_.erase(0, nl + 1);
@@ -118,8 +155,7 @@ json Peer::exchange(const std::string& sent, const json& want_id, const std::str
       }
       return reply;
     }
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left = left_ms();
     if (left <= 0) {
       throw failed("the peer did not answer " + what + " within " + std::to_string(timeout_ms_) + " ms");
     }
@@ -127,16 +163,26 @@ json Peer::exchange(const std::string& sent, const json& want_id, const std::str
     if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
     char chunk[65536];
     ssize_t n = read(from_, chunk, sizeof chunk);
-    if (n <= 0) {
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+      // Its output ended: wait a little for it to exit (it may be waiting for
+      // its input to end), never without a bound.
+      if (to_ >= 0) close(to_);
+      to_ = -1;
       int status = 0;
-      std::string how = "the peer exited";
-      if (waitpid(pid_, &status, 0) == pid_) {
-        how += WIFEXITED(status) ? " with status " + std::to_string(WEXITSTATUS(status))
-                                 : WIFSIGNALED(status) ? " on signal " + std::to_string(WTERMSIG(status)) : "";
-        pid_ = 0;  // reaped; stop() only closes the pipes
+      std::string how = "the peer closed its output";
+      for (int i = 0; i < 50; ++i) {
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+          how = "the peer exited";
+          how += WIFEXITED(status) ? " with status " + std::to_string(WEXITSTATUS(status))
+                                   : WIFSIGNALED(status) ? " on signal " + std::to_string(WTERMSIG(status)) : "";
+          pid_ = 0;  // reaped; stop() only closes the pipes and ends the group
+          break;
+        }
+        usleep(20000);
       }
       throw failed(how + " while answering " + what);
     }
+    if (n < 0) continue;
     buf_.append(chunk, static_cast<size_t>(n));
   }
 }

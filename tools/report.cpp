@@ -29,7 +29,9 @@ std::string escape(const std::string& s) {
 // A value as the page shows it: text as it is, anything else as JSON.
 std::string shown(const json& v) {
   if (v.is_null()) return "";
-  std::string s = v.is_string() ? v.get<std::string>() : v.dump(1);
+  // A peer's bytes need not be UTF-8 (a garbage line, a string cut short):
+  // invalid sequences are shown as U+FFFD rather than failing the report.
+  std::string s = v.is_string() ? v.get<std::string>() : v.dump(1, ' ', false, json::error_handler_t::replace);
   if (s.size() > 4000) s = s.substr(0, 4000) + "… (" + std::to_string(s.size()) + " bytes)";
   return escape(s);
 }
@@ -40,7 +42,7 @@ void write_report(const std::string& dir, const json& report) {
   std::filesystem::create_directories(dir);
   {
     std::ofstream f(std::filesystem::path(dir) / "report.json", std::ios::trunc);
-    f << report.dump(2) << "\n";
+    f << report.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     if (!f) throw Error(ErrorCode::STORE_ERROR, "cannot write " + dir + "/report.json");
   }
   std::string html =
@@ -54,7 +56,7 @@ void write_report(const std::string& dir, const json& report) {
   static const json kNone = json::object(), kNoList = json::array();
   const json& summary = report.contains("summary") ? report.at("summary") : kNone;
   const json& cases = report.contains("cases") ? report.at("cases") : kNoList;
-  for (auto it = summary.begin(); it != summary.end(); ++it) html += escape(it.key()) + ": " + it.value().dump() + " &nbsp; ";
+  for (auto it = summary.begin(); it != summary.end(); ++it) html += escape(it.key()) + ": " + it.value().dump(-1, ' ', false, json::error_handler_t::replace) + " &nbsp; ";
   html += "</p>\n<table><tr><th>case</th><th>result</th><th>section</th><th>roles</th><th>why</th><th>details</th></tr>\n";
   for (const auto& c : cases) {
     auto result = c.value("result", "");

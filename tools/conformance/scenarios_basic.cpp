@@ -243,8 +243,14 @@ void roundtrip(Ctx& ctx, const std::string& alg) {
   }
   auto& fresh = ctx.c();
   init(fresh, kUserC);
-  fresh.ok("import_sessions", {{"sessions", a.ok("export_sessions", {{"stream_id", kStream}}).at("sessions")}});
+  auto exported = a.ok("export_sessions", {{"stream_id", kStream}}).at("sessions");
+  auto imported = fresh.ok("import_sessions", {{"sessions", exported}});
+  // The fresh device holds the stream's sessions, but not under another stream
+  // (asked first: the client, once it has used a session, finds it by id
+  // alone); both checked, so that a run where only C is the peer checks what works.
+  same(imported.at("imported").size(), exported.size(), "every exported session imported");
   fresh.err("decrypt", {{"stream_id", kOtherStream}, {"encrypted_data_pb", e1.at("encrypted_data_pb")}}, "SESSION_NOT_FOUND");
+  same(decrypt_text(fresh, e1), "first message", "C decrypts 1 from the export");
 }
 
 void version0_payloads(Ctx& ctx) {
