@@ -430,6 +430,12 @@ void check(const std::string& type, const json& g, const json& t) {
     expect(plan.skipped_devices == t.at("skippedDevices").get<std::vector<std::string>>(), "skipped devices differ");
     // Each seed's expansion is the olm random given, and each pre-key message
     // is libolm's from it (what the client, which draws those bytes, sends).
+    // The SessionKeys JSON every device's pre-key message carries: once.
+    auto payload = session_keys_json([&] {
+      std::vector<SecretBytes> keys;
+      for (const auto& s : sessions) keys.push_back(s.session_key);
+      return keys;
+    }());
     auto sender_state = ExportedDevice::decode(crypto::hex_decode_secret(sparam(t, g, "senderExportedDevice")).span());
     auto sender = olm::Account::unpickle(sender_state.pickle_key, sender_state.pickled_account.view());
     size_t i = 0;
@@ -443,11 +449,6 @@ void check(const std::string& type, const json& g, const json& t) {
       if (it != plan.message.ciphertexts.end()) {
         GivenRandom given(given_bytes.span());
         auto session = olm::Session::create_outbound(sender, dv.device_key, dv.fallback_key, given);
-        auto payload = session_keys_json([&] {
-          std::vector<SecretBytes> keys;
-          for (const auto& s : sessions) keys.push_back(s.session_key);
-          return keys;
-        }());
         expect(session.encrypt(payload.span(), given).body == it->second, "a pre-key message is not libolm's from olmRandom");
         expect(given.all_used(), "olmRandom is not what one pre-key message draws");
       }

@@ -1078,6 +1078,12 @@ void hybrid(const std::string& dir, const std::string& seed_hex, crypto::RandomS
 
 // ---------------------------------------------------------------- megolm
 
+// An error as the vectors' olmError names it: libolm's name without OLM_.
+std::string olm_error_name(const Error& e) {
+  std::string name(e.code_name());
+  return name.rfind("OLM_", 0) == 0 ? name.substr(4) : name;
+}
+
 // The libolm error a megolm ciphertext gives under a session key ("" when it
 // decrypts): what the vectors' olmError names.
 std::string megolm_olm_error(const std::string& session_key, const std::string& ciphertext) {
@@ -1085,8 +1091,7 @@ std::string megolm_olm_error(const std::string& session_key, const std::string& 
     (void)olm::InboundGroupSession::create(SecretBytes(std::string_view(session_key))).decrypt(ciphertext);
     return "";
   } catch (const Error& e) {
-    std::string name(e.code_name());
-    return name.rfind("OLM_", 0) == 0 ? name.substr(4) : name;
+    return olm_error_name(e);
   }
 }
 
@@ -1587,8 +1592,7 @@ void olm(const std::string& dir, const std::string& seed_hex, crypto::RandomSour
       (void)session.decrypt(0, m);
       return "";
     } catch (const Error& e) {
-      std::string name(e.code_name());
-      return name.rfind("OLM_", 0) == 0 ? name.substr(4) : name;
+      return olm_error_name(e);
     }
   };
   // olmError only where libolm itself refuses: this library checks the
