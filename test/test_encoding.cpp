@@ -1,5 +1,7 @@
 #include "helpers.h"
 
+#include <random>
+
 #include "towns/crypto/encoding.h"
 
 using namespace towns::crypto;
@@ -41,6 +43,66 @@ TEST_CASE("base64 decoding refuses what is not canonical base64") {
     REQUIRE_ERROR(base64_decode(bad, Base64Padding::kOptional), BAD_ENCODING);
   }
   REQUIRE_ERROR(base64_decode_secret("!!!!", Base64Padding::kOptional), BAD_ENCODING);
+}
+
+namespace {
+// The decoder as a plain, character-at-a-time reading of docs/protocol.md 1.1:
+// the fast decoder must give the same bytes, or fail with the same message.
+std::pair<std::vector<uint8_t>, std::string> reference_decode(std::string_view text, Base64Padding padding) {
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  auto fail = [](std::string why) { return std::pair<std::vector<uint8_t>, std::string>{{}, "BAD_ENCODING: invalid base64: " + why}; };
+  size_t pad = 0;
+  while (pad < text.size() && pad < 3 && text[text.size() - 1 - pad] == '=') ++pad;
+  auto body = text.substr(0, text.size() - pad);
+  if (pad > 0 && padding == Base64Padding::kNone) return fail("padding is not allowed here");
+  if (pad > 0 && (text.size() % 4 != 0 || pad > 2)) return fail("wrong padding");
+  if (pad == 0 && padding == Base64Padding::kPadded && text.size() % 4 != 0) return fail("missing padding");
+  if (body.size() % 4 == 1) return fail("impossible length");
+  if (pad > 0 && pad != (4 - body.size() % 4) % 4) return fail("wrong padding");
+  std::vector<uint8_t> out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : body) {
+    auto v = alphabet.find(c);
+    if (c == '\0' || v == std::string::npos) return fail(c == '=' ? "padding inside the text" : "character outside the alphabet");
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<uint8_t>(acc >> bits));
+      acc &= (1u << bits) - 1;
+    }
+  }
+  if (acc != 0) return fail("non-zero trailing bits");
+  return {out, ""};
+}
+}  // namespace
+
+TEST_CASE("base64 decoding four characters at a time agrees with a character-at-a-time reading") {
+  const std::string chars = "AQgw+/9z=!-_ \x80";
+  std::mt19937 rng(20261202);
+  size_t valid = 0, invalid = 0;
+  for (int round = 0; round < 200000; ++round) {
+    std::string text(rng() % 14, 'A');
+    for (auto& c : text) c = chars[rng() % (chars.size() - (round % 3 == 0 ? 0 : 6))];
+    for (auto p : {Base64Padding::kNone, Base64Padding::kPadded, Base64Padding::kOptional}) {
+      INFO(text);
+      auto [want, why] = reference_decode(text, p);
+      try {
+        auto got = base64_decode(text, p);
+        REQUIRE(why.empty());
+        REQUIRE(got == want);
+        REQUIRE(base64_decode_secret(text, p).view() == std::string_view(reinterpret_cast<const char*>(want.data()), want.size()));
+        ++valid;
+      } catch (const towns::Error& e) {
+        REQUIRE(e.code() == ErrorCode::BAD_ENCODING);
+        REQUIRE(std::string(e.what()) == why);
+        ++invalid;
+      }
+    }
+  }
+  CHECK(valid > 10000);
+  CHECK(invalid > 10000);
 }
 
 TEST_CASE("hex is lowercase out, either case and optional 0x in") {

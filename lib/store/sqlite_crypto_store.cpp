@@ -353,6 +353,7 @@ struct SqliteCryptoStore::Impl {
   // Set while opening, before the store is shared; then only read.
   crypto::RandomSource* rng = nullptr;
   bool synchronous_full = true;
+  bool relaxed_now = false;  // synchronous_full, but the connection is at NORMAL (WriteTxn)
   crypto::SecretBytes store_id;
   std::optional<crypto::AesGcm> row_key;   // seals the rows
   std::optional<crypto::HmacSha256> name_key;  // keyed hashes of ids
@@ -378,7 +379,19 @@ struct SqliteCryptoStore::Impl {
   // caller's impl_->mu (the constructor's requirement is checked).
   class WriteTxn {
    public:
-    explicit WriteTxn(Impl& impl) TOWNS_REQUIRES(impl.mu) : impl_(impl) { impl_.exec("BEGIN IMMEDIATE"); }
+    // kRelaxed: the replay record's transactions (docs/store.md), committed
+    // with synchronous=NORMAL; every other write is kDurable. The connection's
+    // mode is switched only when it differs (a run of decrypts switches it
+    // once), and before BEGIN, so a key write never commits under NORMAL.
+    enum class Sync { kDurable, kRelaxed };
+    explicit WriteTxn(Impl& impl, Sync sync = Sync::kDurable) TOWNS_REQUIRES(impl.mu) : impl_(impl) {
+      bool relax = sync == Sync::kRelaxed && impl_.synchronous_full;
+      if (relax != impl_.relaxed_now) {
+        impl_.stmt(relax ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL").run();
+        impl_.relaxed_now = relax;
+      }
+      impl_.stmt("BEGIN IMMEDIATE").run();
+    }
     ~WriteTxn() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
       if (!committed_ && sqlite3_get_autocommit(impl_.db) == 0) {
         sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -387,7 +400,7 @@ struct SqliteCryptoStore::Impl {
     WriteTxn(const WriteTxn&) = delete;
     WriteTxn& operator=(const WriteTxn&) = delete;
     void commit() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
-      impl_.exec("COMMIT");
+      impl_.stmt("COMMIT").run();
       committed_ = true;
     }
 
@@ -1222,17 +1235,7 @@ std::vector<ReplayCheck> SqliteCryptoStore::record_message_indices(const std::ve
   // committed without waiting for the disk: in WAL mode it then survives a crash
   // of the process, and the next key write (synchronous=FULL) makes it durable
   // against power loss too (docs/security.md). Keys are never written this way.
-  struct Relaxed {
-    Impl& impl;
-    bool on;
-    Relaxed(Impl& i, bool full) TOWNS_REQUIRES(i.mu) : impl(i), on(full) {
-      if (on) impl.exec("PRAGMA synchronous=NORMAL");
-    }
-    ~Relaxed() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
-      if (on) sqlite3_exec(impl.db, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
-    }
-  } relaxed(*impl_, impl_->synchronous_full);
-  Impl::WriteTxn txn(*impl_);
+  Impl::WriteTxn txn(*impl_, Impl::WriteTxn::Sync::kRelaxed);
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
     const auto& n = names[i];
