@@ -16,6 +16,7 @@
 #include "towns/proto/payloads.pb.h"
 #include "towns/olm/olm.h"
 #include "towns/protocol/inputs.h"
+#include "towns/exchange/key_exchange.h"
 #include "towns/protocol/session_sharing.h"
 
 using namespace towns;
@@ -805,6 +806,153 @@ TEST_CASE("the parallel paths give exactly what the sequential ones give") {
     }
   }
   CHECK(ok == 32);  // 30 + the hybrid one + the repeated one; the other sender's and the tampered one fail
+}
+
+TEST_CASE("answering and receiving side by side give exactly what one at a time gives") {
+  // Two devices with the same seeded source and the same keys: one works on 1
+  // thread, the other on 2 (export, chunked shares, pre-key decryption, import).
+  auto make = [](unsigned threads) {
+    auto rng = std::make_unique<crypto::SeededRandom>(test::bytes("parallel answers"));
+    auto store = std::make_unique<MemoryCryptoStore>();
+    auto c = std::make_unique<GroupEncryptionCrypto>(nullptr, *store, *rng);
+    c->init();
+    c->set_parallelism(threads);
+    return std::make_tuple(std::move(rng), std::move(store), std::move(c));
+  };
+  auto [r1, s1, seq] = make(1);
+  auto [r2, s2, par] = make(2);
+  std::vector<GroupEncryptionSession> keys;
+  for (int i = 0; i < 230; ++i) {
+    Device d;
+    d.crypto.ensure_outbound_session(kStream, kMegolm);
+    keys.push_back(d.crypto.export_room_keys().at(0));
+  }
+  // Twice in the batch, the second time from a later index (the first wins);
+  // a key under another session's id; a key that is not one.
+  Device late;
+  late.crypto.ensure_outbound_session(kStream, kMegolm);
+  for (int i = 0; i < 3; ++i) late.crypto.encrypt_group_event(kStream, test::bytes("advance"), kMegolm);
+  auto late_id = late.crypto.export_room_keys().at(0).session_id;
+  keys.push_back(*late.crypto.export_group_session(kStream, late_id));
+  keys.push_back(late.crypto.export_room_keys().at(0));
+  auto mislabelled = keys[0];
+  mislabelled.session_id = keys[1].session_id;
+  keys.insert(keys.begin() + 7, mislabelled);
+  auto garbage = keys[2];
+  garbage.session_key = secret("not a session key");
+  keys.insert(keys.begin() + 9, garbage);
+  auto i1 = seq->import_session_keys(kStream, keys);
+  auto i2 = par->import_session_keys(kStream, keys);
+  CHECK(i1.imported == i2.imported);
+  CHECK(i1.failed == i2.failed);
+  CHECK(i1.imported.size() == 232);  // 230 + the late key, counted for each of its two entries
+  CHECK(i1.failed.size() == 2);
+
+  // Export: in id order, the missing id left out, as export_group_session one by one.
+  auto ids = seq->group_session_ids(kStream, kMegolm);
+  REQUIRE(ids.size() == 231);
+  ids.insert(ids.begin() + 100, "no such session");
+  for (int round = 0; round < 2; ++round) {  // from the store, then from the cache
+    auto a = seq->export_group_sessions(kStream, ids);
+    auto b = par->export_group_sessions(kStream, ids);
+    REQUIRE(a.size() == 231);
+    REQUIRE(b.size() == 231);
+    size_t at = 0;
+    for (const auto& id : ids) {
+      auto one = seq->export_group_session(kStream, id);
+      if (!one) continue;
+      CHECK(a[at].session_id == id);
+      CHECK(text(a[at].session_key) == text(one->session_key));
+      CHECK(text(b[at].session_key) == text(one->session_key));
+      ++at;
+    }
+  }
+
+  // Shares of the answer: 231 sessions in 3 chunks, the same bytes one chunk
+  // after another (seq) and side by side (par).
+  Device requester;
+  auto target = requester.crypto.get_user_device();
+  auto sessions = seq->export_group_sessions(kStream, seq->group_session_ids(kStream, kMegolm));
+  std::vector<GroupEncryptionSessions> one_by_one;
+  for (size_t start = 0; start < sessions.size(); start += 100) {
+    std::vector<GroupEncryptionSession> chunk(sessions.begin() + static_cast<ptrdiff_t>(start),
+                                              sessions.begin() + static_cast<ptrdiff_t>(std::min(sessions.size(), start + 100)));
+    one_by_one.push_back(build_group_encryption_sessions(*seq, kStream, kMegolm, chunk, {target}).message);
+  }
+  auto side_by_side = build_solicitation_shares(*par, kStream, target, sessions);
+  REQUIRE(one_by_one.size() == 3);
+  REQUIRE(side_by_side.size() == 3);
+  for (size_t c = 0; c < 3; ++c) {
+    CHECK(one_by_one[c].session_ids == side_by_side[c].session_ids);
+    CHECK(one_by_one[c].ciphertexts == side_by_side[c].ciphertexts);
+  }
+
+  // Pre-key decryption, a tampered message and a wrong sender among them.
+  std::vector<std::pair<std::string, std::string>> messages;
+  for (const auto& m : side_by_side) messages.emplace_back(m.ciphertexts.at(target.device_key), m.sender_key);
+  auto tampered = messages[1];
+  tampered.first[tampered.first.size() / 2] ^= 1;
+  messages.insert(messages.begin() + 1, tampered);
+  messages.emplace_back(messages[0].first, late.crypto.get_user_device().device_key);
+  std::vector<std::pair<std::string_view, std::string_view>> views(messages.begin(), messages.end());
+  requester.crypto.set_parallelism(2);
+  auto batch = requester.crypto.decrypt_with_device_keys(views);
+  REQUIRE(batch.size() == 5);
+  size_t decrypted = 0;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    INFO("message " << i);
+    try {
+      auto single = requester.crypto.decrypt_with_device_key(messages[i].first, messages[i].second);
+      REQUIRE(batch[i].value.has_value());
+      CHECK(text(*batch[i].value) == text(single));
+      ++decrypted;
+    } catch (const Error& e) {
+      REQUIRE(batch[i].error.has_value());
+      CHECK(batch[i].error->code() == e.code());
+      CHECK(std::string(batch[i].error->what()) == e.what());
+    }
+  }
+  CHECK(decrypted == 3);
+
+  // Receiving the shares (one twice, one for another device) on 1 and 2 threads.
+  auto inbox = side_by_side;
+  inbox.push_back(side_by_side[1]);
+  auto elsewhere = side_by_side[2];
+  elsewhere.ciphertexts = {{"another device", "x"}};
+  inbox.insert(inbox.begin(), elsewhere);
+  auto broken = side_by_side[2];  // its sessions not yet held when it comes: decrypted, and refused
+  broken.ciphertexts[target.device_key] = tampered.first;
+  inbox.insert(inbox.begin() + 2, broken);
+  // The inbox was sealed for requester; both receivers take over its account.
+  auto exported = requester.crypto.export_device();
+  MemoryCryptoStore solo_store, duo_store;
+  GroupEncryptionCrypto solo(nullptr, solo_store), duo(nullptr, duo_store);
+  solo.init({.from_exported_device = exported});
+  duo.init({.from_exported_device = exported});
+  solo.set_parallelism(1);
+  duo.set_parallelism(2);
+  auto got1 = receive_group_encryption_sessions_batch(solo, inbox);
+  auto got2 = receive_group_encryption_sessions_batch(duo, inbox);
+  REQUIRE(got1.size() == inbox.size());
+  REQUIRE(got2.size() == inbox.size());
+  size_t imported = 0;
+  for (size_t i = 0; i < inbox.size(); ++i) {
+    INFO("inbox message " << i);
+    REQUIRE(got1[i].value.has_value() == got2[i].value.has_value());
+    if (got1[i].value) {
+      CHECK(got1[i].value->status == got2[i].value->status);
+      CHECK(got1[i].value->imported == got2[i].value->imported);
+      CHECK(got1[i].value->failed == got2[i].value->failed);
+      imported += got1[i].value->imported.size();
+    } else {
+      REQUIRE(got2[i].error.has_value());
+      CHECK(got1[i].error->code() == got2[i].error->code());
+    }
+  }
+  CHECK(imported == 231);
+  CHECK(got1[0].value->status == ReceiveStatus::kNotForThisDevice);
+  CHECK(got1[2].error->code() == ErrorCode::DECRYPTION_FAILED);
+  CHECK(got1.back().value->status == ReceiveStatus::kNothingMissing);
 }
 
 TEST_CASE("inputs: stream ids in their one canonical form, the SDK's isValidStreamId") {

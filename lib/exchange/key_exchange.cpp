@@ -540,15 +540,10 @@ std::optional<SolicitationAnswer> plan_solicitation_answer(GroupEncryptionCrypto
   auto probe = decide_solicitation_answer(known, own, sol, true);
   if (!probe || !is_entitled()) return std::nullopt;
   SolicitationAnswer answer;
-  std::set<std::string> sent;
-  for (const auto& [algorithm, ids] : probe->shares) {
-    for (const auto& id : ids) {
-      if (auto s = crypto.export_group_session(stream_id, id)) {
-        sent.insert(s->session_id);
-        answer.sessions.push_back(std::move(*s));
-      }
-    }
-  }
+  std::vector<std::string> wanted;
+  for (const auto& [algorithm, ids] : probe->shares) wanted.insert(wanted.end(), ids.begin(), ids.end());
+  // Exported side by side (a new device asks for every session of the stream).
+  answer.sessions = crypto.export_group_sessions(stream_id, wanted);
   if (answer.sessions.empty()) return std::nullopt;
   // Recompute over what could actually be exported.
   std::map<std::string, GroupEncryptionAlgorithm> exported;
@@ -575,11 +570,14 @@ std::vector<GroupEncryptionSessions> build_solicitation_shares(
     for (const auto& s : sessions) {
       if (s.algorithm == algorithm_id(algorithm)) of_algorithm.push_back(s);
     }
+    std::vector<std::vector<GroupEncryptionSession>> chunks;
     for (size_t start = 0; start < of_algorithm.size(); start += kMaxSessionsPerShare) {
       size_t end = std::min(of_algorithm.size(), start + kMaxSessionsPerShare);
-      std::vector<GroupEncryptionSession> chunk(of_algorithm.begin() + static_cast<ptrdiff_t>(start),
-                                                of_algorithm.begin() + static_cast<ptrdiff_t>(end));
-      auto plan = build_group_encryption_sessions(crypto, stream_id, algorithm, chunk, {requester});
+      chunks.emplace_back(of_algorithm.begin() + static_cast<ptrdiff_t>(start),
+                          of_algorithm.begin() + static_cast<ptrdiff_t>(end));
+    }
+    // The chunks' olm messages side by side (each is its own olm session).
+    for (auto& plan : build_group_encryption_session_chunks(crypto, stream_id, algorithm, chunks, {requester})) {
       if (!plan.message.ciphertexts.empty()) out.push_back(std::move(plan.message));
     }
   }

@@ -2,6 +2,7 @@
 // the RAII wrappers of olm.h.
 #include <nlohmann/json.hpp>
 
+#include "olm/olm_delegate.h"
 #include "towns/error.h"
 #include "towns/olm/olm.h"
 #include "towns/protocol/encryption_delegate.h"
@@ -113,6 +114,12 @@ class OlmEncryptionDelegate final : public EncryptionDelegate {
 };
 
 }  // namespace
+
+bool decrypts_without_writing(const DelegateAccount& account) {
+  return dynamic_cast<const OlmDelegateAccount*>(&account) != nullptr;
+}
+
+bool is_olm_delegate(const EncryptionDelegate& delegate) { return &delegate == &olm_encryption_delegate(); }
 
 EncryptionDelegate& olm_encryption_delegate() {
   static OlmEncryptionDelegate delegate;

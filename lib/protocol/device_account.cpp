@@ -1,4 +1,5 @@
 #include "common/parallel.h"
+#include "olm/olm_delegate.h"
 #include "towns/crypto/encoding.h"
 #include "towns/protocol/encryption_device.h"
 
@@ -108,38 +109,70 @@ void DeviceAccount::forget_old_fallback_key() {
 std::vector<DeviceCiphertext> DeviceAccount::encrypt_to_devices(std::string_view payload,
                                                                 const std::vector<UserDevice>& devices,
                                                                 unsigned threads) const {
-  check_payload_length(payload, "encryptUsingFallbackKey");
+  return std::move(encrypt_each_to_devices({payload}, devices, threads).at(0));
+}
+
+std::vector<std::vector<DeviceCiphertext>> DeviceAccount::encrypt_each_to_devices(
+    const std::vector<std::string_view>& payloads, const std::vector<UserDevice>& devices, unsigned threads) const {
+  for (auto payload : payloads) check_payload_length(payload, "encryptUsingFallbackKey");
   MutexLock l(mu_);
   const DelegateAccount& acct = account();
+  size_t n = payloads.size() * devices.size();
   std::vector<SecretBytes> seeds;
-  seeds.reserve(devices.size());
-  for (size_t i = 0; i < devices.size(); ++i) seeds.push_back(ctx_.rng.bytes(32));
-  std::vector<DeviceCiphertext> out(devices.size());
+  seeds.reserve(n);
+  for (size_t i = 0; i < n; ++i) seeds.push_back(ctx_.rng.bytes(32));
+  std::vector<std::vector<DeviceCiphertext>> out(payloads.size(), std::vector<DeviceCiphertext>(devices.size()));
   // The account is only read here (encrypt_to_device is const), and nothing
   // changes it while mu_ is held, so the threads share it.
-  parallel_for(devices.size(), threads, [&](size_t i) {
+  parallel_for(n, threads, [&](size_t i) {
+    size_t p = i / devices.size(), d = i % devices.size();
     try {
       crypto::SeededRandom r(seeds[i].span());
-      out[i].value = acct.encrypt_to_device(devices[i].device_key, devices[i].fallback_key,
-                                            crypto::as_bytes(payload), r);
+      out[p][d].value = acct.encrypt_to_device(devices[d].device_key, devices[d].fallback_key,
+                                               crypto::as_bytes(payloads[p]), r);
     } catch (const Error& e) {
-      out[i].error = e;
+      out[p][d].error = e;
     }
   });
   return out;
 }
 
 SecretBytes DeviceAccount::decrypt_prekey_message(std::string_view ciphertext, std::string_view their_identity_key) {
-  check_payload_length(ciphertext, "decryptMessage");
-  MutexLock l(mu_);
-  try {
-    // With fallback keys, making an inbound session leaves the account as it was
-    // (no one-time key is used up), so nothing is written back.
-    return account().decrypt_prekey_message(their_identity_key, ciphertext);
-  } catch (const Error& e) {
-    if (!is_olm_error(e.code())) throw;
-    throw Error(ErrorCode::DECRYPTION_FAILED, "error decrypting pre-key message: " + std::string(e.code_name()));
+  check_payload_length(ciphertext, "decryptMessage");  // before NOT_INITIALIZED, as always
+  auto out = decrypt_prekey_messages({{ciphertext, their_identity_key}}, 1);
+  if (out[0].error) throw *out[0].error;
+  return std::move(*out[0].value);
+}
+
+std::vector<Outcome<SecretBytes>> DeviceAccount::decrypt_prekey_messages(
+    const std::vector<std::pair<std::string_view, std::string_view>>& messages, unsigned threads) {
+  std::vector<Outcome<SecretBytes>> out(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    try {
+      check_payload_length(messages[i].first, "decryptMessage");
+    } catch (const Error& e) {
+      out[i].error = e;
+    }
   }
+  MutexLock l(mu_);
+  DelegateAccount& acct = account();
+  // With fallback keys, making an inbound session leaves the account as it was
+  // (no one-time key is used up), so nothing is written back; the libolm
+  // account is only read, so threads share it while mu_ is held (another
+  // delegate's account is used one message at a time).
+  if (!decrypts_without_writing(acct)) threads = 1;
+  parallel_for(messages.size(), threads, [&](size_t i) {
+    if (out[i].error) return;
+    auto [ciphertext, their_identity_key] = messages[i];
+    try {
+      out[i].value = acct.decrypt_prekey_message(their_identity_key, ciphertext);
+    } catch (const Error& e) {
+      out[i].error = is_olm_error(e.code()) ? Error(ErrorCode::DECRYPTION_FAILED, "error decrypting pre-key message: " +
+                                                                                     std::string(e.code_name()))
+                                            : e;
+    }
+  });
+  return out;
 }
 
 }  // namespace towns

@@ -2,6 +2,9 @@
 
 #include <map>
 
+#include "common/parallel.h"
+#include "olm/olm_delegate.h"
+
 #include "towns/crypto/encoding.h"
 #include "towns/protocol/inputs.h"
 #include "towns/protocol/messages.h"
@@ -88,6 +91,11 @@ void EncryptionDevice::import_exported_device(std::span<const uint8_t> bytes) {
 }
 
 std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(const std::vector<SessionImport>& keys) {
+  return import_sessions(keys, 1);
+}
+
+std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(const std::vector<SessionImport>& keys,
+                                                                              unsigned threads) {
   std::vector<ImportResult> results(keys.size());
   StoreChanges changes;
   struct Pending {
@@ -97,6 +105,34 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
   std::map<std::pair<std::string, std::string>, Pending> pending;
   MutexLock l(import_mu_);
   account_.user_device();  // NOT_INITIALIZED before init
+  // Each megolm key read into a session, its id, first index and pickle: the
+  // expensive part (libolm verifies a signed key and encrypts the pickle),
+  // side by side; what follows decides in key order as before. Another
+  // delegate than libolm's (stateless) is called one key at a time.
+  struct Read {
+    std::unique_ptr<DelegateInboundGroupSession> session;
+    std::string session_id;
+    uint32_t first_known_index = 0;
+    std::string pickle;
+    std::optional<Error> error;
+  };
+  std::vector<Read> read(keys.size());
+  if (!is_olm_delegate(ctx_.delegate)) threads = 1;
+  parallel_for(keys.size(), threads, [&](size_t i) {
+    const auto& k = keys[i];
+    if (k.algorithm == GroupEncryptionAlgorithm::kHybridGroupEncryption || !is_valid_stream_id(k.stream_id)) return;
+    auto& r = read[i];
+    try {
+      r.session = as_import_failure("megolm session key", [&] {
+        return ctx_.delegate.inbound_group_session_from_key(k.session_key);
+      });
+      r.session_id = r.session->session_id();
+      r.first_known_index = r.session->first_known_index();
+      if (r.session_id == k.session_id) r.pickle = r.session->pickle(ctx_.pickle_key);
+    } catch (const Error& e) {
+      r.error = e;
+    }
+  });
   for (size_t i = 0; i < keys.size(); ++i) {
     const auto& k = keys[i];
     try {
@@ -110,13 +146,12 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
         results[i].value = ImportOutcome::kImported;
         continue;
       }
-      auto session = as_import_failure("megolm session key", [&] {
-        return ctx_.delegate.inbound_group_session_from_key(k.session_key);
-      });
-      if (session->session_id() != k.session_id) {
+      auto& r = read[i];
+      if (r.error) throw *r.error;
+      if (r.session_id != k.session_id) {
         throw Error(ErrorCode::IMPORT_FAILED, "mismatched group session id for stream " + k.stream_id);
       }
-      uint32_t index = session->first_known_index();
+      uint32_t index = r.first_known_index;
       auto at = pending.find({k.stream_id, k.session_id});
       if (at != pending.end()) {
         // Listed twice in this batch: the lower first index wins.
@@ -124,7 +159,7 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
           results[i].value = ImportOutcome::kKeptExisting;
           continue;
         }
-        changes.inbound_sessions[at->second.record].pickle = session->pickle(ctx_.pickle_key);
+        changes.inbound_sessions[at->second.record].pickle = r.pickle;
         at->second.first_known_index = index;
         results[i].value = ImportOutcome::kImported;
         continue;
@@ -140,7 +175,7 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
         }
       }
       pending[{k.stream_id, k.session_id}] = {changes.inbound_sessions.size(), index};
-      changes.inbound_sessions.push_back({k.stream_id, k.session_id, session->pickle(ctx_.pickle_key), 0});
+      changes.inbound_sessions.push_back({k.stream_id, k.session_id, r.pickle, 0});
       results[i].value = ImportOutcome::kImported;
     } catch (const Error& e) {
       if (e.code() != ErrorCode::IMPORT_FAILED && e.code() != ErrorCode::STORE_CORRUPT && !is_olm_error(e.code())) {

@@ -54,6 +54,16 @@ crypto::SecretBytes GroupEncryptionCrypto::decrypt_with_device_key(std::string_v
   return device_.account().decrypt_prekey_message(ciphertext, sender_device_key);
 }
 
+std::vector<Outcome<crypto::SecretBytes>> GroupEncryptionCrypto::decrypt_with_device_keys(
+    const std::vector<std::pair<std::string_view, std::string_view>>& ciphertext_and_sender) {
+  return device_.account().decrypt_prekey_messages(ciphertext_and_sender, parallelism());
+}
+
+std::vector<std::vector<DeviceCiphertext>> GroupEncryptionCrypto::encrypt_each_to_devices(
+    const std::vector<std::string_view>& payloads, const std::vector<UserDevice>& devices) {
+  return device_.account().encrypt_each_to_devices(payloads, devices, parallelism());
+}
+
 std::string GroupEncryptionCrypto::ensure_outbound_session(std::string_view stream_id,
                                                            GroupEncryptionAlgorithm algorithm,
                                                            const EnsureOutboundSessionOptions& opts) {
@@ -121,6 +131,20 @@ std::optional<GroupEncryptionSession> GroupEncryptionCrypto::export_group_sessio
   return hybrid_decryption_.export_group_session(stream_id, session_id);
 }
 
+std::vector<GroupEncryptionSession> GroupEncryptionCrypto::export_group_sessions(
+    std::string_view stream_id, const std::vector<std::string>& session_ids) {
+  auto megolm = device_.inbound().export_sessions(stream_id, session_ids, parallelism());
+  std::vector<GroupEncryptionSession> out;
+  for (size_t i = 0; i < session_ids.size(); ++i) {
+    if (megolm[i]) {
+      out.push_back(std::move(*megolm[i]));
+    } else if (auto h = hybrid_decryption_.export_group_session(stream_id, session_ids[i])) {
+      out.push_back(std::move(*h));
+    }
+  }
+  return out;
+}
+
 std::vector<GroupEncryptionSession> GroupEncryptionCrypto::export_room_keys() {
   auto out = megolm_decryption_.export_group_sessions();
   auto hybrid = hybrid_decryption_.export_group_sessions();
@@ -164,7 +188,7 @@ void GroupEncryptionCrypto::import_keys(const std::vector<GroupEncryptionSession
     batch.push_back({std::string(stream_ids[i]), key.session_id, key.session_key, *algorithm});
     at.push_back(i);
   }
-  auto outcomes = device_.import_sessions(batch);
+  auto outcomes = device_.import_sessions(batch, parallelism());
   for (size_t k = 0; k < at.size(); ++k) {
     bool ok = !outcomes[k].error;
     (ok ? result.imported : result.failed).push_back(keys[at[k]].session_id);
@@ -214,7 +238,7 @@ ImportResult GroupEncryptionCrypto::import_room_keys(const std::vector<GroupEncr
 
 std::vector<EncryptionDevice::ImportResult> GroupEncryptionCrypto::import_sessions(
     const std::vector<SessionImport>& keys) {
-  return device_.import_sessions(keys);
+  return device_.import_sessions(keys, parallelism());
 }
 
 ImportResult GroupEncryptionCrypto::import_room_keys_as_json(std::string_view json,

@@ -1,3 +1,4 @@
+#include <atomic>
 #include <map>
 
 #include "common/parallel.h"
@@ -13,6 +14,15 @@ struct InboundSessions::Entry {
   std::unique_ptr<DelegateInboundGroupSession> session TOWNS_GUARDED_BY(mu);
   uint64_t last_use = 0;  // under InboundSessions::cache_mu_
 };
+
+namespace {
+// Bumped (under the cache lock of the InboundSessions concerned) whenever a
+// cache forgets an entry or clears: a load that raced with an import or a
+// delete is then not cached. One counter for every instance (a member would
+// change the public class's layout); another instance's bump only costs a
+// skipped cache fill.
+std::atomic<uint64_t> g_forgets{0};
+}  // namespace
 
 InboundSessions::~InboundSessions() = default;
 
@@ -35,6 +45,7 @@ void InboundSessions::refresh_if_stale() {
   if (version != data_version_) {
     // Another process wrote the store: it may have imported a better key.
     cache_.clear();
+    ++g_forgets;
     data_version_ = version;
   }
 }
@@ -60,6 +71,11 @@ std::shared_ptr<InboundSessions::Entry> InboundSessions::entry(std::string_view 
     e->session = unpickle_stored(record->stream_id, record->session_id, record->pickle);
   }
   e->last_use = ++use_counter_;
+  insert_evicting(std::move(key), e);
+  return e;
+}
+
+void InboundSessions::insert_evicting(Key key, std::shared_ptr<Entry> e) {
   if (cache_.size() >= kCacheSize) {
     // The least recently used goes (its session is wiped when its last user lets go).
     auto oldest = cache_.begin();
@@ -68,18 +84,19 @@ std::shared_ptr<InboundSessions::Entry> InboundSessions::entry(std::string_view 
     }
     cache_.erase(oldest);
   }
-  cache_.emplace(std::move(key), e);
-  return e;
+  cache_.emplace(std::move(key), std::move(e));
 }
 
 void InboundSessions::forget(std::string_view stream_id, std::string_view session_id) {
   MutexLock l(cache_mu_);
   cache_.erase(Key{std::string(stream_id), std::string(session_id)});
+  ++g_forgets;
 }
 
 void InboundSessions::clear() {
   MutexLock l(cache_mu_);
   cache_.clear();
+  ++g_forgets;
 }
 
 bool InboundSessions::has(std::string_view stream_id, std::string_view session_id) {
@@ -113,6 +130,70 @@ std::vector<GroupEncryptionSession> InboundSessions::export_all() {
     auto session = unpickle_stored(r.stream_id, r.session_id, r.pickle);
     out.push_back({r.stream_id, r.session_id, session->export_session(session->first_known_index()),
                    std::string(kGroupEncryptionAlgorithmId)});
+  }
+  return out;
+}
+
+std::vector<std::optional<GroupEncryptionSession>> InboundSessions::export_sessions(
+    std::string_view stream_id, const std::vector<std::string>& session_ids, unsigned threads) {
+  size_t n = session_ids.size();
+  std::vector<std::shared_ptr<Entry>> cached(n);
+  std::vector<std::optional<GroupSessionRecord>> stored(n);
+  uint64_t forgets = 0;
+  {
+    // The cache and the store are read under the cache lock, as entry() does;
+    // the unpickling, the expensive part, is left for the threads.
+    MutexLock l(cache_mu_);
+    refresh_if_stale();
+    forgets = g_forgets.load();
+    for (size_t i = 0; i < n; ++i) {
+      auto it = cache_.find(Key{std::string(stream_id), session_ids[i]});
+      if (it != cache_.end()) {
+        it->second->last_use = ++use_counter_;
+        cached[i] = it->second;
+      } else {
+        stored[i] = ctx_.store.get_inbound_session(stream_id, session_ids[i]);
+      }
+    }
+  }
+  std::vector<std::optional<GroupEncryptionSession>> out(n);
+  std::vector<std::unique_ptr<DelegateInboundGroupSession>> loaded(n);
+  std::vector<std::optional<Error>> errors(n);
+  auto exported = [&](size_t i, const DelegateInboundGroupSession& s) {
+    return GroupEncryptionSession{std::string(stream_id), session_ids[i], s.export_session(s.first_known_index()),
+                                  std::string(kGroupEncryptionAlgorithmId)};
+  };
+  parallel_for(n, threads, [&](size_t i) {
+    try {
+      if (cached[i]) {
+        MutexLock el(cached[i]->mu);
+        out[i] = exported(i, *cached[i]->session);
+      } else if (stored[i]) {
+        loaded[i] = unpickle_stored(stored[i]->stream_id, stored[i]->session_id, stored[i]->pickle);
+        out[i] = exported(i, *loaded[i]);
+      }
+    } catch (const Error& e) {
+      errors[i] = e;
+    }
+  });
+  for (auto& e : errors) {
+    if (e) throw *e;
+  }
+  // Cache what was loaded, unless an import or a delete came in between (its
+  // row may be newer than the one read) or another thread cached it first.
+  MutexLock l(cache_mu_);
+  if (g_forgets.load() != forgets) return out;
+  for (size_t i = 0; i < n; ++i) {
+    if (!loaded[i]) continue;
+    Key key{std::string(stream_id), session_ids[i]};
+    if (cache_.count(key) > 0) continue;
+    auto e = std::make_shared<Entry>();
+    {
+      MutexLock el(e->mu);
+      e->session = std::move(loaded[i]);
+    }
+    e->last_use = ++use_counter_;
+    insert_evicting(std::move(key), std::move(e));
   }
   return out;
 }

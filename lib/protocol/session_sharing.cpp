@@ -57,34 +57,49 @@ SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypto, std::st
                                           GroupEncryptionAlgorithm algorithm,
                                           const std::vector<GroupEncryptionSession>& sessions,
                                           const std::vector<UserDevice>& devices) {
+  return std::move(build_group_encryption_session_chunks(crypto, stream_id, algorithm, {sessions}, devices).at(0));
+}
+
+std::vector<SharePlan> build_group_encryption_session_chunks(
+    GroupEncryptionCrypto& crypto, std::string_view stream_id, GroupEncryptionAlgorithm algorithm,
+    const std::vector<std::vector<GroupEncryptionSession>>& chunks, const std::vector<UserDevice>& devices) {
   auto stream_bytes = stream_id_bytes(stream_id);
-  SharePlan plan;
-  auto& m = plan.message;
   auto own = crypto.get_user_device().device_key;
-  m.stream_id = Bytes(stream_bytes.begin(), stream_bytes.end());
-  m.sender_key = own;
-  m.algorithm = std::string(algorithm_id(algorithm));
-  std::vector<crypto::SecretBytes> keys;
-  for (const auto& s : sessions) {
-    m.session_ids.push_back(s.session_id);
-    keys.push_back(s.session_key);
-  }
-  auto cleartext = session_keys_json(keys);
   std::vector<UserDevice> targets;
   for (const auto& d : devices) {
     if (d.device_key != own) targets.push_back(d);
   }
-  auto results = crypto.encrypt_to_devices(cleartext.view(), targets);
-  for (size_t i = 0; i < targets.size(); ++i) {
-    if (results[i].value) {
-      m.ciphertexts[targets[i].device_key] = std::move(results[i].value->body);
-    } else if (results[i].error && is_olm_error(results[i].error->code())) {
-      plan.skipped_devices.push_back(targets[i].device_key);
-    } else if (results[i].error) {
-      throw *results[i].error;
+  std::vector<SharePlan> plans(chunks.size());
+  std::vector<crypto::SecretBytes> cleartexts;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    auto& m = plans[c].message;
+    m.stream_id = Bytes(stream_bytes.begin(), stream_bytes.end());
+    m.sender_key = own;
+    m.algorithm = std::string(algorithm_id(algorithm));
+    std::vector<crypto::SecretBytes> keys;
+    for (const auto& s : chunks[c]) {
+      m.session_ids.push_back(s.session_id);
+      keys.push_back(s.session_key);
+    }
+    cleartexts.push_back(session_keys_json(keys));
+  }
+  std::vector<std::string_view> payloads;
+  for (const auto& c : cleartexts) payloads.push_back(c.view());
+  auto results = crypto.encrypt_each_to_devices(payloads, targets);
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    auto& plan = plans[c];
+    for (size_t i = 0; i < targets.size(); ++i) {
+      auto& r = results[c][i];
+      if (r.value) {
+        plan.message.ciphertexts[targets[i].device_key] = std::move(r.value->body);
+      } else if (r.error && is_olm_error(r.error->code())) {
+        plan.skipped_devices.push_back(targets[i].device_key);
+      } else if (r.error) {
+        throw *r.error;
+      }
     }
   }
-  return plan;
+  return plans;
 }
 
 namespace {
@@ -97,34 +112,54 @@ struct Prepared {
   std::vector<SessionImport> imports;
 };
 
-Prepared prepare_receive(GroupEncryptionCrypto& crypto, const GroupEncryptionSessions& message,
-                         const std::string& own_device_key, std::set<std::string>& pending) {
+// What a message needs before the sequential pass: our ciphertext, its
+// algorithm, which of its sessions the store already holds, and (when any is
+// not held) our ciphertext decrypted, which the batch does side by side.
+struct Looked {
+  const std::string* ciphertext = nullptr;  // ours, or null
+  std::optional<GroupEncryptionAlgorithm> algorithm;
+  std::vector<bool> held;
+  std::optional<Outcome<crypto::SecretBytes>> decrypted;
+};
+
+Looked look(GroupEncryptionCrypto& crypto, const GroupEncryptionSessions& message, const std::string& own_device_key,
+            const std::string& stream_id) {
+  Looked l;
+  auto it = message.ciphertexts.find(own_device_key);
+  if (it == message.ciphertexts.end()) return l;
+  l.ciphertext = &it->second;
+  l.algorithm = parse_group_encryption_algorithm(message.algorithm, GroupEncryptionAlgorithm::kGroupEncryption);
+  if (!l.algorithm) return l;
+  for (const auto& id : message.session_ids) l.held.push_back(crypto.has_session_key(stream_id, id, *l.algorithm));
+  return l;
+}
+
+Prepared prepare_receive(const GroupEncryptionSessions& message, Looked& looked, std::set<std::string>& pending) {
   Prepared p;
   auto& result = p.result;
   result.stream_id = crypto::hex_encode(message.stream_id);
-  auto it = message.ciphertexts.find(own_device_key);
-  if (it == message.ciphertexts.end()) {
+  if (looked.ciphertext == nullptr) {
     result.status = ReceiveStatus::kNotForThisDevice;
     return p;
   }
-  auto algorithm = parse_group_encryption_algorithm(message.algorithm, GroupEncryptionAlgorithm::kGroupEncryption);
-  if (!algorithm) {
+  if (!looked.algorithm) {
     result.status = ReceiveStatus::kUnknownAlgorithm;
     return p;
   }
-  result.algorithm = *algorithm;
+  result.algorithm = *looked.algorithm;
   std::vector<size_t> missing;
   for (size_t i = 0; i < message.session_ids.size(); ++i) {
     const auto& id = message.session_ids[i];
     if (pending.count(result.stream_id + "|" + id) > 0) continue;
-    if (!crypto.has_session_key(result.stream_id, id, *algorithm)) missing.push_back(i);
+    if (!looked.held[i]) missing.push_back(i);
   }
   if (missing.empty()) return p;
 
-  auto cleartext = crypto.decrypt_with_device_key(it->second, message.sender_key);
+  auto& decrypted = *looked.decrypted;  // decrypted whenever a session was not held
+  if (decrypted.error) throw *decrypted.error;
   std::vector<crypto::SecretBytes> keys;
   try {
-    keys = parse_session_keys_json(cleartext.view());
+    keys = parse_session_keys_json(decrypted.value->view());
   } catch (const Error&) {
     throw Error(ErrorCode::IMPORT_FAILED, "the shared cleartext is not SessionKeys JSON");
   }
@@ -132,7 +167,7 @@ Prepared prepare_receive(GroupEncryptionCrypto& crypto, const GroupEncryptionSes
     throw Error(ErrorCode::IMPORT_FAILED, "the number of session keys differs from the number of session ids");
   }
   for (size_t i : missing) {
-    p.imports.push_back({result.stream_id, message.session_ids[i], std::move(keys[i]), *algorithm});
+    p.imports.push_back({result.stream_id, message.session_ids[i], std::move(keys[i]), *looked.algorithm});
   }
   return p;
 }
@@ -150,12 +185,35 @@ std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
     GroupEncryptionCrypto& crypto, const std::vector<GroupEncryptionSessions>& messages) {
   std::vector<BatchReceiveResult> out(messages.size());
   auto own = crypto.get_user_device().device_key;
+  // First what each message lists and lacks, and our ciphertexts of those that
+  // lack a session decrypted side by side (the expensive part: an olm inbound
+  // session each). The pass below then decides as it would one by one; a
+  // message whose missing sessions an earlier one turns out to bring simply
+  // leaves its decryption unused (decrypting changes nothing stored).
+  std::vector<Looked> looked(messages.size());
+  std::vector<std::pair<std::string_view, std::string_view>> to_decrypt;
+  std::vector<size_t> decrypting;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    try {
+      looked[i] = look(crypto, messages[i], own, crypto::hex_encode(messages[i].stream_id));
+    } catch (const Error& e) {
+      out[i].error = e;
+      continue;
+    }
+    if (std::find(looked[i].held.begin(), looked[i].held.end(), false) == looked[i].held.end()) continue;
+    to_decrypt.emplace_back(*looked[i].ciphertext, messages[i].sender_key);
+    decrypting.push_back(i);
+  }
+  auto decrypted = crypto.decrypt_with_device_keys(to_decrypt);
+  for (size_t k = 0; k < decrypting.size(); ++k) looked[decrypting[k]].decrypted = std::move(decrypted[k]);
+
   std::set<std::string> pending;  // "stream|session" imported by an earlier message
   std::vector<SessionImport> imports;
   std::vector<std::pair<size_t, size_t>> owner;  // (message, first import) ranges
   for (size_t i = 0; i < messages.size(); ++i) {
+    if (out[i].error) continue;
     try {
-      auto p = prepare_receive(crypto, messages[i], own, pending);
+      auto p = prepare_receive(messages[i], looked[i], pending);
       owner.emplace_back(i, imports.size());
       for (auto& imp : p.imports) {
         pending.insert(imp.stream_id + "|" + imp.session_id);

@@ -102,8 +102,19 @@ class TOWNS_API DeviceAccount {
   // a device whose keys olm refuses gets its error.
   std::vector<DeviceCiphertext> encrypt_to_devices(std::string_view payload, const std::vector<UserDevice>& devices,
                                                    unsigned threads) const;
+  // Several payloads, each to every device: result[p][d]. Randomness is drawn
+  // payload by payload, device by device, as that many encrypt_to_devices
+  // calls in a row would draw it, so the result is theirs whatever the threads.
+  std::vector<std::vector<DeviceCiphertext>> encrypt_each_to_devices(const std::vector<std::string_view>& payloads,
+                                                                     const std::vector<UserDevice>& devices,
+                                                                     unsigned threads) const;
   // PAYLOAD_TOO_LARGE; DECRYPTION_FAILED when olm refuses the message.
   crypto::SecretBytes decrypt_prekey_message(std::string_view ciphertext, std::string_view their_identity_key);
+  // decrypt_prekey_message for each (ciphertext, sender identity key), on up
+  // to `threads` threads (with fallback keys, decrypting leaves the account
+  // as it was, so the threads share it); each its plaintext or its error.
+  std::vector<Outcome<crypto::SecretBytes>> decrypt_prekey_messages(
+      const std::vector<std::pair<std::string_view, std::string_view>>& messages, unsigned threads);
 
  private:
   friend class EncryptionDevice;
@@ -208,6 +219,14 @@ class TOWNS_API InboundSessions {
   // The key in libolm's export format at the first known index.
   std::optional<GroupEncryptionSession> export_session(std::string_view stream_id, std::string_view session_id);
   std::vector<GroupEncryptionSession> export_all();
+  // export_session for each id, in order (nullopt where none is held), on up
+  // to `threads` threads: sessions not in the cache are read in one pass and
+  // unpickled side by side, then cached unless an import or delete came
+  // between. The first STORE_CORRUPT in id order is thrown, as the one-by-one
+  // loop would.
+  std::vector<std::optional<GroupEncryptionSession>> export_sessions(std::string_view stream_id,
+                                                                     const std::vector<std::string>& session_ids,
+                                                                     unsigned threads);
   // The first index the held session can decrypt.
   std::optional<uint32_t> first_known_index(std::string_view stream_id, std::string_view session_id);
 
@@ -240,6 +259,7 @@ class TOWNS_API InboundSessions {
   std::shared_ptr<Entry> entry(std::string_view stream_id, std::string_view session_id) TOWNS_EXCLUDES(cache_mu_);
   void forget(std::string_view stream_id, std::string_view session_id) TOWNS_EXCLUDES(cache_mu_);
   void refresh_if_stale() TOWNS_REQUIRES(cache_mu_);
+  void insert_evicting(Key key, std::shared_ptr<Entry> e) TOWNS_REQUIRES(cache_mu_);
   void clear() TOWNS_EXCLUDES(cache_mu_);
   GroupPlaintext decrypt_with(Entry& e, std::string_view ciphertext);
   // A stored row's session; STORE_CORRUPT when its pickle does not open.
@@ -363,6 +383,9 @@ class TOWNS_API EncryptionDevice {
   // it is kept as it is). A key listed twice counts once, with its best form.
   using ImportResult = Outcome<ImportOutcome>;
   std::vector<ImportResult> import_sessions(const std::vector<SessionImport>& keys);
+  // The same, the megolm keys read and pickled on up to `threads` threads
+  // first (the decisions and the one store write stay in key order).
+  std::vector<ImportResult> import_sessions(const std::vector<SessionImport>& keys, unsigned threads);
 
   // The binary ExportedDevice protobuf. Outbound sessions are advanced to their
   // reserved index, so the copy never reuses an index this device may use.

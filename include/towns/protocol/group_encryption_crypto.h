@@ -59,6 +59,14 @@ class TOWNS_API GroupEncryptionCrypto {
   // The same per device, a refused device getting its error instead of failing
   // the call (session sharing). Results do not depend on parallelism().
   std::vector<DeviceCiphertext> encrypt_to_devices(std::string_view payload, const std::vector<UserDevice>& devices);
+  // Several payloads, each to every device (result[payload][device]), side by
+  // side; the same bytes as that many encrypt_to_devices calls in a row.
+  std::vector<std::vector<DeviceCiphertext>> encrypt_each_to_devices(const std::vector<std::string_view>& payloads,
+                                                                     const std::vector<UserDevice>& devices);
+  // decrypt_with_device_key for each (ciphertext, sender device key), side by
+  // side; each its plaintext or the error that call would have thrown.
+  std::vector<Outcome<crypto::SecretBytes>> decrypt_with_device_keys(
+      const std::vector<std::pair<std::string_view, std::string_view>>& ciphertext_and_sender);
 
   std::string ensure_outbound_session(std::string_view stream_id, GroupEncryptionAlgorithm algorithm,
                                       const EnsureOutboundSessionOptions& opts = {});
@@ -89,6 +97,10 @@ class TOWNS_API GroupEncryptionCrypto {
   unsigned parallelism() const { return parallelism_.load(); }
 
   std::optional<GroupEncryptionSession> export_group_session(std::string_view stream_id, std::string_view session_id);
+  // export_group_session for each id, in order, leaving out the ids not held;
+  // megolm sessions are loaded side by side on parallelism() threads.
+  std::vector<GroupEncryptionSession> export_group_sessions(std::string_view stream_id,
+                                                            const std::vector<std::string>& session_ids);
   std::vector<GroupEncryptionSession> export_room_keys();
   // Megolm session ids, then hybrid ones (each sorted), as the client lists them.
   std::vector<std::string> get_group_session_ids(std::string_view stream_id);

@@ -31,6 +31,11 @@ TOWNS_API SharePlan build_group_encryption_sessions(GroupEncryptionCrypto& crypt
                                                     GroupEncryptionAlgorithm algorithm,
                                                     const std::vector<GroupEncryptionSession>& sessions,
                                                     const std::vector<UserDevice>& devices);
+// One message per chunk of sessions, to the same devices, built side by side;
+// the same bytes as build_group_encryption_sessions chunk after chunk.
+TOWNS_API std::vector<SharePlan> build_group_encryption_session_chunks(
+    GroupEncryptionCrypto& crypto, std::string_view stream_id, GroupEncryptionAlgorithm algorithm,
+    const std::vector<std::vector<GroupEncryptionSession>>& chunks, const std::vector<UserDevice>& devices);
 
 enum class ReceiveStatus {
   kImported,          // at least one missing session was imported
