@@ -117,7 +117,7 @@ struct Scenario {
   void (*run)(Ctx&);
 };
 
-// The scenarios, in the order of test/interop/scenarios.ts.
+// The scenarios, in the order the runner runs them.
 void add_basic_scenarios(std::vector<Scenario>& out);
 void add_key_scenarios(std::vector<Scenario>& out);
 void add_store_scenarios(std::vector<Scenario>& out);

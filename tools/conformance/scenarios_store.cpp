@@ -160,7 +160,8 @@ void empty_pickle_key(Ctx& ctx) {
       continue;
     }
     if (!d.is_peer() || r.value("ok", false) != true) ctx.client_behaviour(d, false, "an empty pickle key", "INVALID_ARGUMENT", r);
-    // The client's documented behaviour, checked as scenarios.ts checks it.
+    // The client's documented behaviour: the key it took instead, and the store
+    // opens again under it.
     auto& c = ctx.make(side.role);
     auto dev = device(c.ok("init", {{"user_id", kUserA}, {"store", {{"sqlite", path}}}, {"pickle_key", ""}}));
     auto exported = bytes(c.ok("export_device").at("exported_device_pb"));
