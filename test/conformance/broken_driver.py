@@ -12,6 +12,11 @@ MODE:
   exit-on=CMD     exits with status 3 instead of answering CMD
   garbage-on=CMD  answers CMD with a line that is not JSON
   swap-id-on=CMD  answers CMD with another request's id
+  shout-exit-on=CMD
+                  writes 100 KB to stderr before each request (more than a pipe
+                  holds: a runner that does not read stderr while it waits never
+                  gets the reply), and on CMD writes SHOUT_LINE to stderr, then
+                  exits with status 3
   foreign-store   not broken, but its store is in a format the suite does not
                   know: the real driver keeps {"sqlite": P} at P.foreign, and P
                   holds a line of text once init has succeeded
@@ -21,6 +26,9 @@ import json
 import subprocess
 import sys
 import time
+
+SHOUT_LINE = "broken_driver.py: giving up before answering {cmd}, exit status 3"
+NOISE = ("broken_driver.py noise " + "." * 977 + "\n") * 100
 
 
 def main():
@@ -33,7 +41,12 @@ def main():
             cmd = request.get("cmd")
         except ValueError:
             request, cmd = None, None
-        if cmd == target and kind == "exit-on":
+        if kind == "shout-exit-on":
+            sys.stderr.write(NOISE)
+            if cmd == target:
+                sys.stderr.write(SHOUT_LINE.format(cmd=cmd) + "\n")
+            sys.stderr.flush()
+        if cmd == target and kind in ("exit-on", "shout-exit-on"):
             sys.exit(3)
         if cmd == target and kind == "hang-on":
             while True:

@@ -97,6 +97,28 @@ def main():
     check(out.strip() == "0 passed, 0 failed, 0 deviations (6 not expressible, 0 reference only: not counted)",
           f"foreign-store: nothing counted: {out.strip()}")
 
+    # A peer that writes much to stderr is read while it runs (it would block
+    # otherwise), and a failed run's row holds the tail of its stderr.
+    code, out, rep = run(cli, f"{sys.executable} {HERE}/broken_driver.py shout-exit-on=decrypt_from_device {ours}",
+                         os.path.join(tmp, "shout"), "--only", "olm_to_device_payloads", "--timeout-ms", "20000")
+    rows = {c["id"]: c for c in rep["cases"]}
+    failed = sorted(i for i, c in rows.items() if c["result"] == "fail")
+    check(code == 1 and failed == [f"olm_to_device_payloads [{r}]" for r in ("A=peer B=peer", "A=reference B=peer")],
+          f"shout: the runs where the peer decrypts from a device fail: {failed}")
+    line = "broken_driver.py: giving up before answering decrypt_from_device, exit status 3\n"
+    for i in failed:
+        err = [e for e in rows[i].get("stderr", []) if e["driver"] == "B (peer)"]
+        check(len(err) == 1 and err[0]["text"].endswith(line), f"shout: {i}: the row holds the peer's last stderr line")
+        text = err[0]["text"] if err else ""
+        note, _, tail = text.partition("\n")
+        check(re.fullmatch(r"\(\d+ earlier bytes not kept\)", note) is not None and len(tail.encode()) == 64 * 1024,
+              f"shout: {i}: 64 KiB of stderr kept, the rest counted: {note!r}, {len(tail.encode())}")
+        check("exited with status 3" in rows[i]["why"], f"shout: {i}: why: {rows[i]['why']}")
+    passed = rows.get("olm_to_device_payloads [A=peer B=reference]", {})
+    check(passed.get("result") == "pass" and "stderr" not in passed, "shout: a noisy peer that answers passes, no stderr shown")
+    with open(os.path.join(tmp, "shout", "report.html")) as f:
+        check(line.strip() in f.read(), "shout: the HTML report shows the peer's stderr")
+
     def broken(mode, only, want_failed, why_has, *extra):
         code, out, rep = run(cli, f"{sys.executable} {HERE}/broken_driver.py {mode} {ours}",
                              os.path.join(tmp, mode.replace("=", "-")), "--only", only, *extra)

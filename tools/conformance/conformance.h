@@ -63,6 +63,8 @@ class Driver {
   json raw(const std::string& line);
   // quit, and the exit status.
   int quit();
+  // Stops the process if it still runs; what it wrote to stderr (its tail).
+  std::string stop_and_take_stderr();
   bool is_peer() const { return who_ != 0; }
   char role() const { return role_; }
   // "A (peer)", "B (reference)"
