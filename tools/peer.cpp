@@ -24,12 +24,16 @@ constexpr size_t kMaxReplyBytes = size_t{64} << 20;
 
 void Peer::start() {
   // Close-on-exec: a driver started later must not hold this one's pipes
-  // (posix_spawn's dup2 onto 0 and 1 clears the flag there).
-  int in[2], out[2];
-  if (pipe2(in, O_CLOEXEC) != 0) throw PeerError("pipe failed");
-  if (pipe2(out, O_CLOEXEC) != 0) {
-    close(in[0]);
-    close(in[1]);
+  // (posix_spawn's dup2 onto 0, 1 and 2 clears the flag there).
+  int in[2], out[2], err[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) {
+      if (fd >= 0) close(fd);
+    }
+  };
+  in[0] = in[1] = out[0] = out[1] = -1;
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || (capture_ && pipe2(err, O_CLOEXEC) != 0)) {
+    close_all();
     throw PeerError("pipe failed");
   }
   posix_spawn_file_actions_t fa;
@@ -38,6 +42,10 @@ void Peer::start() {
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_addclose(&fa, in[1]);
   posix_spawn_file_actions_addclose(&fa, out[0]);
+  if (capture_) {
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawn_file_actions_addclose(&fa, err[0]);
+  }
   // Its own process group, so that stop() ends everything the command started
   // (a wrapper's children too), not only the shell.
   posix_spawnattr_t attr;
@@ -48,16 +56,20 @@ void Peer::start() {
   int rc = posix_spawn(&pid_, "/bin/sh", &fa, &attr, const_cast<char* const*>(argv), environ);
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
-  close(in[0]);
-  close(out[1]);
   if (rc != 0) {
-    close(in[1]);
-    close(out[0]);
+    close_all();
     pid_ = -1;
     throw PeerError("cannot start the peer: " + command_);
   }
+  close(in[0]);
+  close(out[1]);
+  if (err[1] >= 0) close(err[1]);
   to_ = in[1];
   from_ = out[0];
+  err_ = err[0];
+  // Read whenever something is there: a peer that writes much to stderr must
+  // never wait on us, nor we on it.
+  if (err_ >= 0) fcntl(err_, F_SETFL, fcntl(err_, F_GETFL) | O_NONBLOCK);
   // Writes never block: a peer that stops reading fails on the deadline.
   fcntl(to_, F_SETFL, fcntl(to_, F_GETFL) | O_NONBLOCK);
   group_ = pid_;
@@ -71,7 +83,7 @@ void Peer::stop() {
   to_ = -1;
   if (pid_ > 0) {
     int status = 0;
-    for (int i = 0; i < 50 && waitpid(pid_, &status, WNOHANG) == 0; ++i) usleep(20000);
+    for (int i = 0; i < 50 && waitpid(pid_, &status, WNOHANG) == 0; ++i) wait_reading_stderr(20);
     if (waitpid(pid_, &status, WNOHANG) == 0) {
       kill(-group_, SIGKILL);
       waitpid(pid_, &status, 0);
@@ -82,6 +94,11 @@ void Peer::stop() {
   group_ = -1;
   if (from_ >= 0) close(from_);
   from_ = -1;
+  // What the group wrote before it ended (a process outside it that still
+  // holds the pipe is not waited for).
+  read_stderr();
+  if (err_ >= 0) close(err_);
+  err_ = -1;
   pid_ = -1;
   buf_.clear();
 }
@@ -126,8 +143,9 @@ json Peer::exchange(const std::string& sent, const json& want_id, const std::str
     }
     auto left = left_ms();
     if (left <= 0) throw failed("the peer did not read " + what + " within " + std::to_string(timeout_ms_) + " ms");
-    pollfd p[2] = {{to_, POLLOUT, 0}, {from_, POLLIN, 0}};
-    if (poll(p, 2, static_cast<int>(left)) <= 0) continue;
+    pollfd p[3] = {{to_, POLLOUT, 0}, {from_, POLLIN, 0}, {err_, POLLIN, 0}};  // poll skips a negative fd
+    if (poll(p, 3, static_cast<int>(left)) <= 0) continue;
+    if (p[2].revents != 0) read_stderr();
     if (p[1].revents & (POLLIN | POLLHUP)) {
       char chunk[65536];
       ssize_t r = read(from_, chunk, sizeof chunk);
@@ -159,8 +177,10 @@ json Peer::exchange(const std::string& sent, const json& want_id, const std::str
     if (left <= 0) {
       throw failed("the peer did not answer " + what + " within " + std::to_string(timeout_ms_) + " ms");
     }
-    pollfd p{from_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    pollfd p[2] = {{from_, POLLIN, 0}, {err_, POLLIN, 0}};
+    if (poll(p, 2, static_cast<int>(left)) <= 0) continue;
+    if (p[1].revents != 0) read_stderr();
+    if (p[0].revents == 0) continue;
     char chunk[65536];
     ssize_t n = read(from_, chunk, sizeof chunk);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
@@ -178,7 +198,7 @@ json Peer::exchange(const std::string& sent, const json& want_id, const std::str
           pid_ = 0;  // reaped; stop() only closes the pipes and ends the group
           break;
         }
-        usleep(20000);
+        wait_reading_stderr(20);
       }
       throw failed(how + " while answering " + what);
     }
@@ -195,7 +215,7 @@ int Peer::quit() {
   pid_t got = 0;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
   while (pid_ > 0 && (got = waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
-    usleep(5000);
+    wait_reading_stderr(5);
   }
   int code = -1;
   if (pid_ > 0 && got == pid_) {
@@ -211,6 +231,55 @@ json Peer::ok(json req) {
   auto reply = request(std::move(req));
   if (!reply.value("ok", false)) throw PeerError("the peer refused " + cmd + ": " + reply.value("error", json::object()).dump());
   return reply;
+}
+
+void Peer::read_stderr() {
+  while (err_ >= 0) {
+    char chunk[65536];
+    ssize_t n = read(err_, chunk, sizeof chunk);
+    if (n > 0) {
+      err_tail_.append(chunk, static_cast<size_t>(n));
+      if (err_tail_.size() > 2 * kStderrKeep) {  // trimmed in steps, not on every read
+        err_dropped_ += err_tail_.size() - kStderrKeep;
+        err_tail_.erase(0, err_tail_.size() - kStderrKeep);
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      close(err_);  // every writer is gone
+      err_ = -1;
+    }
+    return;
+  }
+}
+
+void Peer::wait_reading_stderr(int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return;
+    if (err_ < 0) {
+      usleep(static_cast<useconds_t>(left) * 1000);
+      return;
+    }
+    pollfd p{err_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left)) > 0) read_stderr();
+  }
+}
+
+std::string Peer::take_stderr() {
+  read_stderr();
+  if (err_tail_.size() > kStderrKeep) {
+    err_dropped_ += err_tail_.size() - kStderrKeep;
+    err_tail_.erase(0, err_tail_.size() - kStderrKeep);
+  }
+  std::string out;
+  if (err_dropped_ > 0) out = "(" + std::to_string(err_dropped_) + " earlier bytes not kept)\n";
+  out += err_tail_;
+  err_tail_.clear();
+  err_dropped_ = 0;
+  return out;
 }
 
 std::vector<Peer::Exchange> Peer::take_exchanges() {

@@ -64,7 +64,8 @@ void write_report(const std::string& dir, const json& report) {
             "</td><td>" + escape(c.value("section", "")) + "</td><td>" + shown(c.value("roles", json())) + "</td><td>" +
             escape(c.value("why", "")) + "</td><td>";
     if (result != "pass" && result != "not-expressible") {
-      html += "<details><summary>expected, actual, exchanges</summary><p>expected</p><pre>" +
+      html += std::string("<details><summary>expected, actual, exchanges") + (c.contains("stderr") ? ", stderr" : "") +
+              "</summary><p>expected</p><pre>" +
               shown(c.value("expected", json())) + "</pre><p>actual</p><pre>" + shown(c.value("actual", json())) +
               (c.contains("actualOutput") ? "\n" + shown(c.at("actualOutput")) : std::string()) + "</pre>";
       if (c.contains("vector")) html += "<p>the vector</p><pre>" + shown(c.at("vector")) + "</pre>";
@@ -73,6 +74,12 @@ void write_report(const std::string& dir, const json& report) {
         html += "<p>sent</p><pre>" + shown(x.value("sent", json())) + "</pre><p>reply</p><pre>" +
                 (x.value("failure", "").empty() ? shown(x.value("reply", json())) : escape(x.value("failure", ""))) +
                 "</pre>";
+      }
+      // Whole: it is a bounded tail already (tools/peer.h).
+      const json& err = c.contains("stderr") ? c.at("stderr") : kNoList;
+      for (const auto& e : err) {
+        html += "<p>stderr of " + escape(e.value("driver", "")) + "</p><pre>" +
+                escape(e.at("text").is_string() ? e.at("text").get<std::string>() : e.at("text").dump()) + "</pre>";
       }
       html += "</details>";
     }

@@ -83,6 +83,15 @@ def main():
     broken("exit-on=derived_encrypt", "derived.json", derived_encrypt, "exited with status 3")
     broken("garbage-on=derived_encrypt", "derived.json", derived_encrypt, "not a JSON object")
     broken("swap-id-on=derived_encrypt", "derived.json", derived_encrypt, "out of order")
+    # A peer noisy on stderr is read as it writes, and each failed case's row
+    # holds the tail of what the peer wrote during that case.
+    broken("shout-exit-on=derived_encrypt", "derived.json", derived_encrypt, "exited with status 3")
+    with open(os.path.join(tmp, "shout-exit-on-derived_encrypt", "report.json")) as f:
+        rows = json.load(f)["cases"]
+    line = "broken_driver.py: giving up before answering derived_encrypt, exit status 3\n"
+    check(all([e["driver"] for e in c.get("stderr", [])] == ["peer"] and c["stderr"][0]["text"].endswith(line)
+              for c in rows if c["result"] == "fail"), "shout: each failed case's row ends with the peer's stderr line")
+    check(not any("stderr" in c for c in rows if c["result"] != "fail"), "shout: other rows show no stderr")
     return summary()
 
 

@@ -1,6 +1,7 @@
 // Fails unless the TypeScript suites run on the Node.js pinned in
 // tools/node/package.json: this process (how meson starts them) and the `node`
-// first on PATH (how the runner starts drivers) must both be that version, and
+// first on PATH (how the conformance command, vectors verify and exchange diff
+// start the client's driver) must both be that version, and
 // every installed package's declared engines must accept it.
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, existsSync } from "node:fs";

@@ -63,6 +63,8 @@ class Driver {
   json raw(const std::string& line);
   // quit, and the exit status.
   int quit();
+  // Stops the process if it still runs; what it wrote to stderr (its tail).
+  std::string stop_and_take_stderr();
   bool is_peer() const { return who_ != 0; }
   char role() const { return role_; }
   // "A (peer)", "B (reference)"
@@ -117,7 +119,7 @@ struct Scenario {
   void (*run)(Ctx&);
 };
 
-// The scenarios, in the order of test/interop/scenarios.ts.
+// The scenarios, in the order the runner runs them.
 void add_basic_scenarios(std::vector<Scenario>& out);
 void add_key_scenarios(std::vector<Scenario>& out);
 void add_store_scenarios(std::vector<Scenario>& out);

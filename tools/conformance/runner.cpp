@@ -74,7 +74,7 @@ std::vector<std::vector<int>> assignments(size_t n, size_t peers) {
 // ---- Driver and Ctx
 
 Driver::Driver(Ctx& ctx, char role, int who, std::string command, int timeout_ms)
-    : ctx_(ctx), role_(role), who_(who), peer_(std::move(command), timeout_ms) {
+    : ctx_(ctx), role_(role), who_(who), peer_(std::move(command), timeout_ms, tools::PeerStderr::kCapture) {
   name_ = std::string(1, role) + " (" + (who == 0 ? "reference" : who == 1 ? "peer" : "peer 2") + ")";
 }
 
@@ -145,6 +145,11 @@ int Driver::quit() {
     log("quit");
     throw PeerError(name_ + " quit: " + e.what());
   }
+}
+
+std::string Driver::stop_and_take_stderr() {
+  peer_.stop();
+  return peer_.take_stderr();
 }
 
 Driver& Ctx::make(char role) {
@@ -281,7 +286,13 @@ int run_conformance(const Options& o) {
         result = "fail";
         why = std::string("a reply lacks a result or has one of another type: ") + e.what();
       }
-      ctx.drivers.clear();  // stops whatever is left
+      // Every process's stderr, for a failed run's row.
+      json stderr_of = json::array();
+      for (auto& d : ctx.drivers) {
+        auto text = d->stop_and_take_stderr();
+        if (!text.empty()) stderr_of.push_back({{"driver", d->name()}, {"text", std::move(text)}});
+      }
+      ctx.drivers.clear();
       std::filesystem::remove_all(dir);
       if (result == "pass" && !ctx.deviations.empty()) {
         result = "deviation";
@@ -301,6 +312,7 @@ int run_conformance(const Options& o) {
         row["actual"] = cut_long(actual);
       }
       if (result == "fail" || result == "deviation") row["exchanges"] = cut_long(ctx.exchanges);
+      if (result == "fail" && !stderr_of.empty()) row["stderr"] = std::move(stderr_of);
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
       if (result == "pass") ++passed;
       else if (result == "fail") ++failed;

@@ -1,6 +1,5 @@
-// The scenarios of test/interop/scenarios.ts that need no key exchange: the
-// derived scheme, media chunks, the two group algorithms' round trips and
-// version 0 payloads.
+// The scenarios that need no key exchange: the derived scheme, media chunks,
+// the two group algorithms' round trips and version 0 payloads.
 #include <algorithm>
 #include <cctype>
 #include <set>

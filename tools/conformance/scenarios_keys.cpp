@@ -1,6 +1,6 @@
-// The scenarios of test/interop/scenarios.ts about moving keys: solicitation
-// and fulfillment, olm to-device payloads, session export and import, and an
-// exported device that continues elsewhere.
+// The scenarios about moving keys: solicitation and fulfillment, olm to-device
+// payloads, session export and import, and an exported device that continues
+// elsewhere.
 #include <set>
 
 #include "conformance.h"
@@ -243,7 +243,7 @@ void add_key_scenarios(std::vector<Scenario>& out) {
   out.push_back({"solicitation_new_device", "protocol.md 9.2, 9.5, 9.6, 9.7", "AB", solicitation_new_device});
   out.push_back({"solicitation_partial", "protocol.md 9.2, 9.5", "AB", solicitation_partial});
   out.push_back({"solicitation_not_entitled_and_own_device", "protocol.md 9.5", "AB", solicitation_not_entitled_and_own_device});
-  // Only B acts, as in scenarios.ts: the runs where the peer plays A are
+  // Only B acts: the runs where the peer plays A are
   // reported as reference only.
   out.push_back({"solicitation_duplicate_pending", "protocol.md 9.2", "AB", solicitation_duplicate_pending});
   out.push_back({"olm_to_device_payloads", "protocol.md 7.2, 7.3", "AB", olm_to_device_payloads});

@@ -1,13 +1,19 @@
-// The scenarios of test/interop/scenarios.ts about refusals, stores and the
-// client's documented differences: bad inputs, a store across restarts, the
-// empty pickle key, NUL bytes, the store's open modes, and which grpaes
-// session a device seals with when several share a miniblock.
+// The scenarios about refusals, stores and the client's documented
+// differences: bad inputs, a store across restarts, the empty pickle key, NUL
+// bytes, the store's open modes, a stored megolm session damaged while its
+// device was stopped, and which grpaes session a device seals with when several
+// share a miniblock.
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "conformance.h"
 #include "towns/crypto/encoding.h"
+#include "towns/error.h"
 #include "towns/protocol/messages.h"
+#include "towns/store/sqlite_crypto_store.h"
 
 namespace towns::conformance {
 
@@ -154,7 +160,8 @@ void empty_pickle_key(Ctx& ctx) {
       continue;
     }
     if (!d.is_peer() || r.value("ok", false) != true) ctx.client_behaviour(d, false, "an empty pickle key", "INVALID_ARGUMENT", r);
-    // The client's documented behaviour, checked as scenarios.ts checks it.
+    // The client's documented behaviour: the key it took instead, and the store
+    // opens again under it.
     auto& c = ctx.make(side.role);
     auto dev = device(c.ok("init", {{"user_id", kUserA}, {"store", {{"sqlite", path}}}, {"pickle_key", ""}}));
     auto exported = bytes(c.ok("export_device").at("exported_device_pb"));
@@ -224,6 +231,163 @@ void store_open_modes(Ctx& ctx) {
   }
 }
 
+// ---- damaging a stopped driver's store file
+
+enum class Stored { kOutbound, kInbound };
+
+// One character of a pickle's text changed (the middle one): libolm's MAC over
+// the pickle then fails, and nothing else about the record changes.
+template <typename Text>
+void flip_middle(Text& pickle, const std::string& what) {
+  expect(pickle.size() > 0, what + ": a stored pickle");
+  auto& c = pickle.data()[pickle.size() / 2];
+  c = c == 'A' ? 'B' : 'A';
+}
+
+// The file formats the damage can be done to: this library's SQLite store
+// (docs/store.md), and the canonical driver's snapshot (a JSON object whose
+// exported_device_b64 is the client's ExportedDevice, docs/driver.md).
+enum class StoreFile { kSqliteStore, kSnapshot };
+
+StoreFile store_file_kind(const std::string& path, json& snapshot) {
+  auto unknown = [&](const std::string& what) {
+    return NotExpressible{"the peer's store file " + what +
+                          ": the scenario changes a stored pickle of a stopped driver, which it can do only in this "
+                          "library's SQLite store or the canonical driver's snapshot file (docs/driver.md)"};
+  };
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw unknown("does not exist at the path given to init");
+  std::stringstream all;
+  all << in.rdbuf();
+  const std::string bytes = all.str();
+  static constexpr char kSqliteMagic[] = "SQLite format 3";  // and its NUL: 16 bytes
+  if (bytes.size() >= 100 && std::memcmp(bytes.data(), kSqliteMagic, sizeof kSqliteMagic) == 0) {
+    // The header's application id (offset 68, big-endian): "TwnE" for a towns-e2ee store.
+    uint32_t app = 0;
+    for (size_t i = 68; i < 72; ++i) app = (app << 8) | static_cast<uint8_t>(bytes[i]);
+    if (app != 0x54776e45) throw unknown("is a SQLite database of another application");
+    return StoreFile::kSqliteStore;
+  }
+  snapshot = json::parse(bytes, nullptr, false);
+  if (snapshot.is_discarded() || !snapshot.is_object() || !snapshot.contains("exported_device_b64") ||
+      !snapshot.at("exported_device_b64").is_string()) {
+    throw unknown("is in a format the suite does not know");
+  }
+  return StoreFile::kSnapshot;
+}
+
+// Changes one character of the pickle of a stored megolm session (outbound or
+// inbound, by stream and session id) in the store file of a driver that has
+// quit. In this library's SQLite store the row is read and written again
+// through SqliteCryptoStore itself, so it is sealed as the store seals rows and
+// opens: only libolm refuses the pickle. In the canonical driver's snapshot the
+// session's pickle in the exported device is changed. Any other file: the
+// scenario is not expressible with this peer.
+void damage_stored_pickle(const Driver& d, const std::string& path, Stored which, const std::string& stream_id,
+                          const std::string& session_id, const std::string& pickle_key) {
+  const std::string what = d.name() + (which == Stored::kOutbound ? ": the stored outbound session " : ": the stored inbound session ") + session_id;
+  json snapshot;
+  if (store_file_kind(path, snapshot) == StoreFile::kSqliteStore) {
+    try {
+      auto store = SqliteCryptoStore::open(path, crypto::SecretView(pickle_key), StoreOpenMode::kOpen);
+      auto record = which == Stored::kOutbound ? store->get_outbound_session(stream_id)
+                                                : store->get_inbound_session(stream_id, session_id);
+      expect(record.has_value() && record->session_id == session_id, what + " in the SQLite store",
+             record ? json(record->session_id) : json(nullptr));
+      flip_middle(record->pickle, what);
+      StoreChanges changes;
+      (which == Stored::kOutbound ? changes.outbound_sessions : changes.inbound_sessions).push_back(*record);
+      expect(store->save_changes(changes), what + " written back");
+    } catch (const Error& e) {
+      throw Failure{what + ": the SQLite store the driver wrote does not open or read under its pickle key", "a readable store",
+                    e.what()};
+    }
+    return;
+  }
+  ExportedDevice device;
+  try {
+    auto raw = crypto::base64_decode_secret(snapshot.at("exported_device_b64").get<std::string>(), crypto::Base64Padding::kOptional);
+    device = ExportedDevice::decode(raw.span());
+  } catch (const Error& e) {
+    throw Failure{what + ": the snapshot's exported_device_b64 is not an ExportedDevice", "an ExportedDevice", e.what()};
+  }
+  auto& list = which == Stored::kOutbound ? device.outbound_sessions : device.inbound_sessions;
+  auto it = std::find_if(list.begin(), list.end(),
+                         [&](const auto& s) { return s.stream_id == stream_id && s.session_id == session_id; });
+  expect(it != list.end(), what + " in the snapshot");
+  flip_middle(it->session, what);
+  snapshot["exported_device_b64"] = crypto::base64_encode(device.encode().span(), crypto::Base64Padding::kPadded);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << snapshot.dump();
+  if (!out.flush()) throw Failure{what + ": cannot write the snapshot back", path, nullptr};
+}
+
+// docs/compat.md, "stored megolm session does not unpickle": the canonical
+// client treats a stored outbound session it cannot unpickle as none and
+// starts a new one; this library refuses (STORE_CORRUPT, the driver's
+// STORE_ERROR) and creates nothing. Either way the inbound copy of the session
+// (a separate row) still decrypts the history.
+void damaged_outbound_session(Ctx& ctx) {
+  for (const auto& side : kSides) {
+    auto path = ctx.dir + "/" + side.tag + "-damaged-outbound.db";
+    json init_args = {{"user_id", kUserC}, {"store", {{"sqlite", path}}}, {"pickle_key", "damage key"}};
+    auto& first = ctx.make(side.role);
+    first.ok("init", init_args);
+    auto e1 = encrypt(first, kMegolm, "before the damage");
+    same(first.quit(), 0, first.name() + ": clean exit");
+    damage_stored_pickle(first, path, Stored::kOutbound, kStream, e1.at("session_id").get<std::string>(), "damage key");
+    auto& second = ctx.make(side.role);
+    second.ok("init", init_args);
+    auto r = second.call("encrypt", {{"stream_id", kStream}, {"algorithm", kMegolm}, {"plaintext_b64", b64("after the damage")}});
+    auto ids = [&] { return second.ok("session_ids", {{"stream_id", kStream}}).at("session_ids"); };
+    if (is_error(r, "STORE_ERROR")) {
+      same(ids(), json::array({e1.at("session_id")}), second.name() + ": nothing created");
+    } else {
+      bool fresh = r.value("ok", false) == true && r.value("created_session", json()) == json(true) &&
+                   r.contains("session_id") && r.at("session_id") != e1.at("session_id");
+      ctx.client_behaviour(second, fresh,
+                           "a stored outbound session that does not unpickle is replaced by a new one (docs/compat.md)",
+                           "STORE_ERROR", r);
+      same(ids(), sorted(json::array({e1.at("session_id"), r.at("session_id")})), second.name() + ": two sessions");
+    }
+    same(decrypt_text(second, e1), "before the damage", second.name() + ": history still decrypts (its inbound row is intact)");
+    same(second.quit(), 0, second.name() + ": clean exit");
+  }
+}
+
+// An import over a held megolm session whose stored pickle is damaged fails
+// for that key in both (the row stays). Decrypting with it is libolm's error in
+// the client (the driver's DECRYPTION_FAILED) and STORE_CORRUPT here
+// (STORE_ERROR): docs/compat.md, "stored megolm session does not unpickle".
+void import_over_damaged_session(Ctx& ctx) {
+  auto& sender = ctx.a();
+  init(sender, kUserA);
+  auto m = encrypt(sender, kMegolm, "held once");
+  auto keys = sender.ok("export_sessions", {{"stream_id", kStream}}).at("sessions");
+  for (const auto& side : kSides) {
+    auto path = ctx.dir + "/" + side.tag + "-damaged-inbound.db";
+    json init_args = {{"user_id", kUserB}, {"store", {{"sqlite", path}}}, {"pickle_key", "damage key"}};
+    auto& first = ctx.make(side.role);
+    first.ok("init", init_args);
+    same(first.ok("import_sessions", {{"sessions", keys}}).at("imported"), json::array({m.at("session_id")}),
+         first.name() + ": imported");
+    same(first.quit(), 0, first.name() + ": clean exit");
+    damage_stored_pickle(first, path, Stored::kInbound, kStream, m.at("session_id").get<std::string>(), "damage key");
+    auto& second = ctx.make(side.role);
+    second.ok("init", init_args);
+    auto again = second.ok("import_sessions", {{"sessions", keys}});
+    same(json::array({again.at("imported"), again.at("failed")}), json::array({json::array(), json::array({m.at("session_id")})}),
+         second.name() + ": the import over the damaged session fails");
+    auto r = second.call("decrypt", {{"stream_id", kStream}, {"encrypted_data_pb", m.at("encrypted_data_pb")}});
+    if (!is_error(r, "STORE_ERROR")) {
+      ctx.client_behaviour(second, is_error(r, "DECRYPTION_FAILED"),
+                           "a stored inbound session that does not unpickle fails with libolm's error (docs/compat.md)",
+                           "STORE_ERROR", r);
+    }
+    same(second.quit(), 0, second.name() + ": clean exit");
+  }
+}
+
 // Sessions of one miniblock, from three devices, held by one: the canonical
 // client's in-memory store encrypts with the most recently used one; this
 // library (and the client's IndexedDB store) with the lowest session id
@@ -271,6 +435,8 @@ void add_store_scenarios(std::vector<Scenario>& out) {
   out.push_back({"empty_pickle_key", "protocol.md 4.4, 16.4", "AB", empty_pickle_key});
   out.push_back({"nul_bytes", "protocol.md 5.4, 7.3", "AB", nul_bytes});
   out.push_back({"store_open_modes", "protocol.md 16.7", "AB", store_open_modes});
+  out.push_back({"damaged_outbound_session", "protocol.md 5.2, 16.7", "AB", damaged_outbound_session});
+  out.push_back({"import_over_damaged_session", "protocol.md 5.7, 16.7", "AB", import_over_damaged_session});
   out.push_back({"grpaes_tie_on_miniblock", "protocol.md 6.3", "AB", grpaes_tie_on_miniblock});
 }
 

@@ -325,7 +325,7 @@ json exchanges_json(std::vector<Peer::Exchange> xs) {
 }  // namespace
 
 int verify_with_driver(const DriverVerifyOptions& o) {
-  Peer peer(o.command, o.timeout_ms);
+  Peer peer(o.command, o.timeout_ms, tools::PeerStderr::kCapture);
   Session session(peer);
   std::vector<std::filesystem::path> files;
   for (const auto& e : std::filesystem::directory_iterator(o.dir)) {
@@ -376,6 +376,7 @@ int verify_with_driver(const DriverVerifyOptions& o) {
           row["result"] = "not-expressible";
           row["why"] = n.why;
           (void)peer.take_exchanges();
+          (void)peer.take_stderr();
           ++skipped;
           cases.push_back(std::move(row));
           continue;
@@ -412,6 +413,8 @@ int verify_with_driver(const DriverVerifyOptions& o) {
         if (!why.empty()) row["why"] = why;
         if (!actual.is_null()) row["actualOutput"] = actual;
         auto xs = peer.take_exchanges();
+        auto err = peer.take_stderr();
+        if (result == "fail" && !err.empty()) row["stderr"] = json::array({json{{"driver", "peer"}, {"text", std::move(err)}}});
         if (result != "pass") {
           // What was expected in full: the vector (its inputs and outputs).
           row["vector"] = t;
