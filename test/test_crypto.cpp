@@ -740,18 +740,23 @@ TEST_CASE("replay: another event with an index already seen is refused; the same
   REQUIRE_ERROR(c.crypto.decrypt_group_event(kStream, e1), REPLAY);
 }
 
+namespace {
+// A device with a seeded source on a memory store, working on `threads`
+// threads: two made from one seed hold the same account and draw the same bytes.
+auto seeded_device(const std::string& seed, unsigned threads) {
+  auto rng = std::make_unique<crypto::SeededRandom>(test::bytes(seed));
+  auto store = std::make_unique<MemoryCryptoStore>();
+  auto c = std::make_unique<GroupEncryptionCrypto>(nullptr, *store, *rng);
+  c->init();
+  c->set_parallelism(threads);
+  return std::make_tuple(std::move(rng), std::move(store), std::move(c));
+}
+}  // namespace
+
 TEST_CASE("the parallel paths give exactly what the sequential ones give") {
   // Sharing: two devices with the same seeded source, one on 1 thread, one on 2.
-  auto make = [](unsigned threads) {
-    auto rng = std::make_unique<crypto::SeededRandom>(test::bytes("parallel sharing"));
-    auto store = std::make_unique<MemoryCryptoStore>();
-    auto c = std::make_unique<GroupEncryptionCrypto>(nullptr, *store, *rng);
-    c->init();
-    c->set_parallelism(threads);
-    return std::make_tuple(std::move(rng), std::move(store), std::move(c));
-  };
-  auto [r1, s1, seq] = make(1);
-  auto [r2, s2, par] = make(2);
+  auto [r1, s1, seq] = seeded_device("parallel sharing", 1);
+  auto [r2, s2, par] = seeded_device("parallel sharing", 2);
   REQUIRE(seq->get_user_device().device_key == par->get_user_device().device_key);
   std::vector<UserDevice> targets;
   for (int i = 0; i < 40; ++i) {
@@ -811,16 +816,8 @@ TEST_CASE("the parallel paths give exactly what the sequential ones give") {
 TEST_CASE("answering and receiving side by side give exactly what one at a time gives") {
   // Two devices with the same seeded source and the same keys: one works on 1
   // thread, the other on 2 (export, chunked shares, pre-key decryption, import).
-  auto make = [](unsigned threads) {
-    auto rng = std::make_unique<crypto::SeededRandom>(test::bytes("parallel answers"));
-    auto store = std::make_unique<MemoryCryptoStore>();
-    auto c = std::make_unique<GroupEncryptionCrypto>(nullptr, *store, *rng);
-    c->init();
-    c->set_parallelism(threads);
-    return std::make_tuple(std::move(rng), std::move(store), std::move(c));
-  };
-  auto [r1, s1, seq] = make(1);
-  auto [r2, s2, par] = make(2);
+  auto [r1, s1, seq] = seeded_device("parallel answers", 1);
+  auto [r2, s2, par] = seeded_device("parallel answers", 2);
   std::vector<GroupEncryptionSession> keys;
   for (int i = 0; i < 230; ++i) {
     Device d;
