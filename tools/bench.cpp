@@ -195,8 +195,11 @@ json answer(size_t sessions, size_t rounds) {
   sol.fallback_key = requester.fallback_key;
   sol.is_new_device = true;
   sol.session_ids = {"anything"};
+  // The requester's user id must be an address (0x and 40 hex digits), else the plan stops.
+  const std::string requester_user = "0x" + std::string(40, 'a');
   double ours = rate(rounds, [&](size_t) {
-    auto plan = plan_solicitation_answer(*d.crypto, stream_id(1), "ab", sol, [] { return true; });
+    auto plan = plan_solicitation_answer(*d.crypto, stream_id(1), requester_user, sol, [] { return true; });
+    if (!plan) throw Error(ErrorCode::INTERNAL, "the solicitation was not answered");
     build_solicitation_shares(*d.crypto, stream_id(1), requester, plan->sessions);
   });
   return result("answer_new_device_solicitation_1000_sessions", ours, std::nullopt, {{"unit", "solicitations"}});
