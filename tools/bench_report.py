@@ -212,7 +212,7 @@ def growth(rows):
             pts = series_points(rows, family, what, side)
             any_point = any_point or bool(pts)
             e = fit_exponent([(n, t["median"]) for n, t in pts])
-            item[side] = None if e is None else round(e, 2)
+            item[side] = None if e is None else round(e, 2) + 0.0  # + 0.0: no "-0.00"
             item[side + "_sizes"] = [n for n, _ in pts]
         if any_point:
             out.append(item)
@@ -289,12 +289,15 @@ def with_spread(s, fmt):
     """median (min–max), or the median alone for one round."""
     if s is None:
         return ""
-    if s["n"] < 2:
+    low, high = fmt(s["min"]), fmt(s["max"])
+    if s["n"] < 2 or low == high:
         return fmt(s["median"])
-    return f"{fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})"
+    return f"{fmt(s['median'])} ({low}–{high})"
 
 
 def fmt_duration(seconds):
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
 
 
@@ -398,7 +401,7 @@ def markdown_section(samples):
                 ", ".join(f"`{r['workload']}` {r['rounds']} of {meta['rounds']}" for r in few) + "."]
     if meta.get("store_build_s"):
         out += ["", "The store files were written once for the run (" + ", ".join(
-            f"{fmt_size(int(n), False)} sessions in {s:.0f} s" for n, s in meta["store_build_s"].items()) +
+            f"{fmt_size(int(n), False)} sessions in {fmt_duration(s)}" for n, s in meta["store_build_s"].items()) +
                 ") and each round opens them in a fresh process."]
     out += ["", "#### Headline sizes", "", f"Chart of the ratios: [{RATIOS_SVG}]({RATIOS_SVG}).", ""]
     body = []
