@@ -18,6 +18,7 @@ below are worked out by hand, not copied from the output:
     open 1 ms and 1 s (~ n^1), p99 1,500 us at 1M.
     python3 test/bench/check_bench_report.py <source root>
 """
+import json
 import os
 import subprocess
 import sys
@@ -37,7 +38,6 @@ def check(what, got, want):
 
 
 with open(os.path.join(root, "test", "bench", "samples.json"), encoding="utf-8") as f:
-    import json
     samples = json.load(f)
 
 # ---------------------------------------------------------------- the plan
