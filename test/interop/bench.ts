@@ -156,6 +156,7 @@ async function answer(n: number, rounds: number) {
 }
 
 async function backlog(events: number, sessions: number) {
+    if (events % sessions !== 0) throw new Error('backlog: events must be a multiple of sessions')
     const senders = []
     const all = []
     for (let s = 0; s < sessions; s++) {
