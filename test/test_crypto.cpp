@@ -615,6 +615,9 @@ TEST_CASE("session sharing: build, receive only ours and only what is missing") 
   REQUIRE_ERROR(receive_group_encryption_sessions(e.crypto, forged), DECRYPTION_FAILED);
   CHECK(e.crypto.get_group_session_ids(kStream).empty());
   CHECK(session_keys_json({}).view() == "{}");
+  // Escaped as JSON.stringify escapes, runs of plain characters kept whole.
+  CHECK(session_keys_json({secret("a\"b\\c\b\f\n\r\t\x01\x1f \u00e9\x7f end"), secret("plain"), secret("")}).view() ==
+        "{\"keys\":[\"a\\\"b\\\\c\\b\\f\\n\\r\\t\\u0001\\u001f \u00e9\x7f end\",\"plain\",\"\"]}");
   CHECK(parse_session_keys_json("{\"keys\":[\"a\"]}") == std::vector<SecretBytes>{secret("a")});
   REQUIRE_ERROR(parse_session_keys_json("[\"a\"]"), INVALID_ARGUMENT);
 }
@@ -950,6 +953,34 @@ TEST_CASE("answering and receiving side by side give exactly what one at a time 
   CHECK(got1[0].value->status == ReceiveStatus::kNotForThisDevice);
   CHECK(got1[2].error->code() == ErrorCode::DECRYPTION_FAILED);
   CHECK(got1.back().value->status == ReceiveStatus::kNothingMissing);
+}
+
+TEST_CASE("a stream with more sessions than the inbound cache holds still exports every key, whole batches and one by one") {
+  Device d;
+  std::vector<GroupEncryptionSession> keys;
+  for (int i = 0; i < 4096 + 904; ++i) {
+    auto s = olm::OutboundGroupSession::create(crypto::os_random());
+    keys.push_back({kStream, s.session_id(), s.session_key(), std::string(kGroupEncryptionAlgorithmId)});
+  }
+  REQUIRE(d.crypto.import_session_keys(kStream, keys).imported.size() == keys.size());
+  auto ids = d.crypto.group_session_ids(kStream, kMegolm);
+  REQUIRE(ids.size() == keys.size());
+  d.crypto.set_parallelism(2);
+  // Twice over: the first pass fills the cache and evicts from it, the second
+  // meets some entries cached and some evicted.
+  std::map<std::string, std::string> first;
+  for (int pass = 0; pass < 2; ++pass) {
+    auto out = d.crypto.export_group_sessions(kStream, ids);
+    REQUIRE(out.size() == ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      REQUIRE(out[i].session_id == ids[i]);
+      if (pass == 0) first[ids[i]] = text(out[i].session_key);
+      REQUIRE(text(out[i].session_key) == first[ids[i]]);
+    }
+  }
+  for (size_t i = 0; i < ids.size(); i += 7) {
+    REQUIRE(text(d.crypto.export_group_session(kStream, ids[i])->session_key) == first[ids[i]]);
+  }
 }
 
 TEST_CASE("inputs: stream ids in their one canonical form, the SDK's isValidStreamId") {

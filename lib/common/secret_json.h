@@ -30,8 +30,12 @@ using SecretJson = nlohmann::basic_json<std::map, std::vector, WipedString>;
 inline void append_json_string(crypto::SecretBytes& out, std::string_view s) {
   auto put = [&](std::string_view t) { out.append(crypto::as_bytes(t)); };
   put("\"");
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
+  size_t run = 0;  // start of the characters not yet written that need no escape
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    put(s.substr(run, i - run));  // written in runs: a key is one run
+    run = i + 1;
     switch (c) {
       case '"': put("\\\""); break;
       case '\\': put("\\\\"); break;
@@ -40,16 +44,14 @@ inline void append_json_string(crypto::SecretBytes& out, std::string_view s) {
       case '\n': put("\\n"); break;
       case '\r': put("\\r"); break;
       case '\t': put("\\t"); break;
-      default:
-        if (c < 0x20) {
-          static const char kHex[] = "0123456789abcdef";
-          const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-          put({esc, 6});
-        } else {
-          put({&ch, 1});
-        }
+      default: {
+        static const char kHex[] = "0123456789abcdef";
+        const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        put({esc, 6});
+      }
     }
   }
+  put(s.substr(run));
   put("\"");
 }
 
