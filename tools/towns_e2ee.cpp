@@ -93,8 +93,9 @@ int usage(FILE* out) {
                "  vectors verify <dir> --driver \"<command>\" [--report <dir>] [--only <text>] [--timeout-ms N]\n"
                "              check every vector in dir; prints N passed, N failed\n"
                "  conformance --peer \"<command>\" [--peer \"<command>\"] [--report <dir>] [--only <name>]\n"
-               "              [--timeout-ms N] [--quiet]\n"
-               "              the interop scenarios with this library's driver as the peer's counterpart\n"
+               "              [--timeout-ms N] [--quiet] [--vectors <dir>]\n"
+               "              the interop scenarios with this library's driver as the peer's counterpart;\n"
+               "              with --vectors, the corpus through each peer too, in the same report\n"
                "              (docs/driver.md, \"The conformance suite\")\n"
                "  vectors coverage <dir>\n"
                "              print the corpus's coverage table (markdown, as in docs/vectors.md)\n"
@@ -173,6 +174,7 @@ int main(int argc, char** argv) {
         else if (a == "--report") o.report_dir = argv[++i];
         else if (a == "--only") o.only = argv[++i];
         else if (a == "--timeout-ms") o.timeout_ms = std::stoi(argv[++i]);
+        else if (a == "--vectors") o.vectors_dir = argv[++i];
         else return usage(stderr);
       }
       if (o.peers.empty() || o.peers.size() > 2 || o.timeout_ms <= 0) return usage(stderr);

@@ -129,6 +129,24 @@ def main():
         check(all(why_has in w for w in whys), f"{mode}: each failure says why ({why_has}): {whys[:2]}")
         check(all(c["exchanges"] for c in rep["cases"] if c["result"] == "fail"), f"{mode}: failures show the exchanges")
 
+    # --vectors: the corpus through the peer in the same report and counts, as
+    # `vectors verify --driver` runs it (its own test checks case by case).
+    corpus = os.path.join(HERE, "..", "vectors")
+    code, out, rep = run(cli, ours, os.path.join(tmp, "vectors"), "--only", "session_export", "--vectors", corpus)
+    vec = [c for c in rep["cases"] if c.get("part") == "vectors"]
+    results = [c["result"] for c in vec]
+    check(code == 0, f"vectors: our driver passes ({out.strip()})")
+    check(len(vec) == 643 and results.count("pass") == 296 and results.count("not-expressible") == 347,
+          f"vectors: 643 rows, 296 passed, 347 not expressible: {len(vec)}, {results.count('pass')}, {results.count('not-expressible')}")
+    check(all(c["roles"] == {"device": "peer"} for c in vec), "vectors: each row names the peer's role")
+    check(rep["summary"] == {"passed": 3 + 296, "failed": 0, "deviations": 0, "notExpressible": 347, "referenceOnly": 0},
+          f"vectors: the summary counts scenario runs and vectors together: {rep['summary']}")
+    code, out, rep = run(cli, f"{sys.executable} {HERE}/broken_driver.py flip-plaintext {ours}",
+                         os.path.join(tmp, "vectors-flip"), "--only", "derived_scheme", "--vectors", corpus)
+    vec_failed = [c for c in rep["cases"] if c.get("part") == "vectors" and c["result"] == "fail"]
+    check(code == 1 and len(vec_failed) > 0, f"vectors: a driver that flips plaintexts fails vectors too ({len(vec_failed)})")
+    check(rep["summary"]["failed"] == 3 + len(vec_failed), "vectors: its failures are counted with the scenarios'")
+
     broken("flip-plaintext", "derived_scheme",
            {f"derived_scheme [{r}]" for r in ("A=reference B=peer", "A=peer B=reference", "A=peer B=peer")}, " reads ")
     # A hang in share fails the runs where the peer shares (it plays A), and only those.

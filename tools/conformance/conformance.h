@@ -29,6 +29,7 @@ struct Options {
   std::string only;                // "" for every scenario; else those whose name contains it
   int timeout_ms = 60000;          // per driver command
   bool quiet = false;              // no progress lines on stderr
+  std::string vectors_dir;         // also run this corpus through each peer ("" for none)
 };
 
 // Returns the exit status: 0 when every counted run passed (documented

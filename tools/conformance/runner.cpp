@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "conformance.h"
+#include "driver_verify.h"
 #include "report.h"
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
@@ -328,6 +329,27 @@ int run_conformance(const Options& o) {
     }
   }
   if (ran == 0) throw Error(ErrorCode::INVALID_ARGUMENT, "no scenario named like " + o.only);
+  // The vector corpus through each peer's driver, in the same report: every
+  // case a driver command can express (keyExchangeTrace cases drive the engine
+  // commands), as `vectors verify --driver` runs it.
+  for (size_t k = 0; k < o.peers.size() && !o.vectors_dir.empty(); ++k) {
+    auto r = vectors::run_vectors_with_driver({.dir = o.vectors_dir, .command = o.peers[k], .report_dir = "",
+                                               .only = "", .timeout_ms = o.timeout_ms, .quiet = o.quiet});
+    for (auto& row : r.cases) {
+      row["part"] = "vectors";
+      row["roles"] = {{"device", names[k + 1]}};
+      if (o.peers.size() == 2) row["id"] = std::string(names[k + 1]) + ": " + row["id"].get<std::string>();
+      cases.push_back(std::move(row));
+    }
+    passed += r.passed;
+    failed += r.failed;
+    deviations += r.deviations;
+    skipped += r.not_expressible;
+    if (!o.quiet) {
+      std::fprintf(stderr, "vectors through %s: %zu passed, %zu failed, %zu deviations, %zu not expressible\n",
+                   names[k + 1], r.passed, r.failed, r.deviations, r.not_expressible);
+    }
+  }
   json summary = {{"passed", passed}, {"failed", failed}, {"deviations", deviations}, {"notExpressible", skipped},
                   {"referenceOnly", reference_only}};
   if (!o.report_dir.empty()) {

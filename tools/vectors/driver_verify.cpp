@@ -324,7 +324,7 @@ json exchanges_json(std::vector<Peer::Exchange> xs) {
 
 }  // namespace
 
-int verify_with_driver(const DriverVerifyOptions& o) {
+DriverVerifyResult run_vectors_with_driver(const DriverVerifyOptions& o) {
   Peer peer(o.command, o.timeout_ms, tools::PeerStderr::kCapture);
   Session session(peer);
   std::vector<std::filesystem::path> files;
@@ -442,6 +442,19 @@ int verify_with_driver(const DriverVerifyOptions& o) {
   } catch (const PeerError&) {
   }
   peer.stop();
+  DriverVerifyResult r;
+  r.cases = std::move(cases);
+  r.passed = passed;
+  r.failed = failed;
+  r.deviations = deviations;
+  r.not_expressible = skipped;
+  return r;
+}
+
+int verify_with_driver(const DriverVerifyOptions& o) {
+  auto r = run_vectors_with_driver(o);
+  size_t passed = r.passed, failed = r.failed, deviations = r.deviations, skipped = r.not_expressible;
+  auto& cases = r.cases;
   json summary = {{"passed", passed}, {"failed", failed}, {"deviations", deviations}, {"notExpressible", skipped}};
   if (!o.report_dir.empty()) {
     tools::write_report(o.report_dir, {{"title", "towns-e2ee vectors verify --driver"},
