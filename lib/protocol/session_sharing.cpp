@@ -116,28 +116,29 @@ struct Prepared {
 // algorithm, which of its sessions the store already holds, and (when any is
 // not held) our ciphertext decrypted, which the batch does side by side.
 struct Looked {
+  std::string stream_id;                    // hex
   const std::string* ciphertext = nullptr;  // ours, or null
   std::optional<GroupEncryptionAlgorithm> algorithm;
   std::vector<bool> held;
   std::optional<Outcome<crypto::SecretBytes>> decrypted;
 };
 
-Looked look(GroupEncryptionCrypto& crypto, const GroupEncryptionSessions& message, const std::string& own_device_key,
-            const std::string& stream_id) {
+Looked look(GroupEncryptionCrypto& crypto, const GroupEncryptionSessions& message, const std::string& own_device_key) {
   Looked l;
+  l.stream_id = crypto::hex_encode(message.stream_id);
   auto it = message.ciphertexts.find(own_device_key);
   if (it == message.ciphertexts.end()) return l;
   l.ciphertext = &it->second;
   l.algorithm = parse_group_encryption_algorithm(message.algorithm, GroupEncryptionAlgorithm::kGroupEncryption);
   if (!l.algorithm) return l;
-  for (const auto& id : message.session_ids) l.held.push_back(crypto.has_session_key(stream_id, id, *l.algorithm));
+  for (const auto& id : message.session_ids) l.held.push_back(crypto.has_session_key(l.stream_id, id, *l.algorithm));
   return l;
 }
 
 Prepared prepare_receive(const GroupEncryptionSessions& message, Looked& looked, std::set<std::string>& pending) {
   Prepared p;
   auto& result = p.result;
-  result.stream_id = crypto::hex_encode(message.stream_id);
+  result.stream_id = looked.stream_id;
   if (looked.ciphertext == nullptr) {
     result.status = ReceiveStatus::kNotForThisDevice;
     return p;
@@ -195,7 +196,7 @@ std::vector<BatchReceiveResult> receive_group_encryption_sessions_batch(
   std::vector<size_t> decrypting;
   for (size_t i = 0; i < messages.size(); ++i) {
     try {
-      looked[i] = look(crypto, messages[i], own, crypto::hex_encode(messages[i].stream_id));
+      looked[i] = look(crypto, messages[i], own);
     } catch (const Error& e) {
       out[i].error = e;
       continue;
