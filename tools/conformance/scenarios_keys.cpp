@@ -35,13 +35,24 @@ json answer(Driver& d, const json& solicitation_pb, const std::string& from, jso
 }
 json solicit(Driver& d, json ids) { return d.ok("solicit", {{"stream_id", kStream}, {"missing_session_ids", std::move(ids)}}); }
 
+// A and B started, and A's first megolm and grpaes events, which B does not
+// hold yet: the start of the solicitation scenarios.
+struct History {
+  json bd, m, hy;  // B's device, A's megolm event, A's grpaes event
+};
+History start_with_history(Driver& a, Driver& b, const char* megolm_text, const char* grpaes_text) {
+  init(a, kUserA);
+  History h;
+  h.bd = device(init(b, kUserB));
+  h.m = encrypt(a, kMegolm, megolm_text);
+  h.hy = encrypt(a, kHybrid, grpaes_text);
+  return h;
+}
+
 void solicitation_new_device(Ctx& ctx) {
   auto& a = ctx.a();
   auto& b = ctx.b();
-  init(a, kUserA);
-  auto bd = device(init(b, kUserB));
-  auto m = encrypt(a, kMegolm, "megolm history");
-  auto hy = encrypt(a, kHybrid, "grpaes history");
+  auto [bd, m, hy] = start_with_history(a, b, "megolm history", "grpaes history");
   b.err("decrypt", {{"stream_id", kStream}, {"encrypted_data_pb", m.at("encrypted_data_pb")}}, "SESSION_NOT_FOUND");
   b.err("decrypt", {{"stream_id", kStream}, {"encrypted_data_pb", hy.at("encrypted_data_pb")}}, "SESSION_NOT_FOUND");
   json missing = json::array({hy.at("session_id"), m.at("session_id")});
@@ -76,10 +87,7 @@ void solicitation_new_device(Ctx& ctx) {
 void solicitation_partial(Ctx& ctx) {
   auto& a = ctx.a();
   auto& b = ctx.b();
-  init(a, kUserA);
-  auto bd = device(init(b, kUserB));
-  auto m = encrypt(a, kMegolm, "shared one");
-  auto hy = encrypt(a, kHybrid, "missing one");
+  auto [bd, m, hy] = start_with_history(a, b, "shared one", "missing one");
   share_to(a, b, bd, kMegolm, json::array({m.at("session_id")}));
   auto sol = solicit(b, json::array({hy.at("session_id"), hy.at("session_id")}));
   auto s = solicitation_of(sol.at("key_solicitation_pb"));
