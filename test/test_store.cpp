@@ -5,6 +5,9 @@
 #include <catch2/catch_template_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
 #include <sqlite3.h>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
 #include <array>
 #include <csignal>
 #include <stdexcept>
@@ -558,6 +561,108 @@ TEST_CASE("sqlite store: data_version changes for another store's commits, not f
 
   b->delete_inbound_session("st", "i");
   CHECK(a->data_version() != va2);
+}
+
+namespace {
+// The generation word of a store's `-gen` file (docs/store.md), read and
+// written as another process would.
+uint64_t gen_word(const std::string& path) {
+  uint64_t w = 0;
+  int fd = ::open((path + "-gen").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  REQUIRE(::pread(fd, &w, sizeof w, 0) == static_cast<ssize_t>(sizeof w));
+  ::close(fd);
+  return w;
+}
+void set_gen_word(const std::string& path, uint64_t w) {
+  int fd = ::open((path + "-gen").c_str(), O_WRONLY);
+  REQUIRE(fd >= 0);
+  REQUIRE(::pwrite(fd, &w, sizeof w, 0) == static_cast<ssize_t>(sizeof w));
+  ::close(fd);
+}
+}  // namespace
+
+TEST_CASE("sqlite store: the replay record does not change another store's data_version; other writes do") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto a = SqliteCryptoStore::open(path, "k");
+  auto b = SqliteCryptoStore::open(path, "k");
+  uint64_t va = a->data_version();
+  uint64_t g = gen_word(path);
+  CHECK(g % 2 == 0);
+  // No cache holds message indices: b's records leave a's caches alone.
+  CHECK(b->record_message_indices({mi("st", "i", 0, 1), mi("st", "i", 1, 2)}) == RC{ReplayCheck::kNew, ReplayCheck::kNew});
+  CHECK(gen_word(path) == g);
+  CHECK(a->data_version() == va);
+  // Any other commit moves the word by two (odd while it commits, even after).
+  put_outbound(*b, {"st", "o", "p", 1});
+  CHECK(gen_word(path) == g + 2);
+  CHECK(a->data_version() != va);
+}
+
+TEST_CASE("sqlite store: a commit left half-marked (a writer died between its two steps) is not trusted, then mended") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto a = SqliteCryptoStore::open(path, "k");
+  auto b = SqliteCryptoStore::open(path, "k");
+  uint64_t v0 = a->data_version();
+  uint64_t g = gen_word(path);
+  set_gen_word(path, g + 1);  // odd, as a writer leaves it just before its COMMIT
+  uint64_t v1 = a->data_version();
+  CHECK(v1 != v0);  // a commit may be under way: nothing cached is trusted
+  CHECK(gen_word(path) == g + 1);
+  // The same odd value again: a takes the write lock, so no commit is under way,
+  // and the word is made even.
+  uint64_t v2 = a->data_version();
+  CHECK(v2 != v1);
+  CHECK(gen_word(path) == g + 2);
+  CHECK(a->data_version() == v2);  // stable from here
+  // Writers go on from an odd word too: b's commit is seen by a.
+  set_gen_word(path, g + 3);
+  put_account(*b, "written by b");
+  CHECK(gen_word(path) == g + 6);  // g+3 was odd: b took it to g+5, then g+6
+  uint64_t v3 = a->data_version();
+  CHECK(v3 != v2);
+  CHECK(a->data_version() == v3);
+  CHECK(a->get_account() == "written by b");
+}
+
+TEST_CASE("sqlite store: the generation file: any content is taken; not a regular file, or a link, is refused") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  { put_account(*SqliteCryptoStore::open(path, "k"), "acct"); }
+  auto gen = path + "-gen";
+  CHECK(std::filesystem::file_size(gen) == 4096);
+  // Short, with anything in it, readable by others: grown, narrowed, used.
+  {
+    std::ofstream out(gen, std::ios::binary | std::ios::trunc);
+    out << "xyz";
+  }
+  std::filesystem::permissions(gen, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                                        std::filesystem::perms::others_read);
+  {
+    auto a = SqliteCryptoStore::open(path, "k");
+    auto b = SqliteCryptoStore::open(path, "k");
+    uint64_t va = a->data_version();
+    put_account(*b, "again");
+    CHECK(a->data_version() != va);
+    CHECK(a->get_account() == "again");
+  }
+  CHECK(std::filesystem::file_size(gen) == 4096);
+  CHECK((std::filesystem::status(gen).permissions() & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+  // A link (even to a good file) and a directory are refused, the store unchanged.
+  auto before = test::read_file(path);
+  auto elsewhere = dir.file("elsewhere");
+  std::filesystem::rename(gen, elsewhere);
+  std::filesystem::create_symlink(elsewhere, gen);
+  REQUIRE_ERROR(SqliteCryptoStore::open(path, "k"), STORE_ERROR);
+  std::filesystem::remove(gen);
+  std::filesystem::create_directory(gen);
+  REQUIRE_ERROR(SqliteCryptoStore::open(path, "k"), STORE_ERROR);
+  CHECK(test::read_file(path) == before);
+  std::filesystem::remove(gen);
+  CHECK(SqliteCryptoStore::open(path, "k")->get_account() == "again");
 }
 
 TEST_CASE("sqlite store: wrong key, foreign file, corrupt file, newer schema are refused unchanged") {

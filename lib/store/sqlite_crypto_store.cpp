@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -343,6 +345,57 @@ void fsync_dir_of(const std::string& path) {
 
 }  // namespace
 
+// The shared page behind data_version() (docs/store.md, "Other writers"): the
+// first 8 bytes of `<path>-gen`, a counter every writer of the store changes
+// around each commit. Any value is valid (a damaged or crafted file can at worst
+// make caches be dropped, or kept, as a writer of the file could anyway).
+struct GenerationPage {
+  static constexpr size_t kSize = 4096;
+  static_assert(std::atomic_ref<uint64_t>::is_always_lock_free);
+  int fd = -1;
+  void* map = nullptr;
+  uint64_t* word = nullptr;
+
+  GenerationPage() = default;
+  GenerationPage(GenerationPage&& o) noexcept { *this = std::move(o); }
+  GenerationPage& operator=(GenerationPage&& o) noexcept {
+    std::swap(fd, o.fd);
+    std::swap(map, o.map);
+    std::swap(word, o.word);
+    return *this;
+  }
+  ~GenerationPage() {
+    if (map != nullptr) ::munmap(map, kSize);
+    if (fd >= 0) ::close(fd);
+  }
+
+  static GenerationPage open(const std::string& path) {
+    auto fail = [&](const char* what) {
+      return Error(ErrorCode::STORE_ERROR, std::string(what) + " (" + path + "): " + std::strerror(errno));
+    };
+    GenerationPage p;
+    p.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, S_IRUSR | S_IWUSR);
+    if (p.fd < 0) throw fail("cannot open the store's generation file");
+    struct stat st {};
+    if (::fstat(p.fd, &st) != 0) throw fail("cannot read the store's generation file");
+    if (!S_ISREG(st.st_mode)) {
+      throw Error(ErrorCode::STORE_ERROR, "the store's generation file is not a regular file (" + path + ")");
+    }
+    if ((st.st_mode & 0077) != 0 && ::fchmod(p.fd, S_IRUSR | S_IWUSR) != 0) {
+      throw fail("cannot make the store's generation file private (chmod 0600)");
+    }
+    // Growing only: a second process doing the same at once changes nothing.
+    if (st.st_size < static_cast<off_t>(kSize) && ::ftruncate(p.fd, kSize) != 0) {
+      throw fail("cannot size the store's generation file");
+    }
+    void* m = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd, 0);
+    if (m == MAP_FAILED) throw fail("cannot map the store's generation file");
+    p.map = m;
+    p.word = static_cast<uint64_t*>(m);
+    return p;
+  }
+};
+
 // Locking: one plain (non-recursive) mutex, mu, serialises the connection
 // (opened SQLITE_OPEN_NOMUTEX) and its cached statements. Each public method
 // takes it once, for its whole body; helpers that use the connection require it
@@ -365,9 +418,63 @@ struct SqliteCryptoStore::Impl {
   sqlite3* db TOWNS_GUARDED_BY(mu) = nullptr;
   std::map<std::string, sqlite3_stmt*, std::less<>> statements TOWNS_GUARDED_BY(mu);
 
+  // The generation word (docs/store.md, "Other writers"): a counter in the file
+  // `<path>-gen`, mapped shared by every process and store object on the file.
+  // Set once the file is accepted (open_existing), then only read.
+  GenerationPage gen;
+  uint64_t gen_expected TOWNS_GUARDED_BY(mu) = 0;  // the value after every commit this store knows of
+  uint64_t gen_odd_seen TOWNS_GUARDED_BY(mu) = 0;  // an odd value the previous data_version() found
+  uint64_t foreign_changes TOWNS_GUARDED_BY(mu) = 0;  // what data_version() returns
+
   ~Impl() {
     for (auto& [sql, s] : statements) sqlite3_finalize(s);
     if (db != nullptr) sqlite3_close_v2(db);
+  }
+
+  // Called with the write lock held (inside BEGIN IMMEDIATE), just before COMMIT:
+  // makes the word odd ("a commit is under way"), so that no reader trusts a cache
+  // from here until gen_leave makes it even again. Returns the odd value.
+  uint64_t gen_enter() TOWNS_REQUIRES(mu) {
+    std::atomic_ref<uint64_t> w(*gen.word);
+    uint64_t g = w.load();
+    // A failure means the previous writer's gen_leave landed meanwhile: retry.
+    while (!w.compare_exchange_weak(g, g + 1 + (g & 1))) {
+    }
+    if (g != gen_expected) ++foreign_changes;  // another writer committed before this one
+    return g + 1 + (g & 1);
+  }
+
+  // data_version() (docs/store.md, "Other writers").
+  uint64_t generation_check() TOWNS_REQUIRES(mu) {
+    std::atomic_ref<uint64_t> w(*gen.word);
+    uint64_t g = w.load();
+    if (g == gen_expected) return foreign_changes;
+    if ((g & 1) != 0 && g == gen_odd_seen) {
+      // Odd twice running: a writer may have died between its odd and even
+      // steps. Under the write lock no commit is under way, so if the word
+      // still holds that value, that commit is over (done or rolled back).
+      if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK) {
+        uint64_t expect = g;
+        (void)w.compare_exchange_strong(expect, g + 1);
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        g = w.load();
+      }
+    }
+    if ((g & 1) != 0) {
+      gen_odd_seen = g;  // a commit under way: nothing cached is trusted yet
+    } else {
+      gen_expected = g;
+    }
+    return ++foreign_changes;
+  }
+
+  // After COMMIT (or its failure): even again, unless another writer or a
+  // reader's repair has moved the word on (that writer's own leave covers this
+  // commit, which came first).
+  void gen_leave(uint64_t odd) TOWNS_REQUIRES(mu) {
+    std::atomic_ref<uint64_t> w(*gen.word);
+    uint64_t expect = odd;
+    if (w.compare_exchange_strong(expect, odd + 1)) gen_expected = odd + 1;
   }
 
   // A write transaction: BEGIN IMMEDIATE when constructed, COMMIT on commit(),
@@ -384,7 +491,8 @@ struct SqliteCryptoStore::Impl {
     // mode is switched only when it differs (a run of decrypts switches it
     // once), and before BEGIN, so a key write never commits under NORMAL.
     enum class Sync { kDurable, kRelaxed };
-    explicit WriteTxn(Impl& impl, Sync sync = Sync::kDurable) TOWNS_REQUIRES(impl.mu) : impl_(impl) {
+    explicit WriteTxn(Impl& impl, Sync sync = Sync::kDurable) TOWNS_REQUIRES(impl.mu)
+        : impl_(impl), bump_(sync == Sync::kDurable && impl.gen.word != nullptr) {
       bool relax = sync == Sync::kRelaxed && impl_.synchronous_full;
       if (relax != impl_.relaxed_now) {
         impl_.stmt(relax ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL").run();
@@ -399,13 +507,29 @@ struct SqliteCryptoStore::Impl {
     }
     WriteTxn(const WriteTxn&) = delete;
     WriteTxn& operator=(const WriteTxn&) = delete;
+    // The replay record's commits (kRelaxed) leave the generation word alone:
+    // no cache holds message indices, so they need not drop other processes'
+    // caches. Every other commit makes it odd before COMMIT and even after.
     void commit() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
-      impl_.stmt("COMMIT").run();
+      if (!bump_) {
+        impl_.stmt("COMMIT").run();
+        committed_ = true;
+        return;
+      }
+      uint64_t odd = impl_.gen_enter();
+      try {
+        impl_.stmt("COMMIT").run();
+      } catch (...) {
+        impl_.gen_leave(odd);
+        throw;
+      }
       committed_ = true;
+      impl_.gen_leave(odd);
     }
 
    private:
     Impl& impl_;
+    const bool bump_;
     bool committed_ = false;
   };
 
@@ -950,6 +1074,8 @@ void SqliteCryptoStore::Impl::open_existing(const std::string& path, crypto::Sec
     break;
   }
   // Accepted: from here on the file is ours to write.
+  gen = GenerationPage::open(path + "-gen");
+  gen_expected = std::atomic_ref<uint64_t>(*gen.word).load();
   exec("PRAGMA journal_mode=WAL");
   synchronous_full = opts.synchronous_full;
   exec(opts.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
@@ -1262,7 +1388,7 @@ std::vector<ReplayCheck> SqliteCryptoStore::record_message_indices(const std::ve
 
 uint64_t SqliteCryptoStore::data_version() {
   MutexLock l(impl_->mu);
-  return static_cast<uint64_t>(impl_->pragma_int("PRAGMA data_version"));
+  return impl_->generation_check();
 }
 
 bool SqliteCryptoStore::integrity_ok() {

@@ -149,8 +149,10 @@ class TOWNS_API CryptoStore {
   virtual std::vector<ReplayCheck> record_message_indices(const std::vector<MessageIndexRecord>& entries) = 0;
 
   // A value that changes whenever ANOTHER writer (another process, or another store object on the
-  // same file) has committed since this store's previous call; this store's own writes do not change it.
-  // Caches built from the store are trusted only while it is unchanged. MemoryCryptoStore: always 0.
+  // same file) has committed since this store's previous call; this store's own writes do not change it,
+  // and a store may leave it unchanged for commits that only record message indices (no cache holds
+  // them). Caches built from the store are trusted only while it is unchanged. Called before every use
+  // of a cache, so it should be cheap. MemoryCryptoStore: always 0.
   virtual uint64_t data_version() = 0;
 };
 

@@ -7,8 +7,10 @@
 //   (save_changes, record_message_indices, the deletes) uses BEGIN IMMEDIATE, so
 //   concurrent writers serialise rather than deadlock; save_changes checks its
 //   conditions inside that transaction.
-// - data_version() is PRAGMA data_version: it changes when another connection
-//   (another process, or another SqliteCryptoStore on the same file) commits.
+// - data_version() changes when another connection (another process, or another
+//   SqliteCryptoStore on the same file) commits anything but the replay record:
+//   a generation word in `<path>-gen`, mapped shared, which every such commit
+//   changes (docs/store.md, "Other writers").
 // - Durability: synchronous=FULL by default: an acknowledged write survives the
 //   process being killed and the machine losing power. (NORMAL, selectable, still
 //   survives kill -9 of the process but not power loss.)
