@@ -60,7 +60,7 @@ class TOWNS_API HmacSha256 {
   std::array<uint8_t, 32> mac(std::span<const uint8_t> data) const;
 
  private:
-  void* ctx_;  // EVP_MAC_CTX, initialised with the key
+  void* ctx_;  // the SHA-256 states after the key's inner and outer pads (wiped when freed)
 };
 
 // HKDF-SHA-256 (RFC 5869) of out_len bytes.
