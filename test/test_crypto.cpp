@@ -291,6 +291,107 @@ TEST_CASE("megolm import: id check, first-known-index rule, failures change noth
   CHECK(text(c.crypto.decrypt_group_event(kStream, megolm_event(a, "later")).plaintext) == "later");
 }
 
+namespace {
+// libolm's delegate, counting the pickles of inbound sessions read from keys,
+// and refusing to pickle session `refuse` read from index 0 (as libolm would
+// refuse a session it cannot write).
+struct PickleCountingDelegate : EncryptionDelegate {
+  EncryptionDelegate& olm = olm_encryption_delegate();
+  int pickles = 0;
+  std::string refuse;
+  struct Inbound : DelegateInboundGroupSession {
+    PickleCountingDelegate& d;
+    std::unique_ptr<DelegateInboundGroupSession> s;
+    Inbound(PickleCountingDelegate& d, std::unique_ptr<DelegateInboundGroupSession> s) : d(d), s(std::move(s)) {}
+    std::string pickle(crypto::SecretView k) const override {
+      ++d.pickles;
+      if (s->session_id() == d.refuse && s->first_known_index() == 0) throw Error(ErrorCode::IMPORT_FAILED, "refused to pickle");
+      return s->pickle(k);
+    }
+    std::string session_id() const override { return s->session_id(); }
+    uint32_t first_known_index() const override { return s->first_known_index(); }
+    crypto::SecretBytes export_session(uint32_t i) const override { return s->export_session(i); }
+    GroupPlaintext decrypt(std::string_view m) override { return s->decrypt(m); }
+  };
+  std::unique_ptr<DelegateAccount> create_account(crypto::RandomSource& rng) override {
+    return olm.create_account(rng);
+  }
+  std::unique_ptr<DelegateAccount> unpickle_account(crypto::SecretView k, std::string_view p) override {
+    return olm.unpickle_account(k, p);
+  }
+  std::unique_ptr<DelegateOutboundGroupSession> create_outbound_group_session(crypto::RandomSource& rng) override {
+    return olm.create_outbound_group_session(rng);
+  }
+  std::unique_ptr<DelegateOutboundGroupSession> unpickle_outbound_group_session(crypto::SecretView k,
+                                                                                std::string_view p) override {
+    return olm.unpickle_outbound_group_session(k, p);
+  }
+  std::unique_ptr<DelegateInboundGroupSession> inbound_group_session_from_key(crypto::SecretView key) override {
+    return std::make_unique<Inbound>(*this, olm.inbound_group_session_from_key(key));
+  }
+  std::unique_ptr<DelegateInboundGroupSession> unpickle_inbound_group_session(crypto::SecretView k,
+                                                                              std::string_view p) override {
+    return olm.unpickle_inbound_group_session(k, p);
+  }
+  void ed25519_verify(std::string_view key, std::string_view message, std::string_view signature) override {
+    olm.ed25519_verify(key, message, signature);
+  }
+};
+}  // namespace
+
+TEST_CASE("megolm import: only the keys that will be written are pickled; a key that does not pickle fails alone") {
+  Device senders[3];
+  std::vector<std::string> ids;
+  std::vector<std::unique_ptr<olm::InboundGroupSession>> sessions;
+  for (auto& a : senders) {
+    ids.push_back(a.crypto.ensure_outbound_session(kStream, kMegolm));
+    sessions.push_back(std::make_unique<olm::InboundGroupSession>(
+        olm::InboundGroupSession::import_session(a.dev.inbound().export_session(kStream, ids.back())->session_key)));
+  }
+  REQUIRE(std::set<std::string>(ids.begin(), ids.end()).size() == 3);
+  auto key = [&](int s, uint32_t index) {
+    return SessionImport{kStream, ids[s], sessions[s]->export_session(index), kMegolm};
+  };
+  MemoryCryptoStore store;
+  PickleCountingDelegate delegate;
+  EncryptionDevice dev(store, crypto::os_random(), delegate);
+  dev.init();
+  auto outcomes = [](const std::vector<EncryptionDevice::ImportResult>& r) {
+    std::vector<std::string> out;
+    for (const auto& x : r) {
+      out.push_back(x.error ? std::string(x.error->code_name())
+                            : *x.value == ImportOutcome::kImported ? "imported" : "kept");
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  // Session 0 twice (index 2, then the better index 1): one pickle, of the better.
+  CHECK(outcomes(dev.import_sessions({key(0, 2), key(0, 1), key(1, 1)}, 2)) == V{"imported", "imported", "imported"});
+  CHECK(delegate.pickles == 2);
+  CHECK(dev.inbound().first_known_index(kStream, ids[0]) == 1u);
+  // Held at the same or a better index: nothing pickled. A better index and a new session: two.
+  delegate.pickles = 0;
+  CHECK(outcomes(dev.import_sessions({key(0, 1), key(1, 2), key(0, 0), key(2, 1)}, 2)) ==
+        V{"kept", "kept", "imported", "imported"});
+  CHECK(delegate.pickles == 2);
+  CHECK(dev.inbound().first_known_index(kStream, ids[0]) == 0u);
+  CHECK(dev.inbound().first_known_index(kStream, ids[1]) == 1u);
+  // Session 2's better key (index 0) does not pickle: it fails as if it could not be
+  // read, so the index-2 key before it in the batch is judged against what is held
+  // (kept), and session 1's better key is written.
+  delegate.refuse = ids[2];
+  delegate.pickles = 0;
+  CHECK(outcomes(dev.import_sessions({key(2, 2), key(2, 0), key(1, 0)}, 2)) == V{"kept", "IMPORT_FAILED", "imported"});
+  CHECK(dev.inbound().first_known_index(kStream, ids[2]) == 1u);
+  CHECK(dev.inbound().first_known_index(kStream, ids[1]) == 0u);
+  // When session 2 is not held, its index-2 key is imported in the failed one's place.
+  MemoryCryptoStore store2;
+  EncryptionDevice dev2(store2, crypto::os_random(), delegate);
+  dev2.init();
+  CHECK(outcomes(dev2.import_sessions({key(2, 2), key(2, 0)}, 2)) == V{"imported", "IMPORT_FAILED"});
+  CHECK(dev2.inbound().first_known_index(kStream, ids[2]) == 2u);
+}
+
 TEST_CASE("grpaes: session from the latest miniblock, shared, encrypt and decrypt both versions") {
   Device a, b;
   CHECK_FALSE(a.crypto.has_hybrid_session(kStream));

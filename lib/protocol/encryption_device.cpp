@@ -96,19 +96,14 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
 
 std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(const std::vector<SessionImport>& keys,
                                                                               unsigned threads) {
-  std::vector<ImportResult> results(keys.size());
-  StoreChanges changes;
-  struct Pending {
-    size_t record;  // in changes.inbound_sessions
-    uint32_t first_known_index;
-  };
-  std::map<std::pair<std::string, std::string>, Pending> pending;
   MutexLock l(import_mu_);
   account_.user_device();  // NOT_INITIALIZED before init
-  // Each megolm key read into a session, its id, first index and pickle: the
-  // expensive part (libolm verifies a signed key and encrypts the pickle),
-  // side by side; what follows decides in key order as before. Another
-  // delegate than libolm's (stateless) is called one key at a time.
+  // Each megolm key read into a session, its id and first index: the expensive
+  // part (libolm verifies a signed key), side by side. Then the decisions, in key
+  // order. Then the pickles (libolm encrypts each), side by side, of the keys
+  // that will be written only: a key kept out by a held session or by a better
+  // duplicate is not pickled. Another delegate than libolm's (stateless) is
+  // called one key at a time.
   struct Read {
     std::unique_ptr<DelegateInboundGroupSession> session;
     std::string session_id;
@@ -128,62 +123,97 @@ std::vector<EncryptionDevice::ImportResult> EncryptionDevice::import_sessions(co
       });
       r.session_id = r.session->session_id();
       r.first_known_index = r.session->first_known_index();
-      if (r.session_id == k.session_id) r.pickle = r.session->pickle(ctx_.pickle_key);
     } catch (const Error& e) {
       r.error = e;
     }
   });
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const auto& k = keys[i];
-    try {
-      // One stream, one spelling: a key under a non-canonical id ("0xAB..",
-      // upper case) would be a second entry for the same stream.
-      if (!is_valid_stream_id(k.stream_id)) {
-        throw Error(ErrorCode::IMPORT_FAILED, "stream id \"" + shorten_for_message(k.stream_id) + "\" is not a stream id");
-      }
-      if (k.algorithm == GroupEncryptionAlgorithm::kHybridGroupEncryption) {
-        changes.hybrid_sessions.push_back(HybridSessions::prepare_import(k.stream_id, k.session_id, k.session_key));
-        results[i].value = ImportOutcome::kImported;
-        continue;
-      }
-      auto& r = read[i];
-      if (r.error) throw *r.error;
-      if (r.session_id != k.session_id) {
-        throw Error(ErrorCode::IMPORT_FAILED, "mismatched group session id for stream " + k.stream_id);
-      }
-      uint32_t index = r.first_known_index;
-      auto at = pending.find({k.stream_id, k.session_id});
-      if (at != pending.end()) {
-        // Listed twice in this batch: the lower first index wins.
-        if (at->second.first_known_index <= index) {
-          results[i].value = ImportOutcome::kKeptExisting;
+
+  std::vector<ImportResult> results;
+  StoreChanges changes;
+  std::vector<size_t> source;  // the key behind each of changes.inbound_sessions
+  // The decisions depend on ids and first indices only. A key whose pickle then
+  // fails (libolm refusing to pickle a session it made) is failed as if its
+  // read had, and the decisions are taken again, so the outcome is the one a
+  // failed read gives; each such round fails one more key.
+  for (;;) {
+    results.assign(keys.size(), ImportResult{});
+    changes = StoreChanges{};
+    source.clear();
+    struct Pending {
+      size_t record;  // in changes.inbound_sessions
+      uint32_t first_known_index;
+    };
+    std::map<std::pair<std::string, std::string>, Pending> pending;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const auto& k = keys[i];
+      try {
+        // One stream, one spelling: a key under a non-canonical id ("0xAB..",
+        // upper case) would be a second entry for the same stream.
+        if (!is_valid_stream_id(k.stream_id)) {
+          throw Error(ErrorCode::IMPORT_FAILED,
+                      "stream id \"" + shorten_for_message(k.stream_id) + "\" is not a stream id");
+        }
+        if (k.algorithm == GroupEncryptionAlgorithm::kHybridGroupEncryption) {
+          changes.hybrid_sessions.push_back(HybridSessions::prepare_import(k.stream_id, k.session_id, k.session_key));
+          results[i].value = ImportOutcome::kImported;
           continue;
         }
-        changes.inbound_sessions[at->second.record].pickle = r.pickle;
-        at->second.first_known_index = index;
-        results[i].value = ImportOutcome::kImported;
-        continue;
-      }
-      if (auto existing = ctx_.store.get_inbound_session(k.stream_id, k.session_id)) {
-        // An existing entry that no longer opens fails this key (STORE_CORRUPT)
-        // and stays as it is, as the client's import fails on it: a damaged row
-        // is reported, never silently overwritten.
-        auto old = inbound_.unpickle_stored(existing->stream_id, existing->session_id, existing->pickle);
-        if (old->first_known_index() <= index) {
-          results[i].value = ImportOutcome::kKeptExisting;
+        auto& r = read[i];
+        if (r.error) throw *r.error;
+        if (r.session_id != k.session_id) {
+          throw Error(ErrorCode::IMPORT_FAILED, "mismatched group session id for stream " + k.stream_id);
+        }
+        uint32_t index = r.first_known_index;
+        auto at = pending.find({k.stream_id, k.session_id});
+        if (at != pending.end()) {
+          // Listed twice in this batch: the lower first index wins.
+          if (at->second.first_known_index <= index) {
+            results[i].value = ImportOutcome::kKeptExisting;
+            continue;
+          }
+          source[at->second.record] = i;
+          at->second.first_known_index = index;
+          results[i].value = ImportOutcome::kImported;
           continue;
         }
+        if (auto existing = ctx_.store.get_inbound_session(k.stream_id, k.session_id)) {
+          // An existing entry that no longer opens fails this key (STORE_CORRUPT)
+          // and stays as it is, as the client's import fails on it: a damaged row
+          // is reported, never silently overwritten.
+          auto old = inbound_.unpickle_stored(existing->stream_id, existing->session_id, existing->pickle);
+          if (old->first_known_index() <= index) {
+            results[i].value = ImportOutcome::kKeptExisting;
+            continue;
+          }
+        }
+        pending[{k.stream_id, k.session_id}] = {changes.inbound_sessions.size(), index};
+        changes.inbound_sessions.push_back({k.stream_id, k.session_id, std::string(), 0});
+        source.push_back(i);
+        results[i].value = ImportOutcome::kImported;
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::IMPORT_FAILED && e.code() != ErrorCode::STORE_CORRUPT && !is_olm_error(e.code())) {
+          throw;
+        }
+        results[i].error = e;
       }
-      pending[{k.stream_id, k.session_id}] = {changes.inbound_sessions.size(), index};
-      changes.inbound_sessions.push_back({k.stream_id, k.session_id, r.pickle, 0});
-      results[i].value = ImportOutcome::kImported;
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::IMPORT_FAILED && e.code() != ErrorCode::STORE_CORRUPT && !is_olm_error(e.code())) {
-        throw;
-      }
-      results[i].error = e;
     }
+    std::vector<size_t> to_pickle;
+    for (size_t i : source) {
+      if (read[i].pickle.empty()) to_pickle.push_back(i);
+    }
+    parallel_for(to_pickle.size(), threads, [&](size_t j) {
+      auto& r = read[to_pickle[j]];
+      try {
+        r.pickle = r.session->pickle(ctx_.pickle_key);
+      } catch (const Error& e) {
+        r.error = e;
+      }
+    });
+    bool failed = false;
+    for (size_t i : to_pickle) failed = failed || read[i].error.has_value();
+    if (!failed) break;
   }
+  for (size_t slot = 0; slot < source.size(); ++slot) changes.inbound_sessions[slot].pickle = read[source[slot]].pickle;
   if (changes.empty()) return results;
   ctx_.store.save_changes(changes);
   for (const auto& r : changes.inbound_sessions) inbound_.forget(r.stream_id, r.session_id);
