@@ -543,10 +543,10 @@ static char tmpdir[] = "/tmp/towns-capi-XXXXXX";
 static char path_a[64], path_b[64];
 
 static void cleanup(void) {
-  const char *suffixes[] = {"", "-wal", "-shm"};
+  const char *suffixes[] = {"", "-wal", "-shm", "-gen"};
   char p[96];
   size_t i;
-  for (i = 0; i < 3; ++i) {
+  for (i = 0; i < 4; ++i) {
     snprintf(p, sizeof p, "%s%s", path_a, suffixes[i]);
     unlink(p);
     snprintf(p, sizeof p, "%s%s", path_b, suffixes[i]);

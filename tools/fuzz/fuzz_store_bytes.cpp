@@ -108,7 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       bytes[where] = static_cast<char>(bytes[where] ^ static_cast<char>(data[at + 4]));
     }
   }
-  for (const char* ext : {"", "-wal", "-shm"}) ::unlink((g.path + ext).c_str());
+  for (const char* ext : {"", "-wal", "-shm", "-gen"}) ::unlink((g.path + ext).c_str());
   {
     std::ofstream out(g.path, std::ios::binary);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
