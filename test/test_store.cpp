@@ -580,13 +580,18 @@ void set_gen_word(const std::string& path, uint64_t w) {
   REQUIRE(::pwrite(fd, &w, sizeof w, 0) == static_cast<ssize_t>(sizeof w));
   ::close(fd);
 }
+// Two stores on one file, as two processes would have it.
+struct TwoStores {
+  test::TempDir dir;
+  std::string path = dir.file("s.db");
+  std::unique_ptr<SqliteCryptoStore> a = SqliteCryptoStore::open(path, "k");
+  std::unique_ptr<SqliteCryptoStore> b = SqliteCryptoStore::open(path, "k");
+};
 }  // namespace
 
 TEST_CASE("sqlite store: the replay record does not change another store's data_version; other writes do") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  auto a = SqliteCryptoStore::open(path, "k");
-  auto b = SqliteCryptoStore::open(path, "k");
+  TwoStores t;
+  auto& [dir, path, a, b] = t;
   uint64_t va = a->data_version();
   uint64_t g = gen_word(path);
   CHECK(g % 2 == 0);
@@ -601,10 +606,8 @@ TEST_CASE("sqlite store: the replay record does not change another store's data_
 }
 
 TEST_CASE("sqlite store: a commit left half-marked (a writer died between its two steps) is not trusted, then mended") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  auto a = SqliteCryptoStore::open(path, "k");
-  auto b = SqliteCryptoStore::open(path, "k");
+  TwoStores t;
+  auto& [dir, path, a, b] = t;
   uint64_t v0 = a->data_version();
   uint64_t g = gen_word(path);
   set_gen_word(path, g + 1);  // odd, as a writer leaves it just before its COMMIT
