@@ -353,19 +353,17 @@ struct GenerationPage {
   static constexpr size_t kSize = 4096;
   static_assert(std::atomic_ref<uint64_t>::is_always_lock_free);
   int fd = -1;
-  void* map = nullptr;
-  uint64_t* word = nullptr;
+  uint64_t* word = nullptr;  // the start of the mapped page
 
   GenerationPage() = default;
   GenerationPage(GenerationPage&& o) noexcept { *this = std::move(o); }
   GenerationPage& operator=(GenerationPage&& o) noexcept {
     std::swap(fd, o.fd);
-    std::swap(map, o.map);
     std::swap(word, o.word);
     return *this;
   }
   ~GenerationPage() {
-    if (map != nullptr) ::munmap(map, kSize);
+    if (word != nullptr) ::munmap(word, kSize);
     if (fd >= 0) ::close(fd);
   }
 
@@ -390,7 +388,6 @@ struct GenerationPage {
     }
     void* m = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd, 0);
     if (m == MAP_FAILED) throw fail("cannot map the store's generation file");
-    p.map = m;
     p.word = static_cast<uint64_t*>(m);
     return p;
   }
@@ -437,11 +434,13 @@ struct SqliteCryptoStore::Impl {
   uint64_t gen_enter() TOWNS_REQUIRES(mu) {
     std::atomic_ref<uint64_t> w(*gen.word);
     uint64_t g = w.load();
+    uint64_t odd = 0;
     // A failure means the previous writer's gen_leave landed meanwhile: retry.
-    while (!w.compare_exchange_weak(g, g + 1 + (g & 1))) {
-    }
+    do {
+      odd = g + 1 + (g & 1);
+    } while (!w.compare_exchange_weak(g, odd));
     if (g != gen_expected) ++foreign_changes;  // another writer committed before this one
-    return g + 1 + (g & 1);
+    return odd;
   }
 
   // data_version() (docs/store.md, "Other writers").
