@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -493,6 +494,9 @@ TEST_CASE("sqlite store: the replay record survives reopening") {
   auto s = SqliteCryptoStore::open(path, "k");
   CHECK(s->record_message_indices({mi("st", "a", 7, 2), mi("st", "a", 0, 5), mi("st", "b", 3, 3), mi("st", "b", 4, 3)}) ==
         RC{ReplayCheck::kSame, ReplayCheck::kConflict, ReplayCheck::kSame, ReplayCheck::kNew});
+  // The new entry is in the replay journal while the store is open; closing folds it.
+  CHECK(raw_int(path, "SELECT count(*) FROM message_indices") == 3);
+  s.reset();
   CHECK(raw_int(path, "SELECT count(*) FROM message_indices") == 4);
   CHECK(raw_int(path, "SELECT length(fingerprint) FROM message_indices WHERE message_index = 7") == 16);
 }
@@ -635,7 +639,8 @@ TEST_CASE("sqlite store: the generation file: any content is taken; not a regula
   auto path = dir.file("s.db");
   { put_account(*SqliteCryptoStore::open(path, "k"), "acct"); }
   auto gen = path + "-gen";
-  CHECK(std::filesystem::file_size(gen) == 4096);
+  constexpr uintmax_t kGenSize = 4096 + 512 * 80;  // the generation page, then the replay journal's table
+  CHECK(std::filesystem::file_size(gen) == kGenSize);
   // Short, with anything in it, readable by others: grown, narrowed, used.
   {
     std::ofstream out(gen, std::ios::binary | std::ios::trunc);
@@ -651,7 +656,7 @@ TEST_CASE("sqlite store: the generation file: any content is taken; not a regula
     CHECK(a->data_version() != va);
     CHECK(a->get_account() == "again");
   }
-  CHECK(std::filesystem::file_size(gen) == 4096);
+  CHECK(std::filesystem::file_size(gen) == kGenSize);
   CHECK((std::filesystem::status(gen).permissions() & std::filesystem::perms::all) ==
         (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
   // A link (even to a good file) and a directory are refused, the store unchanged.
@@ -666,6 +671,397 @@ TEST_CASE("sqlite store: the generation file: any content is taken; not a regula
   CHECK(test::read_file(path) == before);
   std::filesystem::remove(gen);
   CHECK(SqliteCryptoStore::open(path, "k")->get_account() == "again");
+}
+
+// ---- The replay journal (docs/store.md, "The replay journal"): its layout in
+// the generation file, read and written here as another process (or a crash)
+// would leave it.
+
+namespace {
+constexpr off_t kJournalEpoch = 64, kJournalCount = 72, kJournalSlots = 4096;
+constexpr size_t kSlots = 512, kSlotSize = 80, kFoldAt = 256;
+
+std::string gen_bytes(const std::string& path, off_t at, size_t n) {
+  std::string out(n, '\0');
+  int fd = ::open((path + "-gen").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  REQUIRE(::pread(fd, out.data(), n, at) == static_cast<ssize_t>(n));
+  ::close(fd);
+  return out;
+}
+void set_gen_bytes(const std::string& path, off_t at, const std::string& bytes) {
+  int fd = ::open((path + "-gen").c_str(), O_WRONLY);
+  REQUIRE(fd >= 0);
+  REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), at) == static_cast<ssize_t>(bytes.size()));
+  ::close(fd);
+}
+uint64_t gen_u64(const std::string& path, off_t at) {
+  uint64_t v = 0;
+  std::memcpy(&v, gen_bytes(path, at, 8).data(), 8);
+  return v;
+}
+void set_gen_u64(const std::string& path, off_t at, uint64_t v) {
+  set_gen_bytes(path, at, std::string(reinterpret_cast<const char*>(&v), 8));
+}
+// The journal's header and table, as a crash would leave them.
+std::string journal_bytes(const std::string& path) {
+  return gen_bytes(path, kJournalEpoch, 16) + gen_bytes(path, kJournalSlots, kSlots * kSlotSize);
+}
+void set_journal_bytes(const std::string& path, const std::string& b) {
+  set_gen_bytes(path, kJournalEpoch, b.substr(0, 16));
+  set_gen_bytes(path, kJournalSlots, b.substr(16));
+}
+// The live slots (mark == epoch + 1).
+std::vector<size_t> live_slots(const std::string& path) {
+  uint64_t live = gen_u64(path, kJournalEpoch) + 1;
+  std::vector<size_t> out;
+  for (size_t i = 0; i < kSlots; ++i) {
+    if (gen_u64(path, kJournalSlots + static_cast<off_t>(i * kSlotSize)) == live) out.push_back(i);
+  }
+  return out;
+}
+int64_t rows(const std::string& path) { return raw_int(path, "SELECT count(*) FROM message_indices"); }
+bool save_account(CryptoStore& s, const std::string& pickle) {
+  StoreChanges c;
+  c.account = pickle;
+  return s.save_changes(c);
+}
+
+RC records(SqliteCryptoStore& s, const std::string& session, uint32_t from, uint32_t to, uint8_t fill) {
+  RC out;
+  for (uint32_t i = from; i < to; ++i) out.push_back(s.record_message_indices({mi("st", session, i, fill)}).at(0));
+  return out;
+}
+RC all(size_t n, ReplayCheck c) { return RC(n, c); }
+}  // namespace
+
+TEST_CASE("sqlite store: replay entries wait in the journal and are folded into the file in batches") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(records(*s, "a", 0, kFoldAt, 1) == all(kFoldAt, ReplayCheck::kNew));
+  CHECK(rows(path) == 0);
+  CHECK(gen_u64(path, kJournalCount) == kFoldAt);
+  CHECK(live_slots(path).size() == kFoldAt);
+  uint64_t epoch = gen_u64(path, kJournalEpoch);
+  // The next entry would pass the fold mark: the journal goes to the file first.
+  CHECK(records(*s, "a", kFoldAt, kFoldAt + 44, 1) == all(44, ReplayCheck::kNew));
+  CHECK(rows(path) == static_cast<int64_t>(kFoldAt));
+  CHECK(gen_u64(path, kJournalEpoch) == epoch + 1);
+  CHECK(gen_u64(path, kJournalCount) == 44);
+  CHECK(live_slots(path).size() == 44);
+  // Every entry answers the same wherever it is (the file, the journal).
+  CHECK(records(*s, "a", 0, kFoldAt + 44, 1) == all(kFoldAt + 44, ReplayCheck::kSame));
+  CHECK(records(*s, "a", 0, kFoldAt + 44, 2) == all(kFoldAt + 44, ReplayCheck::kConflict));
+  // Below the highest folded index, a gap is still new (the file is asked).
+  CHECK(s->record_message_indices({mi("st", "a", 100000, 1)}) == RC{ReplayCheck::kNew});
+  CHECK(records(*s, "gap", 10, 11, 1) == RC{ReplayCheck::kNew});
+  put_account(*s, "acct");  // folds
+  CHECK(records(*s, "gap", 0, 12, 1) == RC{ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kNew,
+                                          ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kNew,
+                                          ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kSame, ReplayCheck::kNew});
+}
+
+TEST_CASE("sqlite store: a key write folds the journal into its own transaction") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(records(*s, "a", 0, 3, 1) == all(3, ReplayCheck::kNew));
+  uint64_t epoch = gen_u64(path, kJournalEpoch);
+  put_account(*s, "acct");
+  CHECK(rows(path) == 3);
+  CHECK(live_slots(path).empty());
+  CHECK(gen_u64(path, kJournalEpoch) == epoch + 1);
+  // A key write with nothing to fold leaves the epoch alone.
+  put_account(*s, "acct 2");
+  CHECK(gen_u64(path, kJournalEpoch) == epoch + 1);
+  // After its own fold this store still knows index 1 is taken (its highest
+  // folded index moved with the fold).
+  CHECK(s->record_message_indices({mi("st", "a", 1, 9), mi("st", "a", 1, 1)}) ==
+        RC{ReplayCheck::kConflict, ReplayCheck::kSame});
+}
+
+TEST_CASE("sqlite store: two stores on one file share the journal, and each sees the other's folds") {
+  TwoStores t;
+  auto& [dir, path, a, b] = t;
+  CHECK(a->record_message_indices({mi("st", "i", 5, 1)}) == RC{ReplayCheck::kNew});
+  CHECK(b->record_message_indices({mi("st", "i", 5, 2), mi("st", "i", 5, 1)}) ==
+        RC{ReplayCheck::kConflict, ReplayCheck::kSame});
+  // b learns that the file has nothing of session i (its highest folded index: none).
+  CHECK(b->record_message_indices({mi("st", "i", 9, 1)}) == RC{ReplayCheck::kNew});
+  // a folds both entries into the file; b must not trust what it knew.
+  put_account(*a, "acct");
+  CHECK(rows(path) == 2);
+  CHECK(live_slots(path).empty());
+  CHECK(b->record_message_indices({mi("st", "i", 9, 2), mi("st", "i", 5, 2), mi("st", "i", 6, 2)}) ==
+        RC{ReplayCheck::kConflict, ReplayCheck::kConflict, ReplayCheck::kNew});
+  CHECK(a->record_message_indices({mi("st", "i", 6, 3), mi("st", "i", 6, 2)}) ==
+        RC{ReplayCheck::kConflict, ReplayCheck::kSame});
+}
+
+TEST_CASE("sqlite store: a backlog goes to the file in one transaction, with the journal before it") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(records(*s, "a", 0, 10, 1) == all(10, ReplayCheck::kNew));
+  std::vector<MessageIndexRecord> batch;
+  RC want;
+  for (uint32_t i = 0; i < 300; ++i) {
+    batch.push_back(mi("st", "a", i, i < 5 ? 1 : 7));  // 0-4 as recorded, 5-9 conflicting, the rest new
+    want.push_back(i < 5 ? ReplayCheck::kSame : i < 10 ? ReplayCheck::kConflict : ReplayCheck::kNew);
+  }
+  batch.push_back(mi("st", "a", 299, 8));
+  want.push_back(ReplayCheck::kConflict);
+  CHECK(s->record_message_indices(batch) == want);
+  CHECK(rows(path) == 300);
+  CHECK(live_slots(path).empty());
+  CHECK(records(*s, "a", 0, 10, 1) == all(10, ReplayCheck::kSame));  // a conflict keeps the first
+  CHECK(records(*s, "a", 10, 300, 7) == all(290, ReplayCheck::kSame));
+  CHECK(records(*s, "a", 300, 301, 7) == RC{ReplayCheck::kNew});
+}
+
+TEST_CASE("sqlite store: journal entries survive a crash of the process (SIGKILL)") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  { put_account(*SqliteCryptoStore::open(path, "k"), "acct"); }
+  auto lines = test::run_and_kill(
+      [&](int out) {
+        auto s = SqliteCryptoStore::open(path, "k");
+        if (records(*s, "a", 0, 20, 1) != all(20, ReplayCheck::kNew)) throw std::runtime_error("not new");
+        if (::write(out, "recorded\n", 9) != 9) throw std::runtime_error("write");
+        ::pause();  // killed here, the store open
+      },
+      1);
+  REQUIRE(lines == std::vector<std::string>{"recorded"});
+  CHECK(rows(path) == 0);
+  CHECK(live_slots(path).size() == 20);
+  auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(records(*s, "a", 0, 20, 1) == all(20, ReplayCheck::kSame));
+  CHECK(records(*s, "a", 0, 20, 2) == all(20, ReplayCheck::kConflict));
+  s.reset();
+  CHECK(rows(path) == 20);
+}
+
+TEST_CASE("sqlite store: a crash between a fold's COMMIT and the journal's clearing changes no answer") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(records(*s, "a", 0, 8, 1) == all(8, ReplayCheck::kNew));
+  auto before_fold = journal_bytes(path);
+  put_account(*s, "acct");  // folds: the rows are in the file, the journal empty
+  REQUIRE(rows(path) == 8);
+  // As a writer that died right after its COMMIT leaves it: the entries both in
+  // the file and live in the journal, the epoch not moved.
+  set_journal_bytes(path, before_fold);
+  CHECK(live_slots(path).size() == 8);
+  CHECK(records(*s, "a", 0, 8, 1) == all(8, ReplayCheck::kSame));
+  CHECK(records(*s, "a", 0, 8, 2) == all(8, ReplayCheck::kConflict));
+  CHECK(records(*s, "a", 8, 9, 2) == RC{ReplayCheck::kNew});
+  put_account(*s, "acct 2");  // folds them again: nothing changes in the file but the new one
+  CHECK(rows(path) == 9);
+  CHECK(live_slots(path).empty());
+  CHECK(records(*s, "a", 0, 9, 1) == RC{ReplayCheck::kSame, ReplayCheck::kSame, ReplayCheck::kSame,
+                                       ReplayCheck::kSame, ReplayCheck::kSame, ReplayCheck::kSame,
+                                       ReplayCheck::kSame, ReplayCheck::kSame, ReplayCheck::kConflict});
+}
+
+TEST_CASE("sqlite store: a half-written journal slot, or a count left low, changes no answer") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto s = SqliteCryptoStore::open(path, "k");
+  CHECK(records(*s, "a", 0, 4, 1) == all(4, ReplayCheck::kNew));
+  // Every slot that is not live gets an entry's bytes without its mark (as a
+  // writer that died before the mark leaves it), here a copy of a live one.
+  auto live = live_slots(path);
+  REQUIRE(live.size() == 4);
+  auto body = gen_bytes(path, kJournalSlots + static_cast<off_t>(live[0] * kSlotSize) + 8, kSlotSize - 8);
+  for (size_t i = 0; i < kSlots; ++i) {
+    if (std::find(live.begin(), live.end(), i) == live.end()) {
+      set_gen_bytes(path, kJournalSlots + static_cast<off_t>(i * kSlotSize) + 8, body);
+    }
+  }
+  CHECK(records(*s, "a", 4, 8, 1) == all(4, ReplayCheck::kNew));
+  CHECK(records(*s, "a", 0, 8, 1) == all(8, ReplayCheck::kSame));
+  // A count that stays low (a writer that died after the mark, every time): the
+  // table fills up, and the entry that finds no slot (index 512) goes to the
+  // file with the whole journal.
+  for (uint32_t i = 8; i < 600; ++i) {
+    set_gen_u64(path, kJournalCount, 0);
+    REQUIRE(s->record_message_indices({mi("st", "a", i, 1)}) == RC{ReplayCheck::kNew});
+  }
+  CHECK(rows(path) == 513);
+  CHECK(live_slots(path).size() == 600 - 513);
+  CHECK(records(*s, "a", 0, 600, 1) == all(600, ReplayCheck::kSame));
+  CHECK(records(*s, "a", 600, 601, 1) == RC{ReplayCheck::kNew});
+  s.reset();
+  CHECK(rows(path) == 601);
+}
+
+TEST_CASE("sqlite store: a damaged journal entry is STORE_CORRUPT, and nothing is written") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto s = SqliteCryptoStore::open(path, "k");
+  put_account(*s, "acct");
+  CHECK(records(*s, "a", 0, 3, 1) == all(3, ReplayCheck::kNew));
+  auto live = live_slots(path);
+  REQUIRE(live.size() == 3);
+  for (size_t slot : live) {
+    // A fingerprint changed (to another event's) without its tag.
+    set_gen_bytes(path, kJournalSlots + static_cast<off_t>(slot * kSlotSize) + 48, std::string(16, '\2'));
+  }
+  auto file_before = test::read_file(path);
+  REQUIRE_ERROR(s->record_message_indices({mi("st", "a", 1, 2)}), STORE_CORRUPT);
+  REQUIRE_ERROR(s->record_message_indices({mi("st", "a", 3, 2), mi("st", "a", 1, 2)}), STORE_CORRUPT);
+  CHECK(live_slots(path).size() == 3);  // the new entry before the damaged one was not written either
+  REQUIRE_ERROR(save_account(*s, "acct 2"), STORE_CORRUPT);  // a key write folds: refused, rolled back
+  CHECK(s->get_account() == "acct");
+  CHECK(rows(path) == 0);
+  s.reset();  // closing cannot fold it either
+  CHECK(rows(path) == 0);
+  REQUIRE_ERROR(SqliteCryptoStore::open(path, "k"), STORE_CORRUPT);
+  // Opened without verification, the damage is found where it is read.
+  auto t = SqliteCryptoStore::open(path, "k", {.verify_on_open = false});
+  CHECK(t->record_message_indices({mi("st", "b", 0, 1)}) == RC{ReplayCheck::kNew});
+  REQUIRE_ERROR(t->record_message_indices({mi("st", "a", 0, 1)}), STORE_CORRUPT);
+}
+
+TEST_CASE("sqlite store: a journal copied from another store does not check") {
+  test::TempDir dir;
+  auto a = dir.file("a.db"), b = dir.file("b.db");
+  {
+    auto s = SqliteCryptoStore::open(a, "k");
+    CHECK(records(*s, "a", 0, 3, 1) == all(3, ReplayCheck::kNew));
+    auto t = SqliteCryptoStore::open(b, "k");
+    put_account(*t, "b");
+    set_journal_bytes(b, journal_bytes(a));
+    // Same pickle key, another store id: the entries' names mean nothing here
+    // (the same ids have other keyed names), and no tag checks.
+    CHECK(t->record_message_indices({mi("st", "a", 0, 2)}) == RC{ReplayCheck::kNew});
+    REQUIRE_ERROR(save_account(*t, "b 2"), STORE_CORRUPT);  // the fold checks every entry
+    CHECK(t->get_account() == "b");
+    CHECK(rows(b) == 0);
+  }
+  REQUIRE_ERROR(SqliteCryptoStore::open(b, "k"), STORE_CORRUPT);
+}
+
+TEST_CASE("sqlite store: deleting a session folds the journal first, then forgets the session's entries") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto s = SqliteCryptoStore::open(path, "k");
+  put_inbound(*s, {"st", "a", "pickle a"});
+  CHECK(s->record_message_indices({mi("st", "a", 0, 1), mi("st", "a", 1, 1), mi("st", "b", 0, 1)}) ==
+        all(3, ReplayCheck::kNew));
+  s->delete_inbound_session("st", "a");
+  CHECK(live_slots(path).empty());
+  CHECK(rows(path) == 1);
+  CHECK(s->record_message_indices({mi("st", "a", 0, 2), mi("st", "a", 1, 2), mi("st", "b", 0, 2)}) ==
+        RC{ReplayCheck::kNew, ReplayCheck::kNew, ReplayCheck::kConflict});
+  s->delete_all();
+  CHECK(live_slots(path).empty());
+  CHECK(rows(path) == 0);
+  CHECK(s->record_message_indices({mi("st", "a", 0, 3), mi("st", "b", 0, 3)}) == all(2, ReplayCheck::kNew));
+}
+
+namespace {
+constexpr off_t kLockWord = 96;
+constexpr off_t kLiveBase = off_t{1} << 20;
+// Holds a store's liveness byte for `slot`, as an open store does.
+int hold_live_slot(const std::string& path, uint64_t slot) {
+  int fd = ::open((path + "-gen").c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = kLiveBase + static_cast<off_t>(slot - 1);
+  fl.l_len = 1;
+  REQUIRE(::fcntl(fd, F_OFD_SETLK, &fl) == 0);
+  return fd;
+}
+}  // namespace
+
+TEST_CASE("sqlite store: the journal lock: a live holder is waited for up to the busy timeout, a gone one replaced") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto s = SqliteCryptoStore::open(path, "k", {.busy_timeout_ms = 200});
+  CHECK(records(*s, "a", 0, 1, 1) == RC{ReplayCheck::kNew});
+  CHECK(gen_u64(path, kLockWord) == 0);  // free between calls
+  constexpr uint64_t kSlot = 4000;
+  const uint64_t token = (uint64_t{77} << 16) | kSlot;
+  int fd = hold_live_slot(path, kSlot);
+  set_gen_u64(path, kLockWord, token);
+  auto before = journal_bytes(path);
+  REQUIRE_ERROR(s->record_message_indices({mi("st", "a", 1, 1)}), STORE_BUSY);
+  REQUIRE_ERROR(save_account(*s, "acct"), STORE_BUSY);
+  CHECK(journal_bytes(path) == before);
+  CHECK(gen_u64(path, kLockWord) == token);
+  // Released by its holder meanwhile: the store goes on.
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    set_gen_u64(path, kLockWord, 0);
+  });
+  CHECK(records(*s, "a", 1, 2, 1) == RC{ReplayCheck::kNew});
+  release.join();
+  // The holder's store gone (its byte free, as when its process dies): replaced.
+  set_gen_u64(path, kLockWord, token);
+  ::close(fd);
+  CHECK(records(*s, "a", 2, 3, 1) == RC{ReplayCheck::kNew});
+  CHECK(gen_u64(path, kLockWord) == 0);
+  // A word no store can hold (slot 0, or past the last) is replaced as well.
+  for (uint64_t w : {uint64_t{5} << 16, (uint64_t{5} << 16) | 4097}) {
+    set_gen_u64(path, kLockWord, w);
+    CHECK(s->record_message_indices({mi("st", "a", 3, 1)}).size() == 1);
+    CHECK(gen_u64(path, kLockWord) == 0);
+  }
+  put_account(*s, "acct");
+  CHECK(rows(path) == 4);
+}
+
+TEST_CASE("sqlite store: a process killed while it holds the journal lock does not block the others") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  auto s = SqliteCryptoStore::open(path, "k", {.busy_timeout_ms = 5000});
+  CHECK(records(*s, "a", 0, 1, 1) == RC{ReplayCheck::kNew});
+  auto lines = test::run_and_kill(
+      [&](int out) {
+        (void)hold_live_slot(path, 4000);
+        set_gen_u64(path, kLockWord, (uint64_t{9} << 16) | 4000);
+        if (::write(out, "locked\n", 7) != 7) throw std::runtime_error("write");
+        ::pause();
+      },
+      1);
+  REQUIRE(lines == std::vector<std::string>{"locked"});
+  CHECK(gen_u64(path, kLockWord) == ((uint64_t{9} << 16) | 4000));
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(records(*s, "a", 1, 2, 1) == RC{ReplayCheck::kNew});
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(4));  // not the busy timeout
+}
+
+TEST_CASE("sqlite store: processes recording the same indices at once: exactly one sees each as new") {
+  test::TempDir dir;
+  auto path = dir.file("s.db");
+  { put_account(*SqliteCryptoStore::open(path, "k"), "acct"); }
+  constexpr uint32_t kIndices = 1500;  // past five folds
+  REQUIRE(test::run_in_children(2, [&](int child) {
+    auto s = SqliteCryptoStore::open(path, "k");
+    // Both start together: each marks itself ready and waits for the other.
+    std::ofstream(dir.file("ready-" + std::to_string(child))) << "";
+    while (!std::filesystem::exists(dir.file("ready-" + std::to_string(1 - child)))) std::this_thread::yield();
+    std::string out;
+    for (uint32_t i = 0; i < kIndices; ++i) {
+      auto r = s->record_message_indices({mi("st", "a", i, static_cast<uint8_t>(child + 1))}).at(0);
+      out.push_back(r == ReplayCheck::kNew ? 'n' : r == ReplayCheck::kConflict ? 'c' : 's');
+    }
+    std::ofstream(dir.file("child-" + std::to_string(child))) << out;
+  }));
+  auto a = test::read_file(dir.file("child-0")), b = test::read_file(dir.file("child-1"));
+  REQUIRE(a.size() == kIndices);
+  REQUIRE(b.size() == kIndices);
+  for (uint32_t i = 0; i < kIndices; ++i) {
+    INFO("index " << i);
+    CHECK(((a[i] == 'n' && b[i] == 'c') || (a[i] == 'c' && b[i] == 'n')));
+  }
+  CHECK(rows(path) == kIndices);  // both closed: everything folded
+  CHECK(gen_u64(path, kLockWord) == 0);
 }
 
 TEST_CASE("sqlite store: wrong key, foreign file, corrupt file, newer schema are refused unchanged") {

@@ -9,7 +9,9 @@
 //   3. InboundSessions: one cached session's mu, then InboundSessions::cache_mu_
 //   4. HybridSessions::mu_
 //   5. DeviceAccount::mu_
-//   6. the store's own lock (a leaf: the store never calls out)
+//   6. the store's own lock (a leaf: the store never calls out). Under it a
+//      SQLite store takes only its cross-process locks, in this order: the
+//      replay journal's lock, then SQLite's file locks (docs/store.md).
 // No mutex is recursive.
 #pragma once
 

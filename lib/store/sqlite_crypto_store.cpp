@@ -9,14 +9,18 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <map>
+#include <thread>
 #include <tuple>
+#include <unordered_map>
 
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
 #include "towns/detail_sync.h"
 #include "towns/error.h"
+#include "store/replay_journal.h"
 
 namespace towns {
 namespace {
@@ -258,6 +262,7 @@ struct Drawn {
   crypto::SecretBytes store_id;  // for a new store, or one migrated from version 3
   crypto::SecretBytes iv_seed;
   std::string temp_suffix;
+  crypto::SecretBytes lock_nonce;  // where this store's journal lock tokens start
 };
 
 // SQLite would read "file:..." as a URI (when URIs are enabled) and ":memory:" or
@@ -345,21 +350,78 @@ void fsync_dir_of(const std::string& path) {
 
 }  // namespace
 
-// The shared page behind data_version() (docs/store.md, "Other writers"): the
-// first 8 bytes of `<path>-gen`, a counter every writer of the store changes
-// around each commit. Any value is valid (a damaged or crafted file can at worst
-// make caches be dropped, or kept, as a writer of the file could anyway).
+// The shared file `<path>-gen` (docs/store.md, "Other writers" and "The replay
+// journal"). Its first 8 bytes are the generation word behind data_version(), a
+// counter every writer of the store changes around each commit; bytes 64 to 79
+// are the replay journal's header, and the journal's table starts at 4096. Any
+// value is valid (a damaged or crafted file can at worst make caches be dropped,
+// or kept, as a writer of the file could anyway; journal entries are checked by
+// their tags).
 struct GenerationPage {
-  static constexpr size_t kSize = 4096;
+  static constexpr size_t kJournalHeader = 64;
+  static constexpr size_t kLockWord = 96;  // the journal lock (Impl::lock_journal)
+  static constexpr size_t kJournalTable = 4096;
+  // Each open store holds an OFD write lock on one byte from here (beyond the
+  // file's end; nothing is stored there): the journal lock's holder is alive
+  // while its byte is locked.
+  static constexpr off_t kLiveBase = off_t{1} << 20;
+  static constexpr uint64_t kLiveSlots = 4096;
+  static constexpr size_t kSize = kJournalTable + store_detail::ReplayJournal::kTableSize;
   static_assert(std::atomic_ref<uint64_t>::is_always_lock_free);
   int fd = -1;
-  uint64_t* word = nullptr;  // the start of the mapped page
+  uint64_t* word = nullptr;  // the start of the mapped file
+  uint64_t live_slot = 0;    // 1 + this store's byte from kLiveBase (0: none)
+
+  std::atomic_ref<uint64_t> lock_word() const {
+    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(word) + kLockWord));
+  }
+
+  static struct flock live_byte(uint64_t slot, short type) {
+    struct flock fl {};
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = kLiveBase + static_cast<off_t>(slot - 1);
+    fl.l_len = 1;
+    return fl;
+  }
+
+  // Takes the first free byte (slot) from kLiveBase; held until the file is
+  // closed, or the process ends.
+  void take_live_slot(const std::string& path) {
+    for (uint64_t slot = 1; slot <= kLiveSlots; ++slot) {
+      auto fl = live_byte(slot, F_WRLCK);
+      if (::fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+        live_slot = slot;
+        return;
+      }
+      if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+        throw Error(ErrorCode::STORE_ERROR,
+                    "cannot lock a byte of the store's generation file (" + path + "): " + std::strerror(errno));
+      }
+    }
+    throw Error(ErrorCode::STORE_BUSY, "more than 4096 stores are open on " + path);
+  }
+
+  // False while the store whose slot the token names holds its byte.
+  bool holder_gone(uint64_t token) const {
+    uint64_t slot = token & 0xffff;
+    if (slot == 0 || slot > kLiveSlots) return true;  // no store has that slot (a damaged word)
+    auto fl = live_byte(slot, F_WRLCK);
+    if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;  // unknown: waited for, up to the timeout
+    return fl.l_type == F_UNLCK;  // also for this store's own slot, which no other store can hold
+  }
+
+  store_detail::ReplayJournal journal() const {
+    auto* base = reinterpret_cast<uint8_t*>(word);
+    return {base + kJournalHeader, base + kJournalTable};
+  }
 
   GenerationPage() = default;
   GenerationPage(GenerationPage&& o) noexcept { *this = std::move(o); }
   GenerationPage& operator=(GenerationPage&& o) noexcept {
     std::swap(fd, o.fd);
     std::swap(word, o.word);
+    std::swap(live_slot, o.live_slot);
     return *this;
   }
   ~GenerationPage() {
@@ -423,7 +485,38 @@ struct SqliteCryptoStore::Impl {
   uint64_t gen_odd_seen TOWNS_GUARDED_BY(mu) = 0;  // an odd value the previous data_version() found
   uint64_t foreign_changes TOWNS_GUARDED_BY(mu) = 0;  // what data_version() returns
 
+  // The replay journal (docs/store.md, "The replay journal"), in the same file.
+  // Every access holds the journal lock (JournalLock), taken after mu and before
+  // any SQLite lock.
+  store_detail::ReplayJournal journal;  // set with gen
+  int busy_timeout_ms = 0;               // also bounds the wait for the journal lock
+  bool journal_locked TOWNS_GUARDED_BY(mu) = false;
+  uint64_t lock_nonce TOWNS_GUARDED_BY(mu) = 0;  // the last token's upper 48 bits
+  uint64_t lock_token TOWNS_GUARDED_BY(mu) = 0;  // the token this store holds the lock with
+  // Per (stream, session) keyed names: the highest message index in
+  // message_indices (-1: none), as read while the journal's epoch was
+  // folded_epoch. Rows reach message_indices only by a fold, which moves the
+  // epoch on, so while it is unchanged these are exact or high (a delete only
+  // lowers the truth), and an index above one is not in the file.
+  uint64_t folded_epoch TOWNS_GUARDED_BY(mu) = 0;
+  struct LastNames {
+    std::string stream_id, session_id;
+    std::array<uint8_t, 16> stream, session;
+  };
+  std::optional<LastNames> last_names TOWNS_GUARDED_BY(mu);
+  std::unordered_map<std::string, int64_t> folded_max TOWNS_GUARDED_BY(mu);
+  static constexpr size_t kFoldedMaxLimit = 1 << 16;  // dropped (and read again) beyond this
+
   ~Impl() {
+    if (journal.attached()) {
+      // Closing folds what this or another process left in the journal, so a
+      // store closed cleanly leaves its whole record in the file.
+      try {
+        MutexLock l(mu);
+        fold_journal(WriteTxn::Sync::kRelaxed);
+      } catch (const std::exception&) {  // the entries stay in the journal for the next fold
+      }
+    }
     for (auto& [sql, s] : statements) sqlite3_finalize(s);
     if (db != nullptr) sqlite3_close_v2(db);
   }
@@ -476,6 +569,73 @@ struct SqliteCryptoStore::Impl {
     if (w.compare_exchange_strong(expect, odd + 1)) gen_expected = odd + 1;
   }
 
+  // The journal lock (docs/store.md, "The replay journal"): a word in the
+  // generation file, 0 when free, else the holder's token: a fresh 48-bit number
+  // above its 16-bit slot. Taken and released by compare-and-swap, so an
+  // uncontended lock costs no system call. A store waits while the holder's
+  // store holds its slot's byte (an OFD lock, which the kernel releases when the
+  // store's file is closed or its process dies); a holder that is gone is
+  // replaced by compare-and-swap on its exact token. Waits up to the busy
+  // timeout, then STORE_BUSY.
+  void lock_journal() TOWNS_REQUIRES(mu) {
+    auto word = gen.lock_word();
+    lock_nonce = (lock_nonce + 1) & ((uint64_t{1} << 48) - 1);
+    const uint64_t mine = (lock_nonce << 16) | gen.live_slot;
+    uint64_t seen = 0;
+    if (!word.compare_exchange_strong(seen, mine, std::memory_order_acquire)) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+      auto pause = std::chrono::microseconds(10);
+      for (;;) {
+        if (seen != 0 && gen.holder_gone(seen)) {
+          if (word.compare_exchange_strong(seen, mine, std::memory_order_acquire)) break;
+          continue;  // seen is the word's value now
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          throw Error(ErrorCode::STORE_BUSY, "the replay journal stayed locked by another store for the busy timeout");
+        }
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(2000));
+        seen = 0;
+        if (word.compare_exchange_strong(seen, mine, std::memory_order_acquire)) break;
+      }
+    }
+    lock_token = mine;
+    journal_locked = true;
+    // Another store folded since this one last looked: its highest folded
+    // indices may be low now.
+    if (uint64_t e = journal.epoch(); e != folded_epoch) {
+      folded_max.clear();
+      folded_epoch = e;
+    }
+  }
+  void unlock_journal() TOWNS_REQUIRES(mu) {
+    journal_locked = false;
+    uint64_t expect = lock_token;
+    // Fails only if another store took the lock as this one's holder was gone,
+    // which a live store never is: then it is that store's to release.
+    (void)gen.lock_word().compare_exchange_strong(expect, 0, std::memory_order_release);
+  }
+  // Takes the journal lock unless this store already holds it (then nothing:
+  // an inner scope within a method that holds it).
+  class JournalLock {
+   public:
+    explicit JournalLock(Impl& impl) TOWNS_REQUIRES(impl.mu) : impl_(impl) {
+      if (impl.journal.attached() && !impl.journal_locked) {
+        impl.lock_journal();
+        taken_ = true;
+      }
+    }
+    ~JournalLock() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
+      if (taken_) impl_.unlock_journal();
+    }
+    JournalLock(const JournalLock&) = delete;
+    JournalLock& operator=(const JournalLock&) = delete;
+
+   private:
+    Impl& impl_;
+    bool taken_ = false;
+  };
+
   // A write transaction: BEGIN IMMEDIATE when constructed, COMMIT on commit(),
   // ROLLBACK when destroyed without a successful commit() (an exception, or a
   // save_changes condition that does not hold). Constructed with mu held, after
@@ -490,15 +650,32 @@ struct SqliteCryptoStore::Impl {
     // mode is switched only when it differs (a run of decrypts switches it
     // once), and before BEGIN, so a key write never commits under NORMAL.
     enum class Sync { kDurable, kRelaxed };
+    //
+    // Every write transaction also folds the replay journal: it takes the
+    // journal lock before BEGIN (the lock order: mu, the journal lock, SQLite's
+    // locks) and writes the journal's entries into the transaction, so a key
+    // write makes every entry recorded before it as durable as itself. The
+    // journal is emptied after COMMIT (a crash in between leaves entries that
+    // are in the file already, which the next fold writes again, changing
+    // nothing).
     explicit WriteTxn(Impl& impl, Sync sync = Sync::kDurable) TOWNS_REQUIRES(impl.mu)
-        : impl_(impl), bump_(sync == Sync::kDurable && impl.gen.word != nullptr) {
+        : impl_(impl), journal_(impl), bump_(sync == Sync::kDurable && impl.gen.word != nullptr) {
       bool relax = sync == Sync::kRelaxed && impl_.synchronous_full;
       if (relax != impl_.relaxed_now) {
         impl_.stmt(relax ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL").run();
         impl_.relaxed_now = relax;
       }
       impl_.stmt("BEGIN IMMEDIATE").run();
+      try {
+        if (impl_.journal.attached()) folded_ = impl_.write_journal_rows();
+      } catch (...) {
+        sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
     }
+    // Rows this transaction wrote to message_indices itself (a backlog): they
+    // move the journal's epoch on like folded ones.
+    void also_folded(const store_detail::JournalEntry& e) { folded_.push_back(e); }
     ~WriteTxn() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
       if (!committed_ && sqlite3_get_autocommit(impl_.db) == 0) {
         sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -512,22 +689,24 @@ struct SqliteCryptoStore::Impl {
     void commit() TOWNS_NO_THREAD_SAFETY_ANALYSIS {
       if (!bump_) {
         impl_.stmt("COMMIT").run();
-        committed_ = true;
-        return;
-      }
-      uint64_t odd = impl_.gen_enter();
-      try {
-        impl_.stmt("COMMIT").run();
-      } catch (...) {
+      } else {
+        uint64_t odd = impl_.gen_enter();
+        try {
+          impl_.stmt("COMMIT").run();
+        } catch (...) {
+          impl_.gen_leave(odd);
+          throw;
+        }
         impl_.gen_leave(odd);
-        throw;
       }
       committed_ = true;
-      impl_.gen_leave(odd);
+      if (!folded_.empty()) impl_.journal_folded(folded_);
     }
 
    private:
     Impl& impl_;
+    JournalLock journal_;
+    std::vector<store_detail::JournalEntry> folded_;
     const bool bump_;
     bool committed_ = false;
   };
@@ -610,15 +789,34 @@ struct SqliteCryptoStore::Impl {
     return aad;
   }
 
-  std::vector<uint8_t> replay_tag(std::span<const uint8_t> stream, std::span<const uint8_t> session, uint32_t index,
-                                  std::span<const uint8_t> fingerprint) const {
-    std::vector<uint8_t> in;
-    put_field(in, stream);
-    put_field(in, session);
-    put_u32(in, index);
-    put_field(in, fingerprint);
-    auto mac = tag_key->mac(in);
-    return {mac.begin(), mac.begin() + kTagSize};
+  // HMAC(K_tags, field(stream) || field(session) || u32(index) || field(fingerprint))
+  // (docs/store.md), truncated to kTagSize. Built on the stack for the sizes
+  // this store writes (the record's hot path), on the heap for a malformed row's.
+  std::array<uint8_t, kTagSize> replay_tag(std::span<const uint8_t> stream, std::span<const uint8_t> session,
+                                           uint32_t index, std::span<const uint8_t> fingerprint) const {
+    const size_t n = 4 + stream.size() + 4 + session.size() + 4 + 4 + fingerprint.size();
+    std::array<uint8_t, 3 * (4 + kNameSize) + 4> small{};
+    std::vector<uint8_t> large(n > small.size() ? n : 0);
+    uint8_t* out = n > small.size() ? large.data() : small.data();
+    size_t at = 0;
+    auto u32 = [&](uint32_t v) {
+      for (int i = 3; i >= 0; --i) out[at++] = static_cast<uint8_t>(v >> (8 * i));
+    };
+    auto field = [&](std::span<const uint8_t> v) {
+      u32(static_cast<uint32_t>(v.size()));
+      if (!v.empty()) std::memcpy(out + at, v.data(), v.size());
+      at += v.size();
+    };
+    field(stream);
+    field(session);
+    u32(index);
+    field(fingerprint);
+    return truncated_tag(tag_key->mac({out, n}));
+  }
+  static std::array<uint8_t, kTagSize> truncated_tag(const std::array<uint8_t, 32>& mac) {
+    std::array<uint8_t, kTagSize> out;
+    std::copy(mac.begin(), mac.begin() + kTagSize, out.begin());
+    return out;
   }
 
   // A row ready to be written: its keyed names, its clear column and its sealed value.
@@ -836,7 +1034,9 @@ struct SqliteCryptoStore::Impl {
         auto fp = s.blob(3);
         int64_t index = s.int64(2);
         if (fp.size() != 16 || index < 0 || index > int64_t{0xffffffff}) corrupt("message_indices", "a malformed row");
-        insert_index(stream_name(s.text(0)), session_name(s.text(1)), static_cast<uint32_t>(index), fp);
+        MessageIndexRecord r{s.text(0), s.text(1), static_cast<uint32_t>(index), {}};
+        std::copy(fp.begin(), fp.end(), r.fingerprint.begin());
+        insert_index(journal_entry(r));
       }
     }
     exec(kDropV3);
@@ -862,19 +1062,146 @@ struct SqliteCryptoStore::Impl {
   }
 
   // True when the (stream, session, index) was new.
-  bool insert_index(std::span<const uint8_t> stream, std::span<const uint8_t> session, uint32_t index,
-                    std::span<const uint8_t> fingerprint) TOWNS_REQUIRES(mu) {
-    auto tag = replay_tag(stream, session, index, fingerprint);
+  bool insert_index(const store_detail::JournalEntry& e) TOWNS_REQUIRES(mu) {
     stmt("INSERT INTO message_indices (stream, session, message_index, fingerprint, tag) "
          "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-        .bind(1, stream)
-        .bind(2, session)
-        .bind(3, static_cast<int64_t>(index))
-        .bind(4, fingerprint)
-        .bind(5, std::span<const uint8_t>(tag))
+        .bind(1, std::span<const uint8_t>(e.stream))
+        .bind(2, std::span<const uint8_t>(e.session))
+        .bind(3, static_cast<int64_t>(e.index))
+        .bind(4, std::span<const uint8_t>(e.fingerprint))
+        .bind(5, std::span<const uint8_t>(e.tag))
         .run();
     return sqlite3_changes(db) == 1;
   }
+
+  // ---- the replay journal (docs/store.md, "The replay journal"); every
+  // method below runs with the journal lock held.
+
+  store_detail::JournalEntry journal_entry(const MessageIndexRecord& r) const {
+    store_detail::JournalEntry e;
+    auto stream = stream_name(r.stream_id);
+    auto session = session_name(r.session_id);
+    std::copy(stream.begin(), stream.end(), e.stream.begin());
+    std::copy(session.begin(), session.end(), e.session.begin());
+    e.index = r.message_index;
+    e.fingerprint = r.fingerprint;
+    e.tag = replay_tag(e.stream, e.session, e.index, e.fingerprint);
+    return e;
+  }
+  // journal_entry, with the keyed names of the last (stream, session) kept:
+  // a run of events of one session computes them once.
+  store_detail::JournalEntry journal_entry_cached(const MessageIndexRecord& r) TOWNS_REQUIRES(mu) {
+    if (!last_names || last_names->stream_id != r.stream_id || last_names->session_id != r.session_id) {
+      auto e = journal_entry(r);
+      last_names = LastNames{r.stream_id, r.session_id, e.stream, e.session};
+      return e;
+    }
+    store_detail::JournalEntry e;
+    e.stream = last_names->stream;
+    e.session = last_names->session;
+    e.index = r.message_index;
+    e.fingerprint = r.fingerprint;
+    e.tag = replay_tag(e.stream, e.session, e.index, e.fingerprint);
+    return e;
+  }
+
+  void check_journal_entry(const store_detail::JournalEntry& e) const {
+    if (!crypto::constant_time_equal(e.tag, replay_tag(e.stream, e.session, e.index, e.fingerprint))) {
+      corrupt("the replay journal", "an entry does not check here (damaged, or written for another store)");
+    }
+  }
+
+  // Writes the journal's entries into the open write transaction (in key order),
+  // each one's tag checked first. Returns them.
+  std::vector<store_detail::JournalEntry> write_journal_rows() TOWNS_REQUIRES(mu) {
+    auto rows = journal.entries();
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.stream, a.session, a.index) < std::tie(b.stream, b.session, b.index);
+    });
+    for (const auto& e : rows) {
+      check_journal_entry(e);
+      (void)insert_index(e);  // already there only after a crash between a fold's COMMIT and its clear
+    }
+    return rows;
+  }
+
+  // After the COMMIT of a transaction that wrote `rows` to message_indices.
+  void journal_folded(const std::vector<store_detail::JournalEntry>& rows) TOWNS_REQUIRES(mu) {
+    journal.clear();
+    folded_epoch = journal.epoch();
+    const store_detail::JournalEntry* run = nullptr;  // the first row of a run of one session
+    decltype(folded_max)::iterator it = folded_max.end();
+    for (const auto& e : rows) {
+      if (run == nullptr || run->stream != e.stream || run->session != e.session) {
+        run = &e;
+        it = folded_max.find(folded_key(e));
+      }
+      if (it != folded_max.end()) it->second = std::max<int64_t>(it->second, e.index);
+    }
+  }
+
+  static std::string folded_key(const store_detail::JournalEntry& e) {
+    std::string k(e.stream.begin(), e.stream.end());
+    k.append(e.session.begin(), e.session.end());
+    return k;
+  }
+
+  // The highest index of the session in message_indices (-1: none), read once
+  // per epoch.
+  int64_t folded_max_of(const store_detail::JournalEntry& e) TOWNS_REQUIRES(mu) {
+    auto key = folded_key(e);
+    if (auto it = folded_max.find(key); it != folded_max.end()) return it->second;
+    auto s = stmt("SELECT coalesce(max(message_index), -1) FROM message_indices WHERE stream = ? AND session = ?");
+    s.bind(1, std::span<const uint8_t>(e.stream)).bind(2, std::span<const uint8_t>(e.session));
+    int64_t v = s.step() ? s.int64(0) : -1;
+    if (folded_max.size() >= kFoldedMaxLimit) folded_max.clear();
+    folded_max.emplace(std::move(key), v);
+    return v;
+  }
+
+  // The stored row at e's (stream, session, index) against e's fingerprint.
+  std::optional<ReplayCheck> check_stored(const store_detail::JournalEntry& e) TOWNS_REQUIRES(mu) {
+    auto s = stmt(
+        "SELECT stream, session, message_index, fingerprint, tag FROM message_indices "
+        "WHERE stream = ? AND session = ? AND message_index = ?");
+    s.bind(1, std::span<const uint8_t>(e.stream))
+        .bind(2, std::span<const uint8_t>(e.session))
+        .bind(3, static_cast<int64_t>(e.index));
+    if (!s.step()) return std::nullopt;
+    check_index_row(s);
+    auto stored = s.blob(3);
+    bool same = stored.size() == e.fingerprint.size() && std::equal(stored.begin(), stored.end(), e.fingerprint.begin());
+    return same ? ReplayCheck::kSame : ReplayCheck::kConflict;
+  }
+
+  // One entry against the journal, the entries this call adds before it, and
+  // the file; nothing is written.
+  ReplayCheck check_entry(const store_detail::JournalEntry& e, const std::vector<store_detail::JournalEntry>& added)
+      TOWNS_REQUIRES(mu) {
+    auto same_place = [&](const store_detail::JournalEntry& o) {
+      return o.index == e.index && o.stream == e.stream && o.session == e.session;
+    };
+    if (auto j = journal.find(e.stream, e.session, e.index)) {
+      check_journal_entry(*j);
+      return j->fingerprint == e.fingerprint ? ReplayCheck::kSame : ReplayCheck::kConflict;
+    }
+    for (const auto& a : added) {
+      if (same_place(a)) return a.fingerprint == e.fingerprint ? ReplayCheck::kSame : ReplayCheck::kConflict;
+    }
+    if (int64_t{e.index} > folded_max_of(e)) return ReplayCheck::kNew;  // above everything in the file
+    return check_stored(e).value_or(ReplayCheck::kNew);
+  }
+
+  // Folds the journal into the file in a transaction of its own (nothing when
+  // it is empty).
+  void fold_journal(WriteTxn::Sync sync) TOWNS_REQUIRES(mu) {
+    JournalLock jl(*this);
+    if (!journal.attached() || !journal.has_entries()) return;
+    WriteTxn txn(*this, sync);
+    txn.commit();
+  }
+
+  std::vector<ReplayCheck> record(const std::vector<store_detail::JournalEntry>& in) TOWNS_REQUIRES(mu);
 
   // Opens every row once (and checks the file's structure): a file that holds
   // anything this store did not write here is refused at open.
@@ -1075,6 +1402,19 @@ void SqliteCryptoStore::Impl::open_existing(const std::string& path, crypto::Sec
   // Accepted: from here on the file is ours to write.
   gen = GenerationPage::open(path + "-gen");
   gen_expected = std::atomic_ref<uint64_t>(*gen.word).load();
+  busy_timeout_ms = opts.busy_timeout_ms;
+  gen.take_live_slot(path + "-gen");
+  std::memcpy(&lock_nonce, drawn.lock_nonce.data(), sizeof lock_nonce);
+  journal = gen.journal();
+  if (opts.verify_on_open) {
+    try {
+      JournalLock jl(*this);
+      for (const auto& e : journal.entries()) check_journal_entry(e);
+    } catch (...) {
+      journal = {};  // refused: closing must not fold it
+      throw;
+    }
+  }
   exec("PRAGMA journal_mode=WAL");
   synchronous_full = opts.synchronous_full;
   exec(opts.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
@@ -1096,7 +1436,8 @@ std::unique_ptr<SqliteCryptoStore> SqliteCryptoStore::open(const std::string& pa
   auto impl = std::make_unique<Impl>();
   impl->rng = options.rng != nullptr ? options.rng : &crypto::os_random();
   // Everything open() may need from the random source, drawn before any lock.
-  Drawn drawn{impl->rng->bytes(kStoreIdSize), impl->rng->bytes(32), crypto::hex_encode(impl->rng->bytes(8).span())};
+  Drawn drawn{impl->rng->bytes(kStoreIdSize), impl->rng->bytes(32), crypto::hex_encode(impl->rng->bytes(8).span()),
+              impl->rng->bytes(8)};
   impl->check_key = crypto::AesGcm::New(
       crypto::hkdf_sha256(pickle_key, bytes_of(kKdfSaltV1), bytes_of("pickle key check"), 32));
   impl->hybrid_key_v1 = crypto::AesGcm::New(
@@ -1183,6 +1524,12 @@ void SqliteCryptoStore::delete_inbound_session(std::string_view stream_id, std::
   auto stream = impl_->stream_name(stream_id);
   auto session = impl_->session_name(session_id);
   MutexLock l(impl_->mu);
+  // The journal is folded and emptied in a transaction of its own first, under
+  // the same journal lock: folded in this one, its entries would stay live until
+  // it is emptied after COMMIT, and a crash in between would bring the deleted
+  // session's entries back.
+  Impl::JournalLock jl(*impl_);
+  impl_->fold_journal(Impl::WriteTxn::Sync::kRelaxed);
   Impl::WriteTxn txn(*impl_);
   for (const char* sql : {"DELETE FROM inbound_sessions WHERE stream = ? AND session = ?",
                           "DELETE FROM message_indices WHERE stream = ? AND session = ?"}) {
@@ -1291,6 +1638,8 @@ std::vector<HybridSessionRecord> SqliteCryptoStore::all_hybrid_sessions() {
 
 void SqliteCryptoStore::delete_all() {
   MutexLock l(impl_->mu);
+  Impl::JournalLock jl(*impl_);  // as delete_inbound_session
+  impl_->fold_journal(Impl::WriteTxn::Sync::kRelaxed);
   Impl::WriteTxn txn(*impl_);
   for (const char* sql : {"DELETE FROM account", "DELETE FROM outbound_sessions", "DELETE FROM inbound_sessions",
                           "DELETE FROM hybrid_sessions", "DELETE FROM message_indices"}) {
@@ -1346,42 +1695,61 @@ bool SqliteCryptoStore::save_changes(const StoreChanges& c) {
 }
 
 std::vector<ReplayCheck> SqliteCryptoStore::record_message_indices(const std::vector<MessageIndexRecord>& entries) {
-  std::vector<ReplayCheck> out;
-  if (entries.empty()) return out;
-  out.reserve(entries.size());
-  struct Named {
-    std::vector<uint8_t> stream, session;
-  };
-  std::vector<Named> names;
-  names.reserve(entries.size());
-  for (const auto& e : entries) names.push_back({impl_->stream_name(e.stream_id), impl_->session_name(e.session_id)});
+  if (entries.empty()) return {};
   MutexLock l(impl_->mu);
-  // The replay record is written once per decrypt (or per backlog), so it is
-  // committed without waiting for the disk: in WAL mode it then survives a crash
-  // of the process, and the next key write (synchronous=FULL) makes it durable
-  // against power loss too (docs/security.md). Keys are never written this way.
-  Impl::WriteTxn txn(*impl_, Impl::WriteTxn::Sync::kRelaxed);
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const auto& e = entries[i];
-    const auto& n = names[i];
-    if (impl_->insert_index(n.stream, n.session, e.message_index, e.fingerprint)) {
-      out.push_back(ReplayCheck::kNew);
-      continue;
+  // The keyed names and tags (HMACs, which call nothing outside the store).
+  std::vector<store_detail::JournalEntry> named;
+  named.reserve(entries.size());
+  for (const auto& e : entries) named.push_back(impl_->journal_entry_cached(e));
+  return impl_->record(named);
+}
+
+// docs/store.md, "The replay journal".
+std::vector<ReplayCheck> SqliteCryptoStore::Impl::record(const std::vector<store_detail::JournalEntry>& in) {
+  using store_detail::ReplayJournal;
+  std::vector<ReplayCheck> out;
+  out.reserve(in.size());
+  JournalLock jl(*this);
+  // The record survives a crash of the process either way (the journal is a
+  // shared mapping of a file, a relaxed commit is in the WAL), and the next key
+  // write makes it durable against power loss too: keys are never written with
+  // kRelaxed, and every key write folds the journal into its transaction.
+  if (!journal.attached() || in.size() > ReplayJournal::kFoldAt) {
+    // A backlog: one transaction, which folds the journal first.
+    WriteTxn txn(*this, WriteTxn::Sync::kRelaxed);
+    for (const auto& e : in) {
+      if (insert_index(e)) {
+        out.push_back(ReplayCheck::kNew);
+        txn.also_folded(e);
+        continue;
+      }
+      auto stored = check_stored(e);
+      if (!stored) throw Error(ErrorCode::STORE_ERROR, "a message index neither inserted nor found");
+      out.push_back(*stored);
     }
-    auto s = impl_->stmt(
-        "SELECT stream, session, message_index, fingerprint, tag FROM message_indices "
-        "WHERE stream = ? AND session = ? AND message_index = ?");
-    s.bind(1, std::span<const uint8_t>(n.stream))
-        .bind(2, std::span<const uint8_t>(n.session))
-        .bind(3, static_cast<int64_t>(e.message_index));
-    if (!s.step()) throw Error(ErrorCode::STORE_ERROR, "a message index neither inserted nor found");
-    impl_->check_index_row(s);
-    auto stored = s.blob(3);
-    bool same =
-        stored.size() == e.fingerprint.size() && std::equal(stored.begin(), stored.end(), e.fingerprint.begin());
-    out.push_back(same ? ReplayCheck::kSame : ReplayCheck::kConflict);
+    txn.commit();
+    return out;
   }
-  txn.commit();
+  if (journal.count() + in.size() > ReplayJournal::kFoldAt) fold_journal(WriteTxn::Sync::kRelaxed);
+  // Every entry is decided before any is written: a failure (a damaged row or
+  // entry) leaves the record as it was.
+  std::vector<store_detail::JournalEntry> added;
+  for (const auto& e : in) {
+    out.push_back(check_entry(e, added));
+    if (out.back() == ReplayCheck::kNew) added.push_back(e);
+  }
+  for (size_t i = 0; i < added.size(); ++i) {
+    if (journal.insert(added[i])) continue;
+    // No free slot (the count in the file was stale or damaged): the journal
+    // and the rest of these go to the file in one transaction.
+    WriteTxn txn(*this, WriteTxn::Sync::kRelaxed);
+    for (size_t j = i; j < added.size(); ++j) {
+      (void)insert_index(added[j]);
+      txn.also_folded(added[j]);
+    }
+    txn.commit();
+    break;
+  }
   return out;
 }
 

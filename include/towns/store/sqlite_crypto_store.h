@@ -11,6 +11,12 @@
 //   SqliteCryptoStore on the same file) commits anything but the replay record:
 //   a generation word in `<path>-gen`, mapped shared, which every such commit
 //   changes (docs/store.md, "Other writers").
+// - The replay record (record_message_indices) is written to a journal in the
+//   same shared file, a small table every process on the store reads and writes
+//   under a lock of its own, and folded into the database in batches of up to
+//   256 entries, by every key write and when the store is closed (docs/store.md,
+//   "The replay journal"). It survives the process being killed; power loss can
+//   lose the entries since the last key write, as before the journal.
 // - Durability: synchronous=FULL by default: an acknowledged write survives the
 //   process being killed and the machine losing power. (NORMAL, selectable, still
 //   survives kill -9 of the process but not power loss.)
@@ -40,7 +46,8 @@
 //   and ":memory:" are not interpreted; a NUL in it is INVALID_ARGUMENT.
 // - Thread-safe: one connection behind one plain (non-recursive) mutex, a leaf
 //   lock: no caller code runs while it is held (rows are sealed, which calls the
-//   random source, before it is taken).
+//   random source, before it is taken). Under it the store takes only its
+//   cross-process locks, in one order: the replay journal's, then SQLite's.
 #pragma once
 
 #include <memory>
