@@ -1,5 +1,7 @@
 #include "towns/protocol/group_encryption.h"
 
+#include <cstring>
+
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
@@ -7,7 +9,13 @@
 namespace towns {
 namespace {
 
-Bytes to_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
+// By memcpy: from char to uint8_t iterators the copy runs a byte at a time (a
+// tenth of a 1 KiB grpaes encryption).
+Bytes to_bytes(const std::string& s) {
+  Bytes out(s.size());
+  if (!s.empty()) std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
 
 // The EncryptedData of a megolm message: the sender's device key, the session and the ciphertext.
 EncryptedData megolm_event(std::string sender_key, GroupCiphertext result, EncryptedDataVersion version) {
