@@ -139,6 +139,28 @@ for s in [b"\x00", b"\x01",
           b"\x00" + edit(0xFFFFFFFF, 0x20)]:
     add("store_bytes", s)
 
+# replay_journal: the same edits, of the generation file (tools/fuzz/fuzz_replay_journal.cpp).
+# Offsets: the epoch (64), the count (72), the lock word (96), the table from 4096
+# (80-byte slots: mark, stream, session, index, pad, fingerprint, tag); the golden
+# journal's live entries are in slots 250, 359 and 425 (its store is seeded).
+slot = lambda n: 4096 + 80 * n
+for s in [b"\x00", b"\x01",
+          b"\x00" + edit(64, 1),                  # epoch back: the entries folded before come back
+          b"\x00" + edit(64, 0xFF),
+          b"\x00" + edit(79, 0x80),               # a huge count
+          b"\x00" + edit(96, 1),                  # a lock token naming slot 1 (the store's own)
+          b"\x00" + edit(98, 0x10),               # a token naming no slot
+          b"\x00" + edit(slot(250) + 48, 1),      # a fingerprint changed without its tag
+          b"\x01" + edit(slot(250) + 48, 1),
+          b"\x01" + edit(slot(359) + 40, 1),      # an index changed
+          b"\x01" + edit(slot(425) + 64, 0x80),   # a tag changed
+          b"\x00" + edit(slot(425), 1),           # a mark changed: the entry is gone
+          b"\x01" + edit(slot(250) + 8, 0x20),    # a stream name changed
+          b"\x00" + edit(slot(100) + 20, 0x55),   # bytes in an empty slot
+          b"\x00" + edit(4096, 0),                # the journal cut off
+          b"\x00" + edit(0, 0)]:                  # an empty file
+    add("replay_journal", s)
+
 # The input limits (docs/driver.md "Limits"), at the fuzz target's small limits
 # (fuzz_driver_line.cpp: 16384 bytes a line, 256 items a list, depth 16): just
 # under and just over each, then a normal request that must still be answered.
