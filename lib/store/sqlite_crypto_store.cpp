@@ -1118,11 +1118,32 @@ struct SqliteCryptoStore::Impl {
     std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
       return std::tie(a.stream, a.session, a.index) < std::tie(b.stream, b.session, b.index);
     });
-    for (const auto& e : rows) {
-      check_journal_entry(e);
-      (void)insert_index(e);  // already there only after a crash between a fold's COMMIT and its clear
-    }
+    for (const auto& e : rows) check_journal_entry(e);
+    // Already there only after a crash between a fold's COMMIT and its clear.
+    // kFoldRows rows to a statement: half the time of one statement a row.
+    size_t at = 0;
+    for (; at + kFoldRows <= rows.size(); at += kFoldRows) insert_indices(std::span(rows).subspan(at, kFoldRows));
+    for (; at < rows.size(); ++at) (void)insert_index(rows[at]);
     return rows;
+  }
+  static constexpr size_t kFoldRows = 32;
+  void insert_indices(std::span<const store_detail::JournalEntry> rows) TOWNS_REQUIRES(mu) {
+    static const std::string sql = [] {
+      std::string q = "INSERT INTO message_indices (stream, session, message_index, fingerprint, tag) VALUES ";
+      for (size_t i = 0; i < kFoldRows; ++i) q += i == 0 ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)";
+      return q + " ON CONFLICT DO NOTHING";
+    }();
+    auto s = stmt(sql);
+    int at = 0;  // the parameter before this row's first
+    for (const auto& e : rows) {
+      s.bind(at + 1, std::span<const uint8_t>(e.stream))
+          .bind(at + 2, std::span<const uint8_t>(e.session))
+          .bind(at + 3, static_cast<int64_t>(e.index))
+          .bind(at + 4, std::span<const uint8_t>(e.fingerprint))
+          .bind(at + 5, std::span<const uint8_t>(e.tag));
+      at += 5;
+    }
+    s.run();
   }
 
   // After the COMMIT of a transaction that wrote `rows` to message_indices.
