@@ -4,7 +4,7 @@
 //   application_id; numbered migrations, each in its own transaction.
 // - WAL journal, prepared statements, a busy timeout so that two processes on one
 //   file wait for each other instead of failing. Every write transaction
-//   (save_changes, record_message_indices, the deletes) uses BEGIN IMMEDIATE, so
+//   (save_changes, the deletes, the replay journal's folds) uses BEGIN IMMEDIATE, so
 //   concurrent writers serialise rather than deadlock; save_changes checks its
 //   conditions inside that transaction.
 // - data_version() changes when another connection (another process, or another
