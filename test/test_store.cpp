@@ -721,6 +721,12 @@ std::vector<size_t> live_slots(const std::string& path) {
   return out;
 }
 int64_t rows(const std::string& path) { return raw_int(path, "SELECT count(*) FROM message_indices"); }
+// One store on a file of its own.
+struct OneStore {
+  test::TempDir dir;
+  std::string path = dir.file("s.db");
+  std::unique_ptr<SqliteCryptoStore> s = SqliteCryptoStore::open(path, "k");
+};
 bool save_account(CryptoStore& s, const std::string& pickle) {
   StoreChanges c;
   c.account = pickle;
@@ -736,9 +742,8 @@ RC all(size_t n, ReplayCheck c) { return RC(n, c); }
 }  // namespace
 
 TEST_CASE("sqlite store: replay entries wait in the journal and are folded into the file in batches") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  auto s = SqliteCryptoStore::open(path, "k");
+  OneStore t;
+  auto& [dir, path, s] = t;
   CHECK(records(*s, "a", 0, kFoldAt, 1) == all(kFoldAt, ReplayCheck::kNew));
   CHECK(rows(path) == 0);
   CHECK(gen_u64(path, kJournalCount) == kFoldAt);
@@ -763,9 +768,8 @@ TEST_CASE("sqlite store: replay entries wait in the journal and are folded into 
 }
 
 TEST_CASE("sqlite store: a key write folds the journal into its own transaction") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  auto s = SqliteCryptoStore::open(path, "k");
+  OneStore t;
+  auto& [dir, path, s] = t;
   CHECK(records(*s, "a", 0, 3, 1) == all(3, ReplayCheck::kNew));
   uint64_t epoch = gen_u64(path, kJournalEpoch);
   put_account(*s, "acct");
@@ -800,9 +804,8 @@ TEST_CASE("sqlite store: two stores on one file share the journal, and each sees
 }
 
 TEST_CASE("sqlite store: a backlog goes to the file in one transaction, with the journal before it") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  auto s = SqliteCryptoStore::open(path, "k");
+  OneStore t;
+  auto& [dir, path, s] = t;
   CHECK(records(*s, "a", 0, 10, 1) == all(10, ReplayCheck::kNew));
   std::vector<MessageIndexRecord> batch;
   RC want;
@@ -843,9 +846,8 @@ TEST_CASE("sqlite store: journal entries survive a crash of the process (SIGKILL
 }
 
 TEST_CASE("sqlite store: a crash between a fold's COMMIT and the journal's clearing changes no answer") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  auto s = SqliteCryptoStore::open(path, "k");
+  OneStore t;
+  auto& [dir, path, s] = t;
   CHECK(records(*s, "a", 0, 8, 1) == all(8, ReplayCheck::kNew));
   auto before_fold = journal_bytes(path);
   put_account(*s, "acct");  // folds: the rows are in the file, the journal empty
@@ -866,9 +868,8 @@ TEST_CASE("sqlite store: a crash between a fold's COMMIT and the journal's clear
 }
 
 TEST_CASE("sqlite store: a half-written journal slot, or a count left low, changes no answer") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  auto s = SqliteCryptoStore::open(path, "k");
+  OneStore t;
+  auto& [dir, path, s] = t;
   CHECK(records(*s, "a", 0, 4, 1) == all(4, ReplayCheck::kNew));
   // Every slot that is not live gets an entry's bytes without its mark (as a
   // writer that died before the mark leaves it), here a copy of a live one.
@@ -898,9 +899,8 @@ TEST_CASE("sqlite store: a half-written journal slot, or a count left low, chang
 }
 
 TEST_CASE("sqlite store: a damaged journal entry is STORE_CORRUPT, and nothing is written") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  auto s = SqliteCryptoStore::open(path, "k");
+  OneStore t;
+  auto& [dir, path, s] = t;
   put_account(*s, "acct");
   CHECK(records(*s, "a", 0, 3, 1) == all(3, ReplayCheck::kNew));
   auto live = live_slots(path);
@@ -920,9 +920,9 @@ TEST_CASE("sqlite store: a damaged journal entry is STORE_CORRUPT, and nothing i
   CHECK(rows(path) == 0);
   REQUIRE_ERROR(SqliteCryptoStore::open(path, "k"), STORE_CORRUPT);
   // Opened without verification, the damage is found where it is read.
-  auto t = SqliteCryptoStore::open(path, "k", {.verify_on_open = false});
-  CHECK(t->record_message_indices({mi("st", "b", 0, 1)}) == RC{ReplayCheck::kNew});
-  REQUIRE_ERROR(t->record_message_indices({mi("st", "a", 0, 1)}), STORE_CORRUPT);
+  auto unverified = SqliteCryptoStore::open(path, "k", {.verify_on_open = false});
+  CHECK(unverified->record_message_indices({mi("st", "b", 0, 1)}) == RC{ReplayCheck::kNew});
+  REQUIRE_ERROR(unverified->record_message_indices({mi("st", "a", 0, 1)}), STORE_CORRUPT);
 }
 
 TEST_CASE("sqlite store: a journal copied from another store does not check") {
@@ -945,9 +945,8 @@ TEST_CASE("sqlite store: a journal copied from another store does not check") {
 }
 
 TEST_CASE("sqlite store: deleting a session folds the journal first, then forgets the session's entries") {
-  test::TempDir dir;
-  auto path = dir.file("s.db");
-  auto s = SqliteCryptoStore::open(path, "k");
+  OneStore t;
+  auto& [dir, path, s] = t;
   put_inbound(*s, {"st", "a", "pickle a"});
   CHECK(s->record_message_indices({mi("st", "a", 0, 1), mi("st", "a", 1, 1), mi("st", "b", 0, 1)}) ==
         all(3, ReplayCheck::kNew));

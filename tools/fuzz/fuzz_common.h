@@ -2,8 +2,15 @@
 // session of one stream, so that inputs reach the decryption paths.
 #pragma once
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 
@@ -55,6 +62,65 @@ void refusals_ok(Fn&& fn) {
     fn();
   } catch (const towns::Error&) {
   }
+}
+
+// A folder of its own under /tmp for a store target's files, removed at exit.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const char* name) {
+    std::string tmpl = std::string("/tmp/") + name + "-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) __builtin_trap();
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// One instance of T per process, made at the first call (a target's golden state).
+template <typename T>
+T& once() {
+  static T t;
+  return t;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+// A SQLite store's file and every file beside it.
+inline void remove_store(const std::string& path) {
+  for (const char* ext : {"", "-wal", "-shm", "-gen"}) ::unlink((path + ext).c_str());
+}
+
+// A refusal the store targets allow: the store's own codes.
+inline bool store_code(towns::ErrorCode c) {
+  using towns::ErrorCode;
+  return c == ErrorCode::STORE_ERROR || c == ErrorCode::STORE_CORRUPT || c == ErrorCode::STORE_NEWER_SCHEMA ||
+         c == ErrorCode::STORE_WRONG_PICKLE_KEY || c == ErrorCode::STORE_BUSY;
+}
+
+// The file edits of the store targets (fuzz_store_bytes, fuzz_replay_journal):
+// after the input's first byte (the target's mode), each 5 bytes are an edit, a
+// 32-bit little-endian offset (modulo the file's current size) and a byte:
+// XORed into the file there, or, when 0, the file cut at that offset.
+inline std::string edit_file(std::string bytes, const uint8_t* data, size_t size) {
+  for (size_t at = 1; at + 5 <= size && !bytes.empty(); at += 5) {
+    uint32_t offset = 0;
+    std::memcpy(&offset, data + at, 4);
+    size_t where = offset % bytes.size();
+    if (data[at + 4] == 0) {
+      bytes.resize(where);
+    } else {
+      bytes[where] = static_cast<char>(bytes[where] ^ static_cast<char>(data[at + 4]));
+    }
+  }
+  return bytes;
 }
 
 }  // namespace fuzz

@@ -29,28 +29,16 @@ using towns::GroupEncryptionAlgorithm;
 
 const std::string kPickleKey = "fuzz journal pickle key";
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-void spill(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
 struct Golden {
-  std::string dir;
+  fuzz::TempDir dir{"towns-fuzz-journal"};
   std::string path;
   std::string db, wal, gen;
   std::string device_key;
   std::vector<towns::EncryptedData> events;
 
   Golden() {
-    char tmpl[] = "/tmp/towns-fuzz-journal-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) __builtin_trap();
-    dir = tmpl;
-    path = dir + "/store.db";
-    std::string golden = dir + "/golden.db";
+    path = dir.path + "/store.db";
+    std::string golden = dir.path + "/golden.db";
     towns::crypto::SeededRandom rng(towns::crypto::as_bytes("fuzz journal golden"));
     towns::MemoryCryptoStore sender_store;
     towns::GroupEncryptionCrypto sender(nullptr, sender_store, rng);
@@ -69,48 +57,24 @@ struct Golden {
     c.ensure_outbound_session(fuzz::kStream, GroupEncryptionAlgorithm::kGroupEncryption);  // a key write: folds
     for (int i = 3; i < 6; ++i) (void)c.decrypt_group_event(fuzz::kStream, events[i]);
     // Copied while the store is open: three entries are only in the journal.
-    db = slurp(golden);
-    wal = slurp(golden + "-wal");
-    gen = slurp(golden + "-gen");
+    db = fuzz::read_file(golden);
+    wal = fuzz::read_file(golden + "-wal");
+    gen = fuzz::read_file(golden + "-gen");
     if (db.empty() || gen.size() < 4096) __builtin_trap();
   }
-  ~Golden() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
 };
-
-Golden& golden() {
-  static Golden g;
-  return g;
-}
-
-bool store_code(towns::ErrorCode c) {
-  using towns::ErrorCode;
-  return c == ErrorCode::STORE_ERROR || c == ErrorCode::STORE_CORRUPT || c == ErrorCode::STORE_BUSY;
-}
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto& g = golden();
+  auto& g = fuzz::once<Golden>();
   if (size == 0) return 0;
   const bool verify = (data[0] & 1) == 0;
-  std::string gen = g.gen;
-  for (size_t at = 1; at + 5 <= size && !gen.empty(); at += 5) {
-    uint32_t offset = 0;
-    std::memcpy(&offset, data + at, 4);
-    size_t where = offset % gen.size();
-    if (data[at + 4] == 0) {
-      gen.resize(where);
-    } else {
-      gen[where] = static_cast<char>(gen[where] ^ static_cast<char>(data[at + 4]));
-    }
-  }
-  for (const char* ext : {"", "-wal", "-shm", "-gen"}) ::unlink((g.path + ext).c_str());
-  spill(g.path, g.db);
-  spill(g.path + "-wal", g.wal);
-  spill(g.path + "-gen", gen);
+  std::string gen = fuzz::edit_file(g.gen, data, size);
+  fuzz::remove_store(g.path);
+  fuzz::write_file(g.path, g.db);
+  fuzz::write_file(g.path + "-wal", g.wal);
+  fuzz::write_file(g.path + "-gen", gen);
   try {
     // A short busy timeout: a lock word naming a live store could only make a
     // call wait (no other store is open here, so none is live but this one).
@@ -124,14 +88,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         auto text = c.decrypt_group_event(fuzz::kStream, g.events[i]).plaintext.str();
         if (text != "event " + std::to_string(i)) __builtin_trap();
       } catch (const towns::Error& e) {
-        if (!store_code(e.code())) __builtin_trap();  // never REPLAY: these events are the recorded ones
+        if (!fuzz::store_code(e.code())) __builtin_trap();  // never REPLAY: these events are the recorded ones
         if (verify) throw;  // the open checked every entry: only a store code, and the run ends
       }
     }
     (void)c.encrypt_group_event(fuzz::kStream, towns::crypto::as_bytes("after"),
                                 GroupEncryptionAlgorithm::kGroupEncryption);
   } catch (const towns::Error& e) {
-    if (!store_code(e.code())) __builtin_trap();
+    if (!fuzz::store_code(e.code())) __builtin_trap();
   }
   return 0;
 }

@@ -30,7 +30,7 @@ const std::string kPickleKey = "fuzz store pickle key";
 const std::string kOther = "20" + std::string(62, 'e');
 
 struct Golden {
-  std::string dir;
+  fuzz::TempDir dir{"towns-fuzz-store"};
   std::string path;
   std::string bytes;
   std::string device_key;
@@ -38,11 +38,8 @@ struct Golden {
   std::map<std::string, std::vector<std::string>> ids;
 
   Golden() {
-    char tmpl[] = "/tmp/towns-fuzz-store-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) __builtin_trap();
-    dir = tmpl;
-    path = dir + "/store.db";
-    std::string golden = dir + "/golden.db";
+    path = dir.path + "/store.db";
+    std::string golden = dir.path + "/golden.db";
     towns::crypto::SeededRandom rng(towns::crypto::as_bytes("fuzz store golden"));
     {
       auto store = towns::SqliteCryptoStore::open(golden, kPickleKey, towns::StoreOpenMode::kCreate, {.rng = &rng});
@@ -70,49 +67,20 @@ struct Golden {
       for (const auto& [stream, event] : events) (void)c.decrypt_group_event(stream, event);
       for (const auto& stream : {fuzz::kStream, kOther}) ids[stream] = c.get_group_session_ids(stream);
     }
-    std::ifstream in(golden, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
+    bytes = fuzz::read_file(golden);
     if (bytes.empty()) __builtin_trap();
   }
-  ~Golden() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
 };
-
-Golden& golden() {
-  static Golden g;
-  return g;
-}
-
-bool store_code(towns::ErrorCode c) {
-  using towns::ErrorCode;
-  return c == ErrorCode::STORE_ERROR || c == ErrorCode::STORE_CORRUPT || c == ErrorCode::STORE_NEWER_SCHEMA ||
-         c == ErrorCode::STORE_WRONG_PICKLE_KEY || c == ErrorCode::STORE_BUSY;
-}
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto& g = golden();
+  auto& g = fuzz::once<Golden>();
   if (size == 0) return 0;
   const bool verify = (data[0] & 1) == 0;
-  std::string bytes = g.bytes;
-  for (size_t at = 1; at + 5 <= size && !bytes.empty(); at += 5) {
-    uint32_t offset = 0;
-    std::memcpy(&offset, data + at, 4);
-    size_t where = offset % bytes.size();
-    if (data[at + 4] == 0) {
-      bytes.resize(where);
-    } else {
-      bytes[where] = static_cast<char>(bytes[where] ^ static_cast<char>(data[at + 4]));
-    }
-  }
-  for (const char* ext : {"", "-wal", "-shm", "-gen"}) ::unlink((g.path + ext).c_str());
-  {
-    std::ofstream out(g.path, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  }
+  std::string bytes = fuzz::edit_file(g.bytes, data, size);
+  fuzz::remove_store(g.path);
+  fuzz::write_file(g.path, bytes);
   try {
     auto store = towns::SqliteCryptoStore::open(g.path, kPickleKey, towns::StoreOpenMode::kOpen,
                                                 {.verify_on_open = verify});
@@ -136,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)c.encrypt_group_event(fuzz::kStream, towns::crypto::as_bytes("after"),
                                 GroupEncryptionAlgorithm::kGroupEncryption);
   } catch (const towns::Error& e) {
-    if (verify && !store_code(e.code())) __builtin_trap();
+    if (verify && !fuzz::store_code(e.code())) __builtin_trap();
   }
   return 0;
 }
