@@ -1,7 +1,5 @@
 #include "towns/protocol/group_encryption.h"
 
-#include <cstring>
-
 #include "towns/crypto/aead.h"
 #include "towns/crypto/encoding.h"
 #include "towns/error.h"
@@ -9,12 +7,11 @@
 namespace towns {
 namespace {
 
-// By memcpy: from char to uint8_t iterators the copy runs a byte at a time (a
-// tenth of a 1 KiB grpaes encryption).
+// Through a byte span: from char to uint8_t iterators the copy ran a byte at a
+// time (a tenth of a 1 KiB grpaes encryption).
 Bytes to_bytes(const std::string& s) {
-  Bytes out(s.size());
-  if (!s.empty()) std::memcpy(out.data(), s.data(), s.size());
-  return out;
+  auto b = crypto::as_bytes(s);
+  return Bytes(b.begin(), b.end());
 }
 
 // The EncryptedData of a megolm message: the sender's device key, the session and the ciphertext.

@@ -92,8 +92,8 @@ HybridSessions::Sealed HybridSessions::encrypt(const HybridSessionKey& key, std:
   auto aes = crypto::AesGcm::New(key.key);
   auto iv = ctx_.rng.bytes(crypto::kAesGcmIvSize);
   auto ciphertext = aes.encrypt(iv.span(), plaintext);
-  // From the pointer and size (memcpy), not from uint8_t iterators (a byte at a time).
-  return {std::string(iv.view()), std::string(reinterpret_cast<const char*>(ciphertext.data()), ciphertext.size())};
+  // Through a string_view (one copy), not from uint8_t iterators (a byte at a time).
+  return {std::string(iv.view()), std::string(crypto::as_text(ciphertext))};
 }
 
 SecretBytes HybridSessions::decrypt(const HybridSessionKey& key, std::span<const uint8_t> iv,
