@@ -32,6 +32,16 @@ bool same(std::span<const uint8_t> a, const std::array<uint8_t, 16>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), b.size()) == 0;
 }
 
+JournalEntry read_slot(const uint8_t* p) {
+  JournalEntry e;
+  std::memcpy(e.stream.data(), p + kStream, 16);
+  std::memcpy(e.session.data(), p + kSession, 16);
+  std::memcpy(&e.index, p + kIndex, 4);
+  std::memcpy(e.fingerprint.data(), p + kFingerprint, 16);
+  std::memcpy(e.tag.data(), p + kTag, 16);
+  return e;
+}
+
 }  // namespace
 
 uint64_t ReplayJournal::epoch() const { return word_at(header_).load(std::memory_order_acquire); }
@@ -44,14 +54,8 @@ std::optional<JournalEntry> ReplayJournal::find(std::span<const uint8_t> stream,
   for (size_t probe = 0; probe < kSlots; ++probe, slot = (slot + 1) % kSlots) {
     uint8_t* p = slots_ + slot * kSlotSize;
     if (word_at(p + kMark).load(std::memory_order_acquire) != live) return std::nullopt;
-    JournalEntry e;
-    std::memcpy(e.stream.data(), p + kStream, 16);
-    std::memcpy(e.session.data(), p + kSession, 16);
-    std::memcpy(&e.index, p + kIndex, 4);
-    if (e.index != index || !same(stream, e.stream) || !same(session, e.session)) continue;
-    std::memcpy(e.fingerprint.data(), p + kFingerprint, 16);
-    std::memcpy(e.tag.data(), p + kTag, 16);
-    return e;
+    JournalEntry e = read_slot(p);
+    if (e.index == index && same(stream, e.stream) && same(session, e.session)) return e;
   }
   return std::nullopt;
 }
@@ -82,13 +86,7 @@ std::vector<JournalEntry> ReplayJournal::entries() const {
   std::vector<JournalEntry> out;
   for (size_t slot = 0; slot < kSlots; ++slot) {
     uint8_t* p = slots_ + slot * kSlotSize;
-    if (word_at(p + kMark).load(std::memory_order_acquire) != live) continue;
-    JournalEntry& e = out.emplace_back();
-    std::memcpy(e.stream.data(), p + kStream, 16);
-    std::memcpy(e.session.data(), p + kSession, 16);
-    std::memcpy(&e.index, p + kIndex, 4);
-    std::memcpy(e.fingerprint.data(), p + kFingerprint, 16);
-    std::memcpy(e.tag.data(), p + kTag, 16);
+    if (word_at(p + kMark).load(std::memory_order_acquire) == live) out.push_back(read_slot(p));
   }
   return out;
 }

@@ -376,9 +376,10 @@ struct GenerationPage {
     return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(word) + kLockWord));
   }
 
-  static struct flock live_byte(uint64_t slot, short type) {
+  // The write lock on a slot's byte (F_OFD_SETLK takes it, F_OFD_GETLK asks for it).
+  static struct flock live_byte(uint64_t slot) {
     struct flock fl {};
-    fl.l_type = type;
+    fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
     fl.l_start = kLiveBase + static_cast<off_t>(slot - 1);
     fl.l_len = 1;
@@ -389,7 +390,7 @@ struct GenerationPage {
   // closed, or the process ends.
   void take_live_slot(const std::string& path) {
     for (uint64_t slot = 1; slot <= kLiveSlots; ++slot) {
-      auto fl = live_byte(slot, F_WRLCK);
+      auto fl = live_byte(slot);
       if (::fcntl(fd, F_OFD_SETLK, &fl) == 0) {
         live_slot = slot;
         return;
@@ -406,7 +407,7 @@ struct GenerationPage {
   bool holder_gone(uint64_t token) const {
     uint64_t slot = token & 0xffff;
     if (slot == 0 || slot > kLiveSlots) return true;  // no store has that slot (a damaged word)
-    auto fl = live_byte(slot, F_WRLCK);
+    auto fl = live_byte(slot);
     if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;  // unknown: waited for, up to the timeout
     return fl.l_type == F_UNLCK;  // also for this store's own slot, which no other store can hold
   }
@@ -581,23 +582,19 @@ struct SqliteCryptoStore::Impl {
     auto word = gen.lock_word();
     lock_nonce = (lock_nonce + 1) & ((uint64_t{1} << 48) - 1);
     const uint64_t mine = (lock_nonce << 16) | gen.live_slot;
-    uint64_t seen = 0;
-    if (!word.compare_exchange_strong(seen, mine, std::memory_order_acquire)) {
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
-      auto pause = std::chrono::microseconds(10);
-      for (;;) {
-        if (seen != 0 && gen.holder_gone(seen)) {
-          if (word.compare_exchange_strong(seen, mine, std::memory_order_acquire)) break;
-          continue;  // seen is the word's value now
-        }
-        if (std::chrono::steady_clock::now() >= deadline) {
-          throw Error(ErrorCode::STORE_BUSY, "the replay journal stayed locked by another store for the busy timeout");
-        }
-        std::this_thread::sleep_for(pause);
-        pause = std::min(pause * 2, std::chrono::microseconds(2000));
-        seen = 0;
-        if (word.compare_exchange_strong(seen, mine, std::memory_order_acquire)) break;
+    std::optional<std::chrono::steady_clock::time_point> deadline;  // set at the first wait
+    auto pause = std::chrono::microseconds(10);
+    // A failed compare-and-swap leaves the holder's token in seen.
+    for (uint64_t seen = 0; !word.compare_exchange_strong(seen, mine, std::memory_order_acquire); seen = 0) {
+      if (gen.holder_gone(seen) && word.compare_exchange_strong(seen, mine, std::memory_order_acquire)) break;
+      const auto now = std::chrono::steady_clock::now();
+      if (!deadline) {
+        deadline = now + std::chrono::milliseconds(busy_timeout_ms);
+      } else if (now >= *deadline) {
+        throw Error(ErrorCode::STORE_BUSY, "the replay journal stayed locked by another store for the busy timeout");
       }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(2000));
     }
     lock_token = mine;
     journal_locked = true;
@@ -1063,46 +1060,60 @@ struct SqliteCryptoStore::Impl {
 
   // True when the (stream, session, index) was new.
   bool insert_index(const store_detail::JournalEntry& e) TOWNS_REQUIRES(mu) {
-    stmt("INSERT INTO message_indices (stream, session, message_index, fingerprint, tag) "
-         "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-        .bind(1, std::span<const uint8_t>(e.stream))
-        .bind(2, std::span<const uint8_t>(e.session))
-        .bind(3, static_cast<int64_t>(e.index))
-        .bind(4, std::span<const uint8_t>(e.fingerprint))
-        .bind(5, std::span<const uint8_t>(e.tag))
-        .run();
-    return sqlite3_changes(db) == 1;
+    return insert_indices({&e, 1}) == 1;
+  }
+  // One INSERT of 1 or kFoldRows rows (a fold writes kFoldRows to a statement:
+  // half the time of one statement a row); rows already there are left alone.
+  // Returns how many were new.
+  static constexpr size_t kFoldRows = 32;
+  int insert_indices(std::span<const store_detail::JournalEntry> rows) TOWNS_REQUIRES(mu) {
+    static const auto sql = [](size_t n) {
+      std::string q = "INSERT INTO message_indices (stream, session, message_index, fingerprint, tag) VALUES ";
+      for (size_t i = 0; i < n; ++i) q += i == 0 ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)";
+      return q + " ON CONFLICT DO NOTHING";
+    };
+    static const std::string one = sql(1), many = sql(kFoldRows);
+    auto s = stmt(rows.size() == 1 ? one : many);
+    int at = 0;  // the parameter before this row's first
+    for (const auto& e : rows) {
+      s.bind(at + 1, std::span<const uint8_t>(e.stream))
+          .bind(at + 2, std::span<const uint8_t>(e.session))
+          .bind(at + 3, static_cast<int64_t>(e.index))
+          .bind(at + 4, std::span<const uint8_t>(e.fingerprint))
+          .bind(at + 5, std::span<const uint8_t>(e.tag));
+      at += 5;
+    }
+    s.run();
+    return sqlite3_changes(db);
   }
 
   // ---- the replay journal (docs/store.md, "The replay journal"); every
   // method below runs with the journal lock held.
 
-  store_detail::JournalEntry journal_entry(const MessageIndexRecord& r) const {
-    store_detail::JournalEntry e;
-    auto stream = stream_name(r.stream_id);
-    auto session = session_name(r.session_id);
-    std::copy(stream.begin(), stream.end(), e.stream.begin());
-    std::copy(session.begin(), session.end(), e.session.begin());
-    e.index = r.message_index;
-    e.fingerprint = r.fingerprint;
+  // The record's entry for r under the keyed names of its stream and session.
+  store_detail::JournalEntry journal_entry(const std::array<uint8_t, kNameSize>& stream,
+                                           const std::array<uint8_t, kNameSize>& session,
+                                           const MessageIndexRecord& r) const {
+    store_detail::JournalEntry e{stream, session, r.message_index, r.fingerprint, {}};
     e.tag = replay_tag(e.stream, e.session, e.index, e.fingerprint);
     return e;
+  }
+  static std::array<uint8_t, kNameSize> name_array(const std::vector<uint8_t>& name) {
+    std::array<uint8_t, kNameSize> out;
+    std::copy(name.begin(), name.end(), out.begin());
+    return out;
+  }
+  store_detail::JournalEntry journal_entry(const MessageIndexRecord& r) const {
+    return journal_entry(name_array(stream_name(r.stream_id)), name_array(session_name(r.session_id)), r);
   }
   // journal_entry, with the keyed names of the last (stream, session) kept:
   // a run of events of one session computes them once.
   store_detail::JournalEntry journal_entry_cached(const MessageIndexRecord& r) TOWNS_REQUIRES(mu) {
     if (!last_names || last_names->stream_id != r.stream_id || last_names->session_id != r.session_id) {
-      auto e = journal_entry(r);
-      last_names = LastNames{r.stream_id, r.session_id, e.stream, e.session};
-      return e;
+      last_names = LastNames{r.stream_id, r.session_id, name_array(stream_name(r.stream_id)),
+                             name_array(session_name(r.session_id))};
     }
-    store_detail::JournalEntry e;
-    e.stream = last_names->stream;
-    e.session = last_names->session;
-    e.index = r.message_index;
-    e.fingerprint = r.fingerprint;
-    e.tag = replay_tag(e.stream, e.session, e.index, e.fingerprint);
-    return e;
+    return journal_entry(last_names->stream, last_names->session, r);
   }
 
   void check_journal_entry(const store_detail::JournalEntry& e) const {
@@ -1120,30 +1131,10 @@ struct SqliteCryptoStore::Impl {
     });
     for (const auto& e : rows) check_journal_entry(e);
     // Already there only after a crash between a fold's COMMIT and its clear.
-    // kFoldRows rows to a statement: half the time of one statement a row.
     size_t at = 0;
     for (; at + kFoldRows <= rows.size(); at += kFoldRows) insert_indices(std::span(rows).subspan(at, kFoldRows));
     for (; at < rows.size(); ++at) (void)insert_index(rows[at]);
     return rows;
-  }
-  static constexpr size_t kFoldRows = 32;
-  void insert_indices(std::span<const store_detail::JournalEntry> rows) TOWNS_REQUIRES(mu) {
-    static const std::string sql = [] {
-      std::string q = "INSERT INTO message_indices (stream, session, message_index, fingerprint, tag) VALUES ";
-      for (size_t i = 0; i < kFoldRows; ++i) q += i == 0 ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)";
-      return q + " ON CONFLICT DO NOTHING";
-    }();
-    auto s = stmt(sql);
-    int at = 0;  // the parameter before this row's first
-    for (const auto& e : rows) {
-      s.bind(at + 1, std::span<const uint8_t>(e.stream))
-          .bind(at + 2, std::span<const uint8_t>(e.session))
-          .bind(at + 3, static_cast<int64_t>(e.index))
-          .bind(at + 4, std::span<const uint8_t>(e.fingerprint))
-          .bind(at + 5, std::span<const uint8_t>(e.tag));
-      at += 5;
-    }
-    s.run();
   }
 
   // After the COMMIT of a transaction that wrote `rows` to message_indices.
