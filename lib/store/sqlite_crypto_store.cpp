@@ -149,6 +149,12 @@ class Stmt {
     check(sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
     return *this;
   }
+  // Without SQLite's copy: the bytes must stay as they are until this guard
+  // is gone (it unbinds them).
+  Stmt& bind_unowned(int i, std::span<const uint8_t> v) {
+    check(sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+    return *this;
+  }
   Stmt& bind(int i, int64_t v) {
     check(sqlite3_bind_int64(s_, i, v));
     return *this;
@@ -1075,12 +1081,12 @@ struct SqliteCryptoStore::Impl {
     static const std::string one = sql(1), many = sql(kFoldRows);
     auto s = stmt(rows.size() == 1 ? one : many);
     int at = 0;  // the parameter before this row's first
-    for (const auto& e : rows) {
-      s.bind(at + 1, std::span<const uint8_t>(e.stream))
-          .bind(at + 2, std::span<const uint8_t>(e.session))
+    for (const auto& e : rows) {  // rows outlive s
+      s.bind_unowned(at + 1, e.stream)
+          .bind_unowned(at + 2, e.session)
           .bind(at + 3, static_cast<int64_t>(e.index))
-          .bind(at + 4, std::span<const uint8_t>(e.fingerprint))
-          .bind(at + 5, std::span<const uint8_t>(e.tag));
+          .bind_unowned(at + 4, e.fingerprint)
+          .bind_unowned(at + 5, e.tag);
       at += 5;
     }
     s.run();
