@@ -98,11 +98,16 @@ inline void remove_store(const std::string& path) {
   for (const char* ext : {"", "-wal", "-shm", "-gen"}) ::unlink((path + ext).c_str());
 }
 
+// The refusals a damaged `-gen` file (generation word, replay journal, lock
+// word) may cause: it holds no key, schema or pickle-key check, so nothing else.
+inline bool gen_file_code(towns::ErrorCode c) {
+  using towns::ErrorCode;
+  return c == ErrorCode::STORE_ERROR || c == ErrorCode::STORE_CORRUPT || c == ErrorCode::STORE_BUSY;
+}
 // A refusal the store targets allow: the store's own codes.
 inline bool store_code(towns::ErrorCode c) {
   using towns::ErrorCode;
-  return c == ErrorCode::STORE_ERROR || c == ErrorCode::STORE_CORRUPT || c == ErrorCode::STORE_NEWER_SCHEMA ||
-         c == ErrorCode::STORE_WRONG_PICKLE_KEY || c == ErrorCode::STORE_BUSY;
+  return gen_file_code(c) || c == ErrorCode::STORE_NEWER_SCHEMA || c == ErrorCode::STORE_WRONG_PICKLE_KEY;
 }
 
 // The file edits of the store targets (fuzz_store_bytes, fuzz_replay_journal):
